@@ -1,0 +1,64 @@
+/**
+ * The one place that constructs KafkaJS objects. Keeping the client behind this module lets us
+ * swap KafkaJS (unmaintained) for another client without touching services.
+ */
+import { Kafka, logLevel, type Producer, type ProducerConfig } from 'kafkajs';
+
+export interface KafkaLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface KafkaClientOptions {
+  clientId: string;
+  brokers: readonly string[];
+  logger?: KafkaLogger;
+}
+
+export function createKafka({ clientId, brokers, logger }: KafkaClientOptions): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: [...brokers],
+    connectionTimeout: 3000,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logLevel: logger ? logLevel.INFO : logLevel.NOTHING,
+    ...(logger ? { logCreator: () => bridgeLog(logger) } : {}),
+  });
+}
+
+function bridgeLog(logger: KafkaLogger) {
+  return ({ level, log }: { level: logLevel; log: { message: string; [k: string]: unknown } }) => {
+    const { message, timestamp: _ts, logger: _name, ...rest } = log;
+    const obj = { kafkajs: rest };
+    if (level === logLevel.ERROR) logger.error(obj, message);
+    else if (level === logLevel.WARN) logger.warn(obj, message);
+    else if (level === logLevel.INFO) logger.info(obj, message);
+    else logger.debug(obj, message);
+  };
+}
+
+/**
+ * Idempotent producer with acks=all: a send resolves only once every in-sync replica has the
+ * record, which is what "durable" means before an offset may be committed.
+ */
+export function createProducer(kafka: Kafka, options: ProducerConfig = {}): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    ...options,
+  });
+}
+
+/** Send options every Tidings producer uses; acks=-1 is acks=all. */
+export const DURABLE_SEND = { acks: -1 as const };
+
+/** Parses "host:port,host:port" as used in KAFKA_BROKERS. */
+export function parseBrokers(value: string): string[] {
+  return value
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+}
