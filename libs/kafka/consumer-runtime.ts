@@ -1,0 +1,701 @@
+/**
+ * The consumer runtime every Tidings service runs its handlers in.
+ *
+ * Guarantees, in the order a record meets them:
+ * - at-least-once: an offset is committed only after the record's handler finished and every
+ *   record it emitted (or its retry / dead letter) is acknowledged by Kafka with acks=all;
+ * - bounded concurrency, serial per key, committing the lowest unfinished offset of a partition;
+ * - undecodable records, unknown schema ids and rejected records go to the DLQ with headers naming
+ *   their source; transient failures go through retry topics with growing delays, whose
+ *   partitions pause until their head record is due; the main topics never wait for retries;
+ * - a DLQ-rate breaker pauses consumption when dead letters pile up;
+ * - checkpoints (event time per group and partition) go to notify.checkpoint for failover;
+ * - stop() finishes in-flight work, commits and leaves the group.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type Checkpointer, createCheckpointer } from './checkpointer.ts';
+import { createProducer } from './client.ts';
+import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
+import { createKeyedLimiter } from './keyed-limiter.ts';
+import { createOffsetTracker, type OffsetTracker } from './offset-tracker.ts';
+import { createOutbox, type OutboundRecord } from './outbox.ts';
+import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
+import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } from './record-headers.ts';
+import { createRetryPolicy, type FailureRoute } from './retry-policy.ts';
+import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
+
+export interface RecordMeta {
+  id: string;
+  dt: number;
+  stream: string;
+  dc: string;
+  producer: string;
+  request_id: string | null;
+}
+
+export interface ConsumedRecord<T> {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  /** Kafka timestamp (ms). */
+  timestamp: number;
+  headers: IHeaders;
+  /** The stream and the datacenter that produced it, from the topic name. */
+  stream: string;
+  originDc: string;
+  value: T;
+  /** How many times this record failed before (0 on the main topic). */
+  attempt: number;
+}
+
+export interface EmitOptions {
+  key?: string | null;
+  headers?: IHeaders;
+}
+
+export interface HandlerContext<B> {
+  /** What prepareBatch returned for the fetched batch this record belongs to. */
+  batch: B;
+  /** Queues a record for this service's DC; it is sent and acknowledged before this record's offset commits. */
+  emit(stream: string, value: unknown, options?: EmitOptions): void;
+  /** The meta envelope for a record derived from this one: new id, same event time and request id. */
+  derivedMeta(stream: string): RecordMeta;
+}
+
+export interface RecordHandler<T, B = undefined> {
+  /** Runs once per fetched batch before its records are handled, e.g. one query for all recipients. */
+  prepareBatch?(records: readonly ConsumedRecord<T>[]): Promise<B>;
+  handle(record: ConsumedRecord<T>, context: HandlerContext<B>): Promise<void> | void;
+}
+
+/** Throw from a handler for a record that will never succeed (semantically invalid): it is dead-lettered at once. */
+export class RejectedRecordError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message?: string) {
+    super(message ?? reason);
+    this.name = 'RejectedRecordError';
+    this.reason = reason;
+  }
+}
+
+export interface ConsumerRuntimeOptions<T, B> {
+  kafka: Kafka;
+  codec: RecordCodec;
+  log: Logger;
+  registry: Registry;
+  /** Service name: names retry/DLQ topics and the `producer` of emitted records. */
+  service: string;
+  /** Consumer group; defaults to the service name. */
+  group?: string;
+  dc: string;
+  dcs: readonly string[];
+  stream: string;
+  handler: RecordHandler<T, B>;
+  /** A producer to share with the service; one is created (and closed) otherwise. */
+  producer?: Producer;
+  concurrency?: number;
+  /** One retry topic per delay; an empty list dead-letters a failure at once. */
+  retryDelaysMs?: readonly number[];
+  breaker?: DlqBreakerOptions;
+  checkpointIntervalMs?: number;
+  commitIntervalMs?: number;
+  partitionsConsumedConcurrently?: number;
+  /** Where a group without committed offsets starts. Default: the beginning, so nothing is skipped. */
+  fromBeginning?: boolean;
+  now?: () => number;
+}
+
+export interface ConsumerRuntime {
+  start(): Promise<void>;
+  /** Stops fetching, finishes in-flight records, commits, publishes checkpoints, leaves the group. */
+  stop(): Promise<void>;
+  /** Backpressure: pause all fetching until every reason given has been resumed. */
+  pause(reason: string): void;
+  resume(reason: string): void;
+  readiness(): { ok: boolean; detail: string };
+  /** The topics this runtime subscribed to. */
+  topics(): string[];
+}
+
+export const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000] as const;
+
+type Outcome = 'ok' | 'retried' | 'dead_lettered';
+
+interface PositionData {
+  timestamp: number;
+  eventTime: number | null;
+}
+
+export function createConsumerRuntime<T, B = undefined>(opts: ConsumerRuntimeOptions<T, B>): ConsumerRuntime {
+  const {
+    kafka,
+    codec,
+    registry,
+    service,
+    dc,
+    dcs,
+    stream,
+    handler,
+    concurrency = 32,
+    retryDelaysMs = DEFAULT_RETRY_DELAYS_MS,
+    breaker: breakerOptions = { threshold: 100, windowMs: 60_000, cooldownMs: 300_000 },
+    checkpointIntervalMs = 5_000,
+    commitIntervalMs = 1_000,
+    partitionsConsumedConcurrently = 3,
+    fromBeginning = true,
+    now = Date.now,
+  } = opts;
+  const group = opts.group ?? service;
+  const log = opts.log.child({ group, stream });
+  const metrics = createRuntimeMetrics(registry);
+  const labels = { group };
+
+  const policy = createRetryPolicy({ dc, stream, service, delaysMs: retryDelaysMs });
+  const retryTopicSet = new Set(policy.retryTopicsAcrossDcs(dcs));
+  const breaker = createDlqBreaker(breakerOptions);
+  const limiter = createKeyedLimiter(concurrency);
+  const ownsProducer = !opts.producer;
+  const producer = opts.producer ?? createProducer(kafka);
+  const outbox = createOutbox(producer);
+  const checkpointer: Checkpointer = createCheckpointer({ group, dc, service, codec, outbox, now });
+  const consumer: Consumer = kafka.consumer({
+    groupId: group,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 250,
+  });
+
+  let subscribed: string[] = [];
+  let joined = false;
+  let crashed: string | null = null;
+  let stopping = false;
+  let checkpointTimer: NodeJS.Timeout | null = null;
+  const pauseReasons = new Set<string>();
+  // Retry partitions waiting for their head record, and partitions parked while the breaker is open.
+  const partitionTimers = new Map<string, NodeJS.Timeout>();
+
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joined = true;
+    crashed = null;
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    joined = false;
+    crashed = errorHeaderText(payload.error);
+    log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+  });
+
+  const isHalted = () => stopping || pauseReasons.size > 0 || breaker.isOpen(now());
+
+  function applyGlobalPause() {
+    const targets = subscribed.map((topic) => ({ topic }));
+    if (pauseReasons.size > 0 || breaker.isOpen(now())) {
+      consumer.pause(targets);
+      metrics.paused.set(labels, 1);
+    } else {
+      consumer.resume(targets);
+      metrics.paused.set(labels, 0);
+    }
+  }
+
+  function pausePartitionUntil(payload: EachBatchPayload, until: number) {
+    const { topic, partition } = payload.batch;
+    const id = `${topic}|${partition}`;
+    const resume = payload.pause();
+    clearTimeout(partitionTimers.get(id));
+    const timer = setTimeout(
+      () => {
+        partitionTimers.delete(id);
+        if (!stopping) resume();
+      },
+      Math.max(0, until - now()),
+    );
+    timer.unref();
+    partitionTimers.set(id, timer);
+  }
+
+  function onDeadLetter() {
+    metrics.breakerRecent.set(labels, breaker.recentCount(now()) + 1);
+    if (!breaker.record(now())) return;
+    const reopensAt = breaker.reopensAt() ?? now();
+    metrics.breakerOpen.set(labels, 1);
+    log.fatal(
+      {
+        threshold: breakerOptions.threshold,
+        window_ms: breakerOptions.windowMs,
+        dlq_topic: policy.deadLetterTopic,
+        paused_until: new Date(reopensAt).toISOString(),
+      },
+      `DLQ breaker OPEN: ${breakerOptions.threshold} records dead-lettered within ${breakerOptions.windowMs} ms; ` +
+        `consumption is paused until ${new Date(reopensAt).toISOString()}. A bad deploy or a broken producer is ` +
+        `likely: inspect ${policy.deadLetterTopic} (tidings dlq show), fix the cause, then replay the DLQ.`,
+    );
+    applyGlobalPause();
+    const timer = setTimeout(
+      () => {
+        if (stopping) return;
+        metrics.breakerOpen.set(labels, 0);
+        log.warn('DLQ breaker half-open: resuming consumption');
+        applyGlobalPause();
+      },
+      Math.max(0, reopensAt - now()) + 10,
+    );
+    timer.unref();
+  }
+
+  function failureRecord(
+    message: KafkaMessage,
+    topic: string,
+    partition: number,
+    route: FailureRoute,
+    kind: string,
+    error: unknown,
+  ): OutboundRecord {
+    const headers: IHeaders = {
+      ...passThroughHeaders(message.headers),
+      [HEADER.sourceTopic]: headerString(message.headers, HEADER.sourceTopic) ?? topic,
+      [HEADER.sourcePartition]: headerString(message.headers, HEADER.sourcePartition) ?? String(partition),
+      [HEADER.sourceOffset]: headerString(message.headers, HEADER.sourceOffset) ?? message.offset,
+      [HEADER.sourceTimestamp]: headerString(message.headers, HEADER.sourceTimestamp) ?? message.timestamp,
+      [HEADER.attempt]: String(route.attempt),
+      [HEADER.errorKind]: kind,
+      [HEADER.errorMessage]: errorHeaderText(error),
+      [HEADER.failedAt]: new Date(now()).toISOString(),
+      [HEADER.service]: service,
+      [HEADER.group]: group,
+    };
+    if (route.kind === 'retry') headers[HEADER.retryDue] = String(route.dueAt);
+    return { topic: route.topic, message: { key: message.key, value: message.value, headers } };
+  }
+
+  /** Routes a failed record to its next retry topic or the DLQ, durably. */
+  async function fail(
+    message: KafkaMessage,
+    topic: string,
+    partition: number,
+    attempt: number,
+    kind: string,
+    error: unknown,
+    permanent: boolean,
+  ): Promise<Outcome> {
+    const route: FailureRoute = permanent
+      ? { kind: 'dead-letter', topic: policy.deadLetterTopic, attempt: attempt + 1 }
+      : policy.route(attempt + 1, now());
+    await outbox.send([failureRecord(message, topic, partition, route, kind, error)]);
+    if (route.kind === 'retry') {
+      metrics.retries.inc({ group, delay: String(route.delayMs) });
+      log.warn(
+        {
+          err: error,
+          topic,
+          partition,
+          offset: message.offset,
+          attempt: route.attempt,
+          retry_topic: route.topic,
+        },
+        'record failed; retrying later',
+      );
+      return 'retried';
+    }
+    metrics.deadLetters.inc({ group, reason: kind });
+    log.error(
+      { err: error, topic, partition, offset: message.offset, reason: kind, dlq: route.topic },
+      'record dead-lettered',
+    );
+    onDeadLetter();
+    return 'dead_lettered';
+  }
+
+  async function handleOne(
+    record: ConsumedRecord<T>,
+    message: KafkaMessage,
+    batchContext: B,
+  ): Promise<Outcome> {
+    const outputs: Promise<OutboundRecord>[] = [];
+    const context: HandlerContext<B> = {
+      batch: batchContext,
+      emit(outStream, value, options = {}) {
+        const outTopic = topicFor(dc, outStream);
+        outputs.push(
+          codec.encode(outStream, value).then((bytes) => ({
+            topic: outTopic,
+            message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
+          })),
+        );
+      },
+      derivedMeta(outStream) {
+        const parent = (record.value as { meta?: Partial<RecordMeta> }).meta;
+        return {
+          id: randomUUID(),
+          dt: parent?.dt ?? record.timestamp,
+          stream: outStream,
+          dc,
+          producer: service,
+          request_id: parent?.request_id ?? null,
+        };
+      },
+    };
+    let ready: OutboundRecord[];
+    const timer = metrics.handleSeconds.startTimer(labels);
+    try {
+      await handler.handle(record, context);
+      ready = await Promise.all(outputs);
+    } catch (error) {
+      const rejected = error instanceof RejectedRecordError;
+      return fail(
+        message,
+        record.topic,
+        record.partition,
+        record.attempt,
+        rejected ? `rejected:${error.reason}` : 'handler',
+        error,
+        rejected,
+      );
+    } finally {
+      timer();
+    }
+    // A failed send is not the record's fault: it propagates and the batch is fetched again.
+    await outbox.send(ready);
+    return 'ok';
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const { topic, partition } = batch;
+    const isRetryTopic = retryTopicSet.has(topic);
+    const sourceStream = stream;
+    const originDc = parseTopic(topic).dc;
+    const tracker: OffsetTracker<PositionData> = createOffsetTracker();
+    let lastCommit = now();
+    let committed: bigint | null = null;
+
+    // Commits are chained so a lower offset can never land after a higher one.
+    let commitChain: Promise<void> = Promise.resolve();
+    const commit = () => {
+      commitChain = commitChain.then(async () => {
+        const position = tracker.advance();
+        if (!position) return;
+        committed = position.offset;
+        lastCommit = now();
+        await payload.commitOffsetsIfNecessary({
+          topics: [{ topic, partitions: [{ partition, offset: position.offset.toString() }] }],
+        });
+        checkpointer.update(topic, partition, {
+          offset: position.offset,
+          recordTime: position.data.timestamp,
+          eventTime: position.data.eventTime,
+        });
+        metrics.lastProcessed.set(
+          { group, topic, partition: String(partition) },
+          position.data.timestamp / 1000,
+        );
+      });
+      return commitChain;
+    };
+
+    // Which records to take now: all of them, unless a retry record is not yet due or the
+    // consumer is halting; the rest are fetched again later.
+    let take = batch.messages.length;
+    let pauseUntil: number | null = null;
+    if (isRetryTopic) {
+      for (let i = 0; i < batch.messages.length; i++) {
+        const due = headerInt(batch.messages[i]!.headers, HEADER.retryDue) ?? 0;
+        if (due > now()) {
+          take = i;
+          pauseUntil = due;
+          break;
+        }
+      }
+    }
+    const messages = batch.messages.slice(0, take);
+
+    const decoded: { message: KafkaMessage; record?: ConsumedRecord<T>; error?: unknown }[] = [];
+    for (const message of messages) {
+      const attempt = isRetryTopic ? (headerInt(message.headers, HEADER.attempt) ?? 1) : 0;
+      if (!message.value) {
+        decoded.push({
+          message,
+          error: new Error('record has no value (tombstone) on a stream that has none'),
+        });
+        continue;
+      }
+      try {
+        const value = (await codec.decode(sourceStream, message.value)) as T;
+        decoded.push({
+          message,
+          record: {
+            topic,
+            partition,
+            offset: message.offset,
+            key: message.key ? message.key.toString('utf8') : null,
+            timestamp: Number(message.timestamp),
+            headers: message.headers ?? {},
+            stream: sourceStream,
+            originDc,
+            value,
+            attempt,
+          },
+        });
+      } catch (error) {
+        // A registry that is down is not the record's fault: fail the batch, it is fetched again.
+        if (decodeFailureKind(error) === null) throw error;
+        decoded.push({ message, error });
+      }
+    }
+
+    const good = decoded.flatMap((d) => (d.record ? [d.record] : []));
+    let batchContext: B | undefined;
+    let prepareError: unknown;
+    if (handler.prepareBatch && good.length > 0) {
+      try {
+        batchContext = await handler.prepareBatch(good);
+      } catch (error) {
+        prepareError = error;
+      }
+    }
+
+    // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
+    // after a stop, a rebalance or a breaker trip is left unfinished, which holds the commit below it.
+    let stoppedEarly = false;
+    const tasks: Promise<void>[] = [];
+    for (const item of decoded) {
+      const { message } = item;
+      const offset = BigInt(message.offset);
+      const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
+      tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
+      const key = message.key ? message.key.toString('utf8') : null;
+      const run = async () => {
+        if (isHalted() || !payload.isRunning() || payload.isStale()) {
+          stoppedEarly = true;
+          return;
+        }
+        let outcome: Outcome;
+        if (item.record && prepareError === undefined) {
+          outcome = await handleOne(item.record, message, batchContext as B);
+        } else if (item.record) {
+          outcome = await fail(
+            message,
+            topic,
+            partition,
+            item.record.attempt,
+            'handler',
+            prepareError,
+            false,
+          );
+        } else {
+          const kind = decodeFailureKind(item.error) ?? 'malformed';
+          outcome = await fail(message, topic, partition, 0, kind, item.error, true);
+        }
+        metrics.records.inc({ group, outcome });
+        tracker.finish(offset);
+        if (now() - lastCommit >= commitIntervalMs) {
+          await commit();
+          await payload.heartbeat();
+        }
+      };
+      tasks.push(limiter.run(key, run));
+    }
+    metrics.inFlight.set(labels, limiter.active());
+    const results = await Promise.allSettled(tasks);
+    await commit();
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+
+    // kafkajs fetches from the resolved offset: resolve exactly what was committed so skipped
+    // records are fetched again once the partition moves.
+    const resolveUpTo = committed !== null ? (committed as bigint) - 1n : null;
+    if (resolveUpTo !== null) payload.resolveOffset(resolveUpTo.toString());
+
+    if (breaker.isOpen(now())) pausePartitionUntil(payload, breaker.reopensAt() ?? now());
+    else if (pauseUntil !== null && !stoppedEarly) pausePartitionUntil(payload, pauseUntil);
+    await payload.heartbeat();
+  }
+
+  async function existingTopics(admin: Admin): Promise<Set<string>> {
+    return new Set(await admin.listTopics());
+  }
+
+  async function ensureOwnTopics(admin: Admin, present: Set<string>) {
+    const local = topicFor(dc, stream);
+    if (!present.has(local)) {
+      throw new Error(
+        `topic ${local} does not exist on this cluster; create it with: tidings topics apply --dc ${dc}`,
+      );
+    }
+    const metadata = await admin.fetchTopicMetadata({ topics: [local] });
+    const partitions = metadata.topics[0]?.partitions.length ?? 1;
+    const wanted = [...policy.retryTopics, policy.deadLetterTopic].filter((t) => !present.has(t));
+    if (wanted.length === 0) return;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: wanted.map((t) => ({
+        topic: t,
+        numPartitions: partitions,
+        configEntries: [{ name: 'retention.ms', value: String((t.endsWith('.dlq') ? 30 : 7) * 86_400_000) }],
+      })),
+    });
+    for (const t of wanted) present.add(t);
+    log.info({ topics: wanted }, 'created retry and dead-letter topics');
+  }
+
+  return {
+    async start() {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const present = await existingTopics(admin);
+        await ensureOwnTopics(admin, present);
+        const wanted = [...topicsAcrossDcs(dcs, stream), ...policy.retryTopicsAcrossDcs(dcs)];
+        subscribed = wanted.filter((t) => present.has(t));
+        const missing = wanted.filter((t) => !present.has(t));
+        if (missing.length > 0) log.warn({ missing }, 'not subscribing to topics that do not exist (yet)');
+      } finally {
+        await admin.disconnect();
+      }
+      if (ownsProducer) await producer.connect();
+      await consumer.connect();
+      await consumer.subscribe({ topics: subscribed, fromBeginning });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently,
+        eachBatch,
+      });
+      checkpointTimer = setInterval(() => {
+        checkpointer.publish().catch((err) => log.warn({ err }, 'checkpoint publish failed; will retry'));
+      }, checkpointIntervalMs);
+      checkpointTimer.unref();
+      log.info({ topics: subscribed, concurrency, retry_delays_ms: retryDelaysMs }, 'consumer started');
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      if (checkpointTimer) clearInterval(checkpointTimer);
+      for (const timer of partitionTimers.values()) clearTimeout(timer);
+      await consumer.stop();
+      await consumer.disconnect();
+      await checkpointer.publish().catch((err) => log.warn({ err }, 'final checkpoint publish failed'));
+      await outbox.flush();
+      if (ownsProducer) await producer.disconnect();
+      joined = false;
+      log.info('consumer stopped');
+    },
+    pause(reason) {
+      pauseReasons.add(reason);
+      applyGlobalPause();
+    },
+    resume(reason) {
+      pauseReasons.delete(reason);
+      applyGlobalPause();
+    },
+    readiness() {
+      if (crashed) return { ok: false, detail: `consumer crashed: ${crashed}` };
+      if (breaker.isOpen(now())) return { ok: false, detail: 'DLQ breaker open' };
+      if (!joined) return { ok: false, detail: 'not (yet) a member of the consumer group' };
+      return { ok: true, detail: `consuming ${subscribed.length} topics` };
+    },
+    topics() {
+      return [...subscribed];
+    },
+  };
+}
+
+function createRuntimeMetrics(registry: Registry) {
+  const get = <M>(name: string, make: () => M): M =>
+    (registry.getSingleMetric(name) as M | undefined) ?? make();
+  return {
+    records: get(
+      'tidings_consumer_records_total',
+      () =>
+        new Counter({
+          name: 'tidings_consumer_records_total',
+          help: 'Records processed, by outcome (ok, retried, dead_lettered)',
+          labelNames: ['group', 'outcome'],
+          registers: [registry],
+        }),
+    ),
+    deadLetters: get(
+      'tidings_consumer_dead_letters_total',
+      () =>
+        new Counter({
+          name: 'tidings_consumer_dead_letters_total',
+          help: 'Records sent to the dead-letter topic, by reason',
+          labelNames: ['group', 'reason'],
+          registers: [registry],
+        }),
+    ),
+    retries: get(
+      'tidings_consumer_retries_total',
+      () =>
+        new Counter({
+          name: 'tidings_consumer_retries_total',
+          help: 'Records sent to a retry topic, by delay',
+          labelNames: ['group', 'delay'],
+          registers: [registry],
+        }),
+    ),
+    handleSeconds: get(
+      'tidings_consumer_handle_seconds',
+      () =>
+        new Histogram({
+          name: 'tidings_consumer_handle_seconds',
+          help: 'Time a handler took for one record',
+          labelNames: ['group'],
+          buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+          registers: [registry],
+        }),
+    ),
+    inFlight: get(
+      'tidings_consumer_in_flight',
+      () =>
+        new Gauge({
+          name: 'tidings_consumer_in_flight',
+          help: 'Records being handled',
+          labelNames: ['group'],
+          registers: [registry],
+        }),
+    ),
+    paused: get(
+      'tidings_consumer_paused',
+      () =>
+        new Gauge({
+          name: 'tidings_consumer_paused',
+          help: '1 while consumption is paused (backpressure or DLQ breaker)',
+          labelNames: ['group'],
+          registers: [registry],
+        }),
+    ),
+    breakerOpen: get(
+      'tidings_consumer_dlq_breaker_open',
+      () =>
+        new Gauge({
+          name: 'tidings_consumer_dlq_breaker_open',
+          help: '1 while the DLQ-rate breaker holds consumption paused',
+          labelNames: ['group'],
+          registers: [registry],
+        }),
+    ),
+    breakerRecent: get(
+      'tidings_consumer_dlq_recent',
+      () =>
+        new Gauge({
+          name: 'tidings_consumer_dlq_recent',
+          help: 'Dead letters within the breaker window',
+          labelNames: ['group'],
+          registers: [registry],
+        }),
+    ),
+    lastProcessed: get(
+      'tidings_consumer_last_committed_record_timestamp_seconds',
+      () =>
+        new Gauge({
+          name: 'tidings_consumer_last_committed_record_timestamp_seconds',
+          help: 'Kafka timestamp of the last committed record per partition',
+          labelNames: ['group', 'topic', 'partition'],
+          registers: [registry],
+        }),
+    ),
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Tracks the records of one partition that are in flight and answers which offset may be
+ * committed: the lowest unfinished one. Records finish out of order under concurrency; committing
+ * past an unfinished record would lose it on a crash, so a slow record holds the commit back
+ * (and is what gets redelivered), never the fast ones after it.
+ */
+export interface Committable<D> {
+  /** The offset to commit: the next one to read. */
+  offset: bigint;
+  /** The data given with the highest finished record below it. */
+  data: D;
+}
+
+interface Entry<D> {
+  offset: bigint;
+  data: D;
+  done: boolean;
+}
+
+export interface OffsetTracker<D> {
+  begin(offset: bigint, data: D): void;
+  finish(offset: bigint): void;
+  /** Drops finished records from the head and returns what may be committed, if anything moved. */
+  advance(): Committable<D> | null;
+  inFlight(): number;
+}
+
+export function createOffsetTracker<D>(): OffsetTracker<D> {
+  // Offsets begin in increasing order (they come from one partition's log), so a queue keeps the
+  // lowest unfinished record at its head and advancing is amortised O(1).
+  const queue: Entry<D>[] = [];
+  let head = 0;
+  const byOffset = new Map<bigint, Entry<D>>();
+
+  return {
+    begin(offset, data) {
+      const last = queue[queue.length - 1];
+      if (last && offset <= last.offset) {
+        throw new Error(`offset ${offset} began after ${last.offset}: offsets must increase`);
+      }
+      const entry = { offset, data, done: false };
+      queue.push(entry);
+      byOffset.set(offset, entry);
+    },
+    finish(offset) {
+      const entry = byOffset.get(offset);
+      if (!entry) throw new Error(`offset ${offset} finished but never began`);
+      entry.done = true;
+    },
+    advance() {
+      let last: Entry<D> | undefined;
+      while (head < queue.length && queue[head]!.done) {
+        last = queue[head]!;
+        byOffset.delete(last.offset);
+        head++;
+      }
+      if (head > 1024 && head * 2 > queue.length) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      return last ? { offset: last.offset + 1n, data: last.data } : null;
+    },
+    inFlight() {
+      return queue.length - head;
+    },
+  };
+}
