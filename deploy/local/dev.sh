@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make dev` (after up, topics and schemas): prints where the stack listens, then runs every
+# services/*/main.ts with the pinned Node, each line of output prefixed with the service's name,
+# until Ctrl-C, which stops them all with SIGTERM (their graceful shutdown).
+set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bash "$DEPLOY_DIR/ctl.sh" status all || say "warning: part of the stack is down (make up starts it)"
+say
+
+cd "$REPO_ROOT"
+shopt -s nullglob
+mains=(services/*/main.ts)
+if ((${#mains[@]} == 0)); then
+  say "no services/*/main.ts exists yet: nothing to run"
+  exit 0
+fi
+
+declare -A running=() # pid -> service name
+
+stop_services() {
+  trap - INT TERM
+  say "stopping ${running[*]}"
+  kill -TERM "${!running[@]}" 2>/dev/null || true
+  wait
+}
+trap 'stop_services; exit 130' INT
+trap 'stop_services; exit 143' TERM
+
+for main in "${mains[@]}"; do
+  name=$(basename "$(dirname "$main")")
+  # Each service gets its own session so Ctrl-C reaches only this script, which then asks every
+  # service to shut down gracefully; the prefixer ignores Ctrl-C so the last lines still get through.
+  setsid ./node_modules/.bin/node "$main" > >(
+    trap '' INT
+    exec sed -u "s/^/[$name] /"
+  ) 2>&1 &
+  running[$!]=$name
+done
+say "running ${running[*]}; Ctrl-C stops them"
+
+while ((${#running[@]} > 0)); do
+  status=0
+  wait -n -p pid "${!running[@]}" || status=$?
+  say "[${running[$pid]}] exited with status $status"
+  unset "running[$pid]"
+done
