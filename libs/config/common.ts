@@ -1,0 +1,98 @@
+/**
+ * The variables every Tidings service reads. A service spreads `commonSpec(...)` into its own
+ * spec and passes `commonRules` to loadConfig, so all problems still come back in one error.
+ */
+import { type ConfigOf, type ConfigRule, type Env, readEnv } from './load.ts';
+import { duration, list, port, str, url } from './vars.ts';
+
+export const DEFAULT_DC = 'eqiad';
+export const DEFAULT_DCS: readonly string[] = ['eqiad', 'codfw'];
+
+/**
+ * The local stack's Kafka cluster per datacenter: the default KAFKA_BROKERS of a service and the
+ * cluster the CLI's `--dc` picks. A datacenter missing here has no default; set KAFKA_BROKERS.
+ */
+export const LOCAL_BROKERS: Readonly<Record<string, readonly string[]>> = {
+  eqiad: ['127.0.0.1:9092'],
+  codfw: ['127.0.0.1:9192'],
+};
+
+export const DEFAULT_SCHEMA_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tidings';
+
+/** pino's levels; `silent` turns logging off. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+// The same rule libs/kafka/topics.ts enforces on topic prefixes.
+const DC_NAME = /^[a-z][a-z0-9-]*$/;
+const DC_EXPECT = 'a lowercase name like eqiad (letters, digits, dashes)';
+const HOST_PORT = /^[^\s:,]+:\d+$/;
+
+export interface CommonSpecOptions {
+  /** This service's ops server port (HTTP_PORT default). */
+  httpPort: number;
+}
+
+/** Takes the environment because the default brokers depend on the datacenter chosen there. */
+export function commonSpec(env: Env, { httpPort }: CommonSpecOptions) {
+  const dc = readEnv(env, 'TIDINGS_DC') ?? DEFAULT_DC;
+  const brokers = LOCAL_BROKERS[dc];
+  return {
+    TIDINGS_DC: str({
+      default: DEFAULT_DC,
+      pattern: DC_NAME,
+      expect: DC_EXPECT,
+      help: 'datacenter this process runs in',
+    }),
+    TIDINGS_DCS: list({
+      default: DEFAULT_DCS,
+      pattern: DC_NAME,
+      itemExpect: 'datacenter names (lowercase letters, digits, dashes)',
+      help: 'every datacenter whose topics this process reads, its own included',
+    }),
+    KAFKA_BROKERS: list(
+      brokers
+        ? {
+            default: brokers,
+            pattern: HOST_PORT,
+            itemExpect: 'host:port',
+            help: 'Kafka cluster of this datacenter',
+          }
+        : {
+            pattern: HOST_PORT,
+            itemExpect: 'host:port',
+            help: `Kafka cluster of this datacenter; "${dc}" has no default`,
+          },
+    ),
+    SCHEMA_REGISTRY_URL: url({
+      default: DEFAULT_SCHEMA_REGISTRY_URL,
+      protocols: ['http', 'https'],
+      help: 'Confluent-compatible schema registry API',
+    }),
+    DATABASE_URL: url({
+      default: DEFAULT_DATABASE_URL,
+      protocols: ['postgres', 'postgresql'],
+      secret: true,
+    }),
+    LOG_LEVEL: str({ default: 'info', choices: LOG_LEVELS }),
+    HTTP_PORT: port({ default: httpPort, help: 'ops server: /metrics, /healthz, /readyz, /_info' }),
+    SHUTDOWN_TIMEOUT: duration({
+      default: 25_000,
+      min: 1,
+      help: 'how long a graceful shutdown may take before the process exits 1',
+    }),
+  };
+}
+
+export type CommonConfig = ConfigOf<ReturnType<typeof commonSpec>>;
+
+export const commonRules: readonly ConfigRule<CommonConfig>[] = [
+  {
+    vars: ['TIDINGS_DCS', 'TIDINGS_DC'],
+    check: (c) =>
+      c.TIDINGS_DCS.includes(c.TIDINGS_DC)
+        ? undefined
+        : `${JSON.stringify(c.TIDINGS_DCS.join(','))} does not include TIDINGS_DC ${JSON.stringify(c.TIDINGS_DC)}; ` +
+          `add ${c.TIDINGS_DC} to it or change TIDINGS_DC`,
+  },
+];
