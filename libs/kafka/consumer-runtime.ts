@@ -16,6 +16,8 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { StreamName } from '../schemas/catalog.ts';
+import type { Meta, StreamInputs, StreamRecords } from '../schemas/types.generated.ts';
 import { type Checkpointer, createCheckpointer } from './checkpointer.ts';
 import { createProducer } from './client.ts';
 import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
@@ -27,15 +29,6 @@ import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } 
 import { createRetryPolicy, type FailureRoute } from './retry-policy.ts';
 import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
 
-export interface RecordMeta {
-  id: string;
-  dt: number;
-  stream: string;
-  dc: string;
-  producer: string;
-  request_id: string | null;
-}
-
 export interface ConsumedRecord<T> {
   topic: string;
   partition: number;
@@ -45,7 +38,7 @@ export interface ConsumedRecord<T> {
   timestamp: number;
   headers: IHeaders;
   /** The stream and the datacenter that produced it, from the topic name. */
-  stream: string;
+  stream: StreamName;
   originDc: string;
   value: T;
   /** How many times this record failed before (0 on the main topic). */
@@ -61,9 +54,9 @@ export interface HandlerContext<B> {
   /** What prepareBatch returned for the fetched batch this record belongs to. */
   batch: B;
   /** Queues a record for this service's DC; it is sent and acknowledged before this record's offset commits. */
-  emit(stream: string, value: unknown, options?: EmitOptions): void;
+  emit<O extends StreamName>(stream: O, value: StreamInputs[O], options?: EmitOptions): void;
   /** The meta envelope for a record derived from this one: new id, same event time and request id. */
-  derivedMeta(stream: string): RecordMeta;
+  derivedMeta(stream: StreamName): Meta;
 }
 
 export interface RecordHandler<T, B = undefined> {
@@ -82,7 +75,7 @@ export class RejectedRecordError extends Error {
   }
 }
 
-export interface ConsumerRuntimeOptions<T, B> {
+export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   kafka: Kafka;
   codec: RecordCodec;
   log: Logger;
@@ -93,8 +86,8 @@ export interface ConsumerRuntimeOptions<T, B> {
   group?: string;
   dc: string;
   dcs: readonly string[];
-  stream: string;
-  handler: RecordHandler<T, B>;
+  stream: S;
+  handler: RecordHandler<StreamRecords[S], B>;
   /** A producer to share with the service; one is created (and closed) otherwise. */
   producer?: Producer;
   concurrency?: number;
@@ -130,7 +123,10 @@ interface PositionData {
   eventTime: number | null;
 }
 
-export function createConsumerRuntime<T, B = undefined>(opts: ConsumerRuntimeOptions<T, B>): ConsumerRuntime {
+export function createConsumerRuntime<S extends StreamName, B = undefined>(
+  opts: ConsumerRuntimeOptions<S, B>,
+): ConsumerRuntime {
+  type T = StreamRecords[S];
   const {
     kafka,
     codec,
@@ -326,7 +322,7 @@ export function createConsumerRuntime<T, B = undefined>(opts: ConsumerRuntimeOpt
         );
       },
       derivedMeta(outStream) {
-        const parent = (record.value as { meta?: Partial<RecordMeta> }).meta;
+        const parent = (record.value as { meta?: Partial<Meta> }).meta;
         return {
           id: randomUUID(),
           dt: parent?.dt ?? record.timestamp,

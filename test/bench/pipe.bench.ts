@@ -1,0 +1,215 @@
+/**
+ * The consumer runtime against the raw KafkaJS consume→produce pipe, on the same input bytes.
+ *
+ * raw:     eachBatch → producer.send(batch, acks=all) → commit. No decoding, no per-record work.
+ * runtime: the full path a service pays for: Avro decode through the registry, handler, Avro encode
+ *          of a derived record, group-committed produce with acks=all, lowest-unfinished commit,
+ *          checkpoints.
+ * Rounds alternate raw and runtime over fresh consumer groups; the report gives medians and the
+ * ratio runtime/raw. BENCH_PIPE_RECORDS sets the record count (default 50,000).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import { Registry } from 'prom-client';
+import { createProducer } from '../../libs/kafka/client.ts';
+import { createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
+import { topicFor } from '../../libs/kafka/topics.ts';
+import { createSerde } from '../../libs/schemas/serde.ts';
+import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
+import {
+  createStreamTopics,
+  deleteDcTopics,
+  quietLog,
+  REGISTRY_URL,
+  testKafka,
+  uniqueDc,
+  withAdmin,
+} from '../integration/harness.ts';
+import { median, round } from './stats.ts';
+
+const RECORDS = Number(process.env.BENCH_PIPE_RECORDS ?? 50_000);
+const ROUNDS = Number(process.env.BENCH_PIPE_ROUNDS ?? 3);
+const PARTITIONS = 3;
+
+export async function run(): Promise<Record<string, unknown>> {
+  const kafka = testKafka('eqiad');
+  const serde = createSerde({ registryUrl: REGISTRY_URL });
+  const dc = uniqueDc();
+  const input = topicFor(dc, 'notify.event');
+  await createStreamTopics(
+    kafka,
+    dc,
+    ['notify.event', 'notify.web', 'notify.checkpoint', 'bench.raw-out'],
+    PARTITIONS,
+  );
+  try {
+    await fill(kafka, serde, dc, input);
+    const raw: number[] = [];
+    const runtime: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      raw.push(await rawPipe(kafka, dc, input));
+      runtime.push(await runtimePipe(kafka, serde, dc));
+      console.log(
+        `round ${round + 1}: raw ${Math.round(raw.at(-1)!)} rec/s, runtime ${Math.round(runtime.at(-1)!)} rec/s`,
+      );
+    }
+    const rawMedian = median(raw);
+    const runtimeMedian = median(runtime);
+    return {
+      records: RECORDS,
+      partitions: PARTITIONS,
+      rounds: ROUNDS,
+      raw_records_per_s: raw.map((v) => Math.round(v)),
+      runtime_records_per_s: runtime.map((v) => Math.round(v)),
+      raw_median_records_per_s: Math.round(rawMedian),
+      runtime_median_records_per_s: Math.round(runtimeMedian),
+      ratio_runtime_to_raw: round(runtimeMedian / rawMedian),
+      goal_ratio: 0.7,
+    };
+  } finally {
+    await deleteDcTopics(kafka, dc);
+  }
+}
+
+function event(dc: string, i: number): NotifyEvent {
+  return {
+    meta: {
+      id: randomUUID(),
+      dt: Date.now(),
+      stream: 'notify.event',
+      dc,
+      producer: 'bench',
+      request_id: null,
+    },
+    event_id: `ev-${i}`,
+    type: 'edit-user-talk',
+    category: 'edit-user-talk',
+    agent: { id: `u${i % 1000}`, name: `User ${i % 1000}` },
+    recipients: [`r${i % 5000}`],
+    title: 'Someone left a message on your talk page',
+    url: `https://example.org/wiki/User_talk:R${i % 5000}`,
+    extra: { section: 'Hello' },
+    bundle_key: null,
+    expires_at: null,
+  };
+}
+
+async function fill(kafka: Kafka, serde: ReturnType<typeof createSerde>, dc: string, topic: string) {
+  const producer = createProducer(kafka);
+  await producer.connect();
+  try {
+    for (let start = 0; start < RECORDS; start += 5000) {
+      const messages = await Promise.all(
+        Array.from({ length: Math.min(5000, RECORDS - start) }, async (_, j) => {
+          const e = event(dc, start + j);
+          return { key: e.event_id, value: await serde.encode('notify.event', e) };
+        }),
+      );
+      await producer.send({ topic, acks: -1, messages });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Resolves with the time at which `group` has committed every input record. */
+async function committedAll(kafka: Kafka, group: string, topic: string): Promise<number> {
+  return withAdmin(kafka, async (admin) => {
+    for (;;) {
+      const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      const total = (offsets?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+      if (total >= RECORDS) return performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+}
+
+async function rawPipe(kafka: Kafka, dc: string, input: string): Promise<number> {
+  const group = `bench-raw-${randomUUID()}`;
+  const out = topicFor(dc, 'bench.raw-out');
+  const producer = createProducer(kafka);
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 250 });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: input, fromBeginning: true });
+  let started = 0;
+  await consumer.run({
+    autoCommit: false,
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
+      if (!started) started = performance.now();
+      await producer.send({
+        topic: out,
+        acks: -1,
+        messages: batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+      });
+      resolveOffset(batch.lastOffset());
+      await commitOffsetsIfNecessary({
+        topics: [
+          {
+            topic: batch.topic,
+            partitions: [
+              { partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
+            ],
+          },
+        ],
+      });
+    },
+  });
+  const done = await committedAll(kafka, group, input);
+  await consumer.disconnect();
+  await producer.disconnect();
+  return RECORDS / ((done - started) / 1000);
+}
+
+async function runtimePipe(kafka: Kafka, serde: ReturnType<typeof createSerde>, dc: string): Promise<number> {
+  const group = `bench-runtime-${randomUUID()}`;
+  let started = 0;
+  const runtime = createConsumerRuntime<'notify.event'>({
+    kafka,
+    codec: serde,
+    log: quietLog,
+    registry: new Registry(),
+    service: 'bench',
+    group,
+    dc,
+    dcs: [dc],
+    stream: 'notify.event',
+    partitionsConsumedConcurrently: PARTITIONS,
+    handler: {
+      handle(record, ctx) {
+        if (!started) started = performance.now();
+        const e = record.value;
+        for (const recipient of e.recipients) {
+          ctx.emit(
+            'notify.web',
+            {
+              meta: ctx.derivedMeta('notify.web'),
+              notification: {
+                notification_id: `${e.event_id}:${recipient}:web`,
+                event_id: e.event_id,
+                event_type: e.type,
+                category: e.category,
+                recipient_id: recipient,
+                agent: e.agent,
+                title: e.title ?? '',
+                url: e.url ?? '',
+                extra: e.extra,
+                priority: 1,
+                bundle_key: e.bundle_key,
+                locale: 'en',
+                timezone: 'UTC',
+              },
+              folded: false,
+            },
+            { key: recipient },
+          );
+        }
+      },
+    },
+  });
+  await runtime.start();
+  const done = await committedAll(kafka, group, topicFor(dc, 'notify.event'));
+  await runtime.stop();
+  return RECORDS / ((done - started) / 1000);
+}

@@ -1,0 +1,107 @@
+/**
+ * What integration tests share: clients for the real local stack, and a datacenter name of their
+ * own. A test's topics are `<its dc>.<stream>`, so tests never read each other's records, and
+ * MirrorMaker (which copies only eqiad.* and codfw.*) leaves them alone.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
+import pino from 'pino';
+import { createKafka } from '../../libs/kafka/client.ts';
+import { topicFor } from '../../libs/kafka/topics.ts';
+
+export const BROKERS = { eqiad: ['127.0.0.1:9092'], codfw: ['127.0.0.1:9192'] } as const;
+export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+
+export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export function uniqueDc(): string {
+  return `t${randomBytes(4).toString('hex')}`;
+}
+
+export function testKafka(cluster: keyof typeof BROKERS = 'eqiad'): Kafka {
+  return createKafka({ clientId: 'tidings-test', brokers: BROKERS[cluster] });
+}
+
+export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function createStreamTopics(
+  kafka: Kafka,
+  dc: string,
+  streams: readonly string[],
+  numPartitions = 3,
+): Promise<string[]> {
+  const topics = streams.map((s) => topicFor(dc, s));
+  await withAdmin(kafka, (admin) =>
+    admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions })) }),
+  );
+  return topics;
+}
+
+/** Deletes every topic of a test datacenter (its streams, retry and dead-letter topics). */
+export async function deleteDcTopics(kafka: Kafka, dc: string): Promise<void> {
+  await withAdmin(kafka, async (admin) => {
+    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${dc}.`));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
+  });
+}
+
+/** Reads a topic from the beginning until `until` holds or the deadline passes. */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  until: (messages: KafkaMessage[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer({
+    groupId: `reader-${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 100,
+  });
+  const messages: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`timed out after ${timeoutMs} ms reading ${topic}; got ${messages.length} records`),
+          ),
+        timeoutMs,
+      );
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          messages.push(message);
+          if (until(messages)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return messages;
+}
+
+export async function eventually<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
