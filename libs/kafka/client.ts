@@ -2,7 +2,7 @@
  * The one place that constructs KafkaJS objects. Keeping the client behind this module lets us
  * swap KafkaJS (unmaintained) for another client without touching services.
  */
-import { Kafka, logLevel, type Producer, type ProducerConfig } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Producer, type ProducerConfig } from 'kafkajs';
 
 export interface KafkaLogger {
   debug(obj: object, msg?: string): void;
@@ -28,9 +28,17 @@ export function createKafka({ clientId, brokers, logger }: KafkaClientOptions): 
   });
 }
 
+/**
+ * Our producers are idempotent with bounded retries on purpose: a send that keeps failing should
+ * fail the batch (which is then fetched again) rather than hang; sinks deduplicate on
+ * notification_id, so KafkaJS's warning about exactly-once is noise here.
+ */
+const SILENCED = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees']);
+
 function bridgeLog(logger: KafkaLogger) {
   return ({ level, log }: { level: logLevel; log: { message: string; [k: string]: unknown } }) => {
     const { message, timestamp: _ts, logger: _name, ...rest } = log;
+    if (SILENCED.has(message)) return;
     const obj = { kafkajs: rest };
     if (level === logLevel.ERROR) logger.error(obj, message);
     else if (level === logLevel.WARN) logger.warn(obj, message);
@@ -48,6 +56,8 @@ export function createProducer(kafka: Kafka, options: ProducerConfig = {}): Prod
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
+    // Java's murmur2 partitioning, so a key lands where any other Kafka client would put it.
+    createPartitioner: Partitioners.DefaultPartitioner,
     ...options,
   });
 }

@@ -97,6 +97,8 @@ export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   checkpointIntervalMs?: number;
   commitIntervalMs?: number;
   partitionsConsumedConcurrently?: number;
+  /** How long the group waits for a silent member (e.g. a killed process) before reassigning its partitions. */
+  sessionTimeoutMs?: number;
   /** Where a group without committed offsets starts. Default: the beginning, so nothing is skipped. */
   fromBeginning?: boolean;
   now?: () => number;
@@ -142,6 +144,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     checkpointIntervalMs = 5_000,
     commitIntervalMs = 1_000,
     partitionsConsumedConcurrently = 3,
+    sessionTimeoutMs = 30_000,
     fromBeginning = true,
     now = Date.now,
   } = opts;
@@ -162,6 +165,8 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     groupId: group,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: 250,
+    sessionTimeout: sessionTimeoutMs,
+    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
   });
 
   let subscribed: string[] = [];

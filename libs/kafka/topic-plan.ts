@@ -1,0 +1,211 @@
+/**
+ * The declared topics of every stream, and how a cluster differs from them.
+ *
+ * Each cluster holds every datacenter's copy of a stream: `<its dc>.<stream>` written locally and
+ * `<other dc>.<stream>` written by MirrorMaker. Both are declared here, so consumers can subscribe
+ * across all prefixes before the first record is mirrored, and a mirror copy has the partitions
+ * MirrorMaker expects (it keeps partition numbers).
+ *
+ * Partition counts are only ever reported, never changed: adding partitions remaps keys, which
+ * breaks per-key ordering while old records drain, so that is an operator's deliberate act.
+ */
+import kafkajs, { type Admin } from 'kafkajs';
+import { topicFor } from './topics.ts';
+
+// kafkajs builds its exports with a spread, which hides these from ESM named imports.
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
+
+const DAY_MS = 86_400_000;
+
+/** Time-retained: old records go after `days`, long enough to replay across a long weekend. */
+function retainedFor(days: number): Record<string, string> {
+  return { 'cleanup.policy': 'delete', 'retention.ms': String(days * DAY_MS) };
+}
+
+/**
+ * Compacted: the latest record per key stays forever. Tombstones are kept for a week (Kafka's
+ * default is a day) so a consumer that was down for days still sees an erasure or a lifted
+ * suppression instead of keeping stale state.
+ */
+const COMPACTED: Record<string, string> = {
+  'cleanup.policy': 'compact',
+  'delete.retention.ms': String(7 * DAY_MS),
+};
+
+export interface TopicDeclaration {
+  stream: string;
+  partitions: number;
+  config: Readonly<Record<string, string>>;
+}
+
+/** High-volume streams (an event fans out to channel topics) get 6 partitions, the rest 3. */
+export const TOPIC_PLAN: readonly TopicDeclaration[] = [
+  { stream: 'notify.event', partitions: 6, config: retainedFor(7) },
+  { stream: 'notify.user', partitions: 3, config: COMPACTED },
+  { stream: 'notify.preference-change', partitions: 3, config: retainedFor(30) },
+  { stream: 'notify.push-subscription', partitions: 3, config: COMPACTED },
+  { stream: 'notify.web', partitions: 6, config: retainedFor(7) },
+  { stream: 'notify.email', partitions: 6, config: retainedFor(7) },
+  { stream: 'notify.push', partitions: 6, config: retainedFor(7) },
+  { stream: 'notify.email-send', partitions: 3, config: retainedFor(7) },
+  { stream: 'notify.bounce', partitions: 3, config: retainedFor(30) },
+  { stream: 'notify.suppression', partitions: 3, config: COMPACTED },
+  { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
+];
+
+export function isCompacted(stream: string): boolean {
+  return TOPIC_PLAN.some((d) => d.stream === stream && d.config['cleanup.policy'] === 'compact');
+}
+
+export interface DesiredTopic {
+  topic: string;
+  stream: string;
+  /** The datacenter whose prefix the topic has. */
+  dc: string;
+  partitions: number;
+  replicationFactor: number;
+  config: Record<string, string>;
+}
+
+/**
+ * The topics one cluster should hold for `dcs` (every datacenter prefix). With 3 or more
+ * replicas an acks=all write needs two of them, so losing one broker loses no acknowledged record.
+ */
+export function desiredTopics(
+  dcs: readonly string[],
+  replicationFactor: number,
+  plan: readonly TopicDeclaration[] = TOPIC_PLAN,
+): DesiredTopic[] {
+  if (!Number.isInteger(replicationFactor) || replicationFactor < 1) {
+    throw new Error(`replication factor must be a positive integer, got ${replicationFactor}`);
+  }
+  const minInsync = replicationFactor >= 3 ? '2' : '1';
+  return dcs.flatMap((dc) =>
+    plan.map((d) => ({
+      topic: topicFor(dc, d.stream),
+      stream: d.stream,
+      dc,
+      partitions: d.partitions,
+      replicationFactor,
+      config: { ...d.config, 'min.insync.replicas': minInsync },
+    })),
+  );
+}
+
+export interface ExistingTopic {
+  partitions: number;
+  replicationFactor: number;
+  /** Current values of every topic config, defaults included. */
+  config: Record<string, string>;
+  /** The configs set on the topic itself; a (non-incremental) alter must restate them or lose them. */
+  overrides: Record<string, string>;
+}
+
+export interface TopicChange {
+  topic: string;
+  action: 'create' | 'alter' | 'ok';
+  /** "retention.ms: 86400000 -> 604800000", one per config that differs. */
+  changes: string[];
+  /** Differences the plan does not fix (partitions, replication factor). */
+  warnings: string[];
+}
+
+export function planTopic(desired: DesiredTopic, existing: ExistingTopic | undefined): TopicChange {
+  const { topic } = desired;
+  if (!existing) {
+    const changes = [
+      `partitions ${desired.partitions}, replication factor ${desired.replicationFactor}`,
+      ...Object.entries(desired.config).map(([name, value]) => `${name}=${value}`),
+    ];
+    return { topic, action: 'create', changes, warnings: [] };
+  }
+  const changes = Object.entries(desired.config)
+    .filter(([name, value]) => existing.config[name] !== value)
+    .map(([name, value]) => `${name}: ${existing.config[name] ?? '(unset)'} -> ${value}`);
+  const warnings: string[] = [];
+  if (existing.partitions !== desired.partitions) {
+    warnings.push(
+      `has ${existing.partitions} partitions, declared ${desired.partitions}: not changed (more partitions remap keys)`,
+    );
+  }
+  if (existing.replicationFactor !== desired.replicationFactor) {
+    warnings.push(
+      `has replication factor ${existing.replicationFactor}, declared ${desired.replicationFactor}: not changed (needs a reassignment)`,
+    );
+  }
+  return { topic, action: changes.length > 0 ? 'alter' : 'ok', changes, warnings };
+}
+
+/** What the cluster has of `topics`; missing topics are absent from the map. */
+export async function readTopics(
+  admin: Admin,
+  topics: readonly string[],
+): Promise<Map<string, ExistingTopic>> {
+  const present = new Set(await admin.listTopics());
+  const wanted = topics.filter((t) => present.has(t));
+  const found = new Map<string, ExistingTopic>();
+  if (wanted.length === 0) return found;
+  const [metadata, configs] = await Promise.all([
+    admin.fetchTopicMetadata({ topics: wanted }),
+    admin.describeConfigs({
+      includeSynonyms: false,
+      resources: wanted.map((name) => ({ type: ConfigResourceTypes.TOPIC, name })),
+    }),
+  ]);
+  for (const t of metadata.topics) {
+    const resource = configs.resources.find((r) => r.resourceName === t.name);
+    const config: Record<string, string> = {};
+    const overrides: Record<string, string> = {};
+    for (const entry of resource?.configEntries ?? []) {
+      config[entry.configName] = entry.configValue;
+      if (entry.configSource === ConfigSource.TOPIC_CONFIG) {
+        overrides[entry.configName] = entry.configValue;
+      }
+    }
+    found.set(t.name, {
+      partitions: t.partitions.length,
+      replicationFactor: t.partitions[0]?.replicas.length ?? 0,
+      config,
+      overrides,
+    });
+  }
+  return found;
+}
+
+/** Creates missing topics and sets declared configs; other overrides on a topic are kept. */
+export async function applyTopicPlan(
+  admin: Admin,
+  desired: readonly DesiredTopic[],
+  existing: ReadonlyMap<string, ExistingTopic>,
+): Promise<TopicChange[]> {
+  const changes = desired.map((d) => planTopic(d, existing.get(d.topic)));
+  const create = desired.filter((d) => !existing.has(d.topic));
+  if (create.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: create.map((d) => ({
+        topic: d.topic,
+        numPartitions: d.partitions,
+        replicationFactor: d.replicationFactor,
+        configEntries: Object.entries(d.config).map(([name, value]) => ({ name, value })),
+      })),
+    });
+  }
+  const alter = desired.filter((d) => changes.find((c) => c.topic === d.topic)?.action === 'alter');
+  if (alter.length > 0) {
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: alter.map((d) => ({
+        type: ConfigResourceTypes.TOPIC,
+        name: d.topic,
+        configEntries: Object.entries({ ...existing.get(d.topic)?.overrides, ...d.config }).map(
+          ([name, value]) => ({
+            name,
+            value,
+          }),
+        ),
+      })),
+    });
+  }
+  return changes;
+}

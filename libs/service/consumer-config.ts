@@ -1,0 +1,57 @@
+/**
+ * The consumer runtime's knobs as environment variables, shared by every service so an operator
+ * tunes retries, concurrency and the DLQ breaker the same way everywhere.
+ */
+import type { ConfigOf } from '../config/load.ts';
+import { duration, durations, int } from '../config/vars.ts';
+import type { ConsumerRuntimeOptions } from '../kafka/consumer-runtime.ts';
+
+export const consumerSpec = {
+  CONSUMER_CONCURRENCY: int({
+    default: 32,
+    min: 1,
+    max: 10_000,
+    help: 'records handled at once per process',
+  }),
+  RETRY_DELAYS: durations({
+    default: [1_000, 10_000, 60_000],
+    help: 'one retry topic per delay; a record failing after the last one goes to the DLQ',
+  }),
+  DLQ_BREAKER_THRESHOLD: int({
+    default: 100,
+    min: 0,
+    help: 'dead letters within the window that pause consumption (0: never)',
+  }),
+  DLQ_BREAKER_WINDOW: duration({ default: 60_000, min: 1 }),
+  DLQ_BREAKER_COOLDOWN: duration({
+    default: 300_000,
+    min: 1,
+    help: 'how long the breaker holds consumption paused',
+  }),
+  CONSUMER_SESSION_TIMEOUT: duration({
+    default: 30_000,
+    min: 6_000,
+    help: 'how long the group waits for a silent member before moving its partitions to others',
+  }),
+  CHECKPOINT_INTERVAL: duration({
+    default: 5_000,
+    min: 100,
+    help: 'how often failover checkpoints are published',
+  }),
+};
+
+export type ConsumerConfig = ConfigOf<typeof consumerSpec>;
+
+export function runtimeTuning(config: ConsumerConfig) {
+  return {
+    concurrency: config.CONSUMER_CONCURRENCY,
+    retryDelaysMs: config.RETRY_DELAYS,
+    breaker: {
+      threshold: config.DLQ_BREAKER_THRESHOLD,
+      windowMs: config.DLQ_BREAKER_WINDOW,
+      cooldownMs: config.DLQ_BREAKER_COOLDOWN,
+    },
+    checkpointIntervalMs: config.CHECKPOINT_INTERVAL,
+    sessionTimeoutMs: config.CONSUMER_SESSION_TIMEOUT,
+  } satisfies Partial<ConsumerRuntimeOptions<'notify.event', unknown>>;
+}

@@ -1,0 +1,210 @@
+/**
+ * How every Tidings service starts, so that a service's main.ts is only its story: its config,
+ * its handlers and their wiring. In order: validate config (exit 2 naming every problem), log the
+ * effective config, open metrics and the ops server, migrate the service's own Postgres schema,
+ * connect Kafka and the registry, run the service's start(), and turn SIGTERM into an orderly
+ * stop (consumers first, then the ops server, then the database).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { commonRules, commonSpec } from '../config/common.ts';
+import {
+  ConfigError,
+  type ConfigOf,
+  type ConfigRule,
+  describeConfig,
+  loadConfig,
+  type Spec,
+} from '../config/load.ts';
+import { migrate } from '../db/migrate.ts';
+import { createPool } from '../db/pool.ts';
+import { createKafka } from '../kafka/client.ts';
+import {
+  type ConsumerRuntime,
+  type ConsumerRuntimeOptions,
+  createConsumerRuntime,
+} from '../kafka/consumer-runtime.ts';
+import { createShutdown } from '../lifecycle/shutdown.ts';
+import { createLogger } from '../log/logger.ts';
+import { startOpsServer } from '../metrics/ops-server.ts';
+import { createRegistry } from '../metrics/registry.ts';
+import type { StreamName } from '../schemas/catalog.ts';
+import { createSerde, type Serde } from '../schemas/serde.ts';
+import { consumerSpec, runtimeTuning } from './consumer-config.ts';
+
+type BaseSpec = ReturnType<typeof commonSpec> & typeof consumerSpec;
+
+export interface ServiceContext<C> {
+  name: string;
+  config: C;
+  log: Logger;
+  registry: Registry;
+  kafka: Kafka;
+  serde: Serde;
+  /** The service's pool, search_path set to its own schema; null for a service without migrations. */
+  db: pg.Pool | null;
+  onShutdown(name: string, fn: () => Promise<void> | void): void;
+  addReadiness(
+    name: string,
+    check: () => { ok: boolean; detail?: string } | Promise<{ ok: boolean; detail?: string }>,
+  ): void;
+  /** A consumer runtime with the service's names, config and shutdown wired in; already started. */
+  consume<S extends StreamName, B = undefined>(
+    options: Omit<
+      ConsumerRuntimeOptions<S, B>,
+      'kafka' | 'codec' | 'log' | 'registry' | 'service' | 'dc' | 'dcs'
+    >,
+  ): Promise<ConsumerRuntime>;
+}
+
+export interface ServiceDefinition<S extends Spec> {
+  name: string;
+  /** Default ops port; HTTP_PORT overrides. */
+  httpPort: number;
+  spec?: S;
+  rules?: readonly ConfigRule<ConfigOf<BaseSpec & S>>[];
+  /** Folder of NNNN_name.sql files applied to the Postgres schema named after the service. */
+  migrations?: string;
+  start(context: ServiceContext<ConfigOf<BaseSpec & S>>): Promise<void>;
+  env?: NodeJS.ProcessEnv;
+}
+
+const VERSION = (
+  JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+export async function runService<S extends Spec = Record<never, never>>(
+  def: ServiceDefinition<S>,
+): Promise<void> {
+  const env = def.env ?? process.env;
+  const spec = {
+    ...commonSpec(env, { httpPort: def.httpPort }),
+    ...consumerSpec,
+    ...(def.spec ?? {}),
+  } as BaseSpec & S;
+  let config: ConfigOf<BaseSpec & S>;
+  try {
+    config = loadConfig(spec, env, {
+      rules: [...commonRules, ...(def.rules ?? [])] as readonly ConfigRule<ConfigOf<BaseSpec & S>>[],
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${def.name}: cannot start, the configuration is invalid:\n${error.message}\n`);
+    process.exit(2);
+  }
+  // The service's own variables are typed for start(); the runtime only needs the common ones.
+  const base = config as unknown as ConfigOf<BaseSpec>;
+
+  const log = createLogger({ service: def.name, level: base.LOG_LEVEL, dc: base.TIDINGS_DC });
+  routeProcessWarnings(log);
+  const effective = describeConfig(spec, config);
+  log.info({ config: effective, version: VERSION }, `${def.name} starting`);
+
+  const shutdown = createShutdown({ log, timeoutMs: base.SHUTDOWN_TIMEOUT });
+  const registry = createRegistry({ defaultLabels: { service: def.name, dc: base.TIDINGS_DC } });
+  const checks = new Map<
+    string,
+    () => { ok: boolean; detail?: string } | Promise<{ ok: boolean; detail?: string }>
+  >();
+
+  try {
+    let db: pg.Pool | null = null;
+    if (def.migrations) {
+      const pool = createPool({ url: base.DATABASE_URL, schema: def.name, applicationName: def.name, log });
+      db = pool;
+      shutdown.onShutdown('postgres pool', () => pool.end());
+      const applied = await migrate(pool, { schema: def.name, dir: def.migrations, log });
+      log.info({ applied }, 'database schema up to date');
+      checks.set('postgres', async () => {
+        await pool.query('select 1');
+        return { ok: true };
+      });
+    }
+
+    const ops = await startOpsServer({
+      port: base.HTTP_PORT,
+      registry,
+      log,
+      info: {
+        name: def.name,
+        version: VERSION,
+        dc: base.TIDINGS_DC,
+        dcs: base.TIDINGS_DCS,
+        config: effective,
+      },
+      readiness: async () => {
+        const results: Record<string, { ok: boolean; detail?: string }> = {};
+        for (const [name, check] of checks) {
+          try {
+            results[name] = await check();
+          } catch (error) {
+            results[name] = { ok: false, detail: (error as Error).message };
+          }
+        }
+        return { ready: Object.values(results).every((r) => r.ok), checks: results };
+      },
+    });
+    shutdown.onShutdown('ops server', () => ops.close());
+    log.info({ port: ops.port }, 'ops server listening: /metrics /healthz /readyz /_info');
+
+    const kafka = createKafka({
+      clientId: `${def.name}-${base.TIDINGS_DC}`,
+      brokers: base.KAFKA_BROKERS,
+      logger: log,
+    });
+    const serde = createSerde({ registryUrl: base.SCHEMA_REGISTRY_URL });
+
+    await def.start({
+      name: def.name,
+      config,
+      log,
+      registry,
+      kafka,
+      serde,
+      db,
+      onShutdown: shutdown.onShutdown,
+      addReadiness: (name, check) => checks.set(name, check),
+      async consume(options) {
+        const runtime = createConsumerRuntime({
+          ...runtimeTuning(base),
+          ...options,
+          kafka,
+          codec: serde,
+          log,
+          registry,
+          service: def.name,
+          dc: base.TIDINGS_DC,
+          dcs: base.TIDINGS_DCS,
+        });
+        const group = options.group ?? def.name;
+        shutdown.onShutdown(`consumer ${group}`, () => runtime.stop());
+        checks.set(`consumer ${group}`, () => runtime.readiness());
+        await runtime.start();
+        return runtime;
+      },
+    });
+    log.info(`${def.name} started`);
+  } catch (error) {
+    log.fatal({ err: error }, `${def.name} failed to start`);
+    await shutdown.shutdown('start-up failed');
+  }
+}
+
+/**
+ * Node prints process warnings to stderr as plain text; a service logs them as JSON instead.
+ * KafkaJS 2.2.4 arms timers with negative delays under Node 24 (harmless: they fire at once),
+ * which would otherwise print a TimeoutNegativeWarning per consumer.
+ */
+function routeProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'TimeoutNegativeWarning') return;
+    log.warn({ err: warning }, 'process warning');
+  });
+}
