@@ -1,0 +1,98 @@
+/**
+ * `tidings topics plan | apply`: the declared stream topics (libs/kafka/topic-plan.ts) on one
+ * datacenter's cluster, for every datacenter prefix (local and mirrored copies).
+ */
+
+import type { Command } from 'commander';
+import type { Admin } from 'kafkajs';
+import { createKafka } from '../../libs/kafka/client.ts';
+import {
+  applyTopicPlan,
+  desiredTopics,
+  planTopic,
+  readTopics,
+  type TopicChange,
+} from '../../libs/kafka/topic-plan.ts';
+import { type CliContext, contextOf, usageError } from '../context.ts';
+
+interface TopicsOptions {
+  replicationFactor: string;
+  prefixes?: string;
+}
+
+export function topicsCommand(program: Command): void {
+  const topics = program.command('topics').description("the stream topics on a datacenter's cluster");
+
+  withPlanOptions(topics.command('plan'))
+    .description('show what apply would create or alter; changes nothing')
+    .action(async (options: TopicsOptions, command: Command) => {
+      const ctx = contextOf(command);
+      const desired = desiredFor(ctx, options);
+      const changes = await withAdmin(ctx, async (admin) => {
+        const existing = await readTopics(
+          admin,
+          desired.map((d) => d.topic),
+        );
+        return desired.map((d) => planTopic(d, existing.get(d.topic)));
+      });
+      ctx.print(rows(changes));
+    });
+
+  withPlanOptions(topics.command('apply'))
+    .description('create missing topics and set declared configs (partition counts are only reported)')
+    .action(async (options: TopicsOptions, command: Command) => {
+      const ctx = contextOf(command);
+      const desired = desiredFor(ctx, options);
+      const changes = await withAdmin(ctx, async (admin) => {
+        const existing = await readTopics(
+          admin,
+          desired.map((d) => d.topic),
+        );
+        return applyTopicPlan(admin, desired, existing);
+      });
+      ctx.print(rows(changes, { create: 'created', alter: 'altered', ok: 'ok' }));
+    });
+}
+
+function withPlanOptions(command: Command): Command {
+  return command
+    .option('--replication-factor <n>', 'replicas per partition for new topics', '1')
+    .option('--prefixes <dcs>', 'datacenter prefixes to hold topics for (default: every known datacenter)');
+}
+
+function desiredFor(ctx: CliContext, options: TopicsOptions) {
+  const replicationFactor = Number(options.replicationFactor);
+  if (!Number.isInteger(replicationFactor) || replicationFactor < 1) {
+    throw usageError(`--replication-factor must be a positive integer, got "${options.replicationFactor}"`);
+  }
+  const dcs = options.prefixes
+    ? options.prefixes
+        .split(',')
+        .map((dc) => dc.trim())
+        .filter((dc) => dc.length > 0)
+    : ctx.knownDcs;
+  try {
+    return desiredTopics(dcs, replicationFactor);
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+}
+
+function rows(changes: readonly TopicChange[], verbs?: Record<TopicChange['action'], string>) {
+  return changes.map((c) => ({
+    topic: c.topic,
+    action: verbs ? verbs[c.action] : c.action,
+    changes: c.changes,
+    warnings: c.warnings,
+  }));
+}
+
+async function withAdmin<T>(ctx: CliContext, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = createKafka({ clientId: 'tidings-cli', brokers: ctx.brokers }).admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}

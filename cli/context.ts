@@ -1,0 +1,78 @@
+/**
+ * What every `tidings` command shares: the datacenter it acts on, that datacenter's brokers, the
+ * registry, the output format, and exit codes (0 ok, 1 the command found a problem, 2 usage or
+ * configuration error).
+ */
+import type { Command } from 'commander';
+import { parseBrokers } from '../libs/kafka/client.ts';
+import { assertDc } from '../libs/kafka/topics.ts';
+import { type OutputFormat, type Row, render } from './output.ts';
+
+/** Brokers of each datacenter's cluster on a local stack; KAFKA_BROKERS_<DC> or --brokers override. */
+export const DC_BROKERS: Readonly<Record<string, readonly string[]>> = {
+  eqiad: ['127.0.0.1:9092'],
+  codfw: ['127.0.0.1:9192'],
+};
+
+export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
+
+export const EXIT = { ok: 0, problem: 1, usage: 2 } as const;
+
+/** An error whose message is the whole story; the CLI prints it and exits with `exitCode`. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+export const usageError = (message: string) => new CliError(message, EXIT.usage);
+
+export interface GlobalOptions {
+  dc: string;
+  brokers?: string;
+  registry?: string;
+  output: OutputFormat;
+}
+
+export interface CliContext {
+  dc: string;
+  brokers: string[];
+  registryUrl: string;
+  output: OutputFormat;
+  /** Every datacenter this deployment knows: the broker map's and the one acted on. */
+  knownDcs: string[];
+  print(rows: readonly Row[], columns?: readonly string[]): void;
+}
+
+export function resolveContext(options: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CliContext {
+  let dc: string;
+  try {
+    dc = assertDc(options.dc);
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+  const envName = `KAFKA_BROKERS_${dc.toUpperCase().replaceAll('-', '_')}`;
+  const brokerList = options.brokers ?? env[envName];
+  const brokers = brokerList !== undefined ? parseBrokers(brokerList) : [...(DC_BROKERS[dc] ?? [])];
+  if (brokers.length === 0) {
+    throw usageError(`no brokers known for datacenter "${dc}": pass --brokers or set ${envName}`);
+  }
+  const registryUrl = options.registry ?? env.SCHEMA_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
+  return {
+    dc,
+    brokers,
+    registryUrl,
+    output: options.output,
+    knownDcs: [...new Set([...Object.keys(DC_BROKERS), dc])],
+    print(rows, columns) {
+      process.stdout.write(render(options.output, rows, columns));
+    },
+  };
+}
+
+export function contextOf(command: Command): CliContext {
+  return resolveContext(command.optsWithGlobals<GlobalOptions>());
+}

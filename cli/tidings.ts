@@ -1,0 +1,61 @@
+/**
+ * `tidings`: the operations command.
+ *
+ *   node cli/tidings.ts [--dc eqiad] [--brokers h:p,...] [--registry url] [-o table|json|csv] <command>
+ *
+ * Exit codes: 0 ok, 1 the command found a problem (or failed), 2 usage or configuration error.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { publishCommand } from './commands/publish.ts';
+import { schemasCommand } from './commands/schemas.ts';
+import { topicsCommand } from './commands/topics.ts';
+import { CliError, EXIT } from './context.ts';
+import { OUTPUT_FORMATS } from './output.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('tidings')
+    .description('Tidings operations: topics, schemas, publishing')
+    // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .addOption(
+      new Option('--dc <dc>', 'datacenter to act on (its cluster and topic prefix)')
+        .env('TIDINGS_DC')
+        .default('eqiad'),
+    )
+    .option(
+      '--brokers <list>',
+      "Kafka brokers, host:port,... (default: the datacenter's, or KAFKA_BROKERS_<DC>)",
+    )
+    .option(
+      '--registry <url>',
+      'schema registry, Confluent API (default: SCHEMA_REGISTRY_URL or the local one)',
+    )
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'));
+  schemasCommand(program);
+  topicsCommand(program);
+  publishCommand(program);
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv], { from: 'user' });
+    return Number(process.exitCode ?? EXIT.ok);
+  } catch (error) {
+    // Commander has already printed its message (and help) for usage errors.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (error instanceof CliError) {
+      console.error(`tidings: ${error.message}`);
+      return error.exitCode;
+    }
+    console.error(`tidings: ${(error as Error).message ?? error}`);
+    return EXIT.problem;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  // Clients may keep sockets open (HTTP keep-alive, KafkaJS); the command is done.
+  process.exit(code);
+}

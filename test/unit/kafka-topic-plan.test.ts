@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  desiredTopics,
+  type ExistingTopic,
+  isCompacted,
+  planTopic,
+  TOPIC_PLAN,
+} from '../../libs/kafka/topic-plan.ts';
+import { STREAMS } from '../../libs/schemas/catalog.ts';
+
+describe('topic plan', () => {
+  test('declares every stream once', () => {
+    assert.deepEqual(TOPIC_PLAN.map((d) => d.stream).sort(), [...STREAMS].sort());
+  });
+
+  test('compacts exactly the state streams', () => {
+    assert.deepEqual(STREAMS.filter(isCompacted), [
+      'notify.user',
+      'notify.push-subscription',
+      'notify.suppression',
+      'notify.checkpoint',
+    ]);
+  });
+
+  test('a cluster holds every datacenter prefix of every stream', () => {
+    const topics = desiredTopics(['eqiad', 'codfw'], 1).map((t) => t.topic);
+    assert.equal(topics.length, 2 * STREAMS.length);
+    assert.ok(topics.includes('eqiad.notify.event'));
+    assert.ok(topics.includes('codfw.notify.checkpoint'));
+  });
+
+  test('with three replicas an acknowledged write needs two of them', () => {
+    assert.equal(desiredTopics(['eqiad'], 3)[0]!.config['min.insync.replicas'], '2');
+    assert.equal(desiredTopics(['eqiad'], 1)[0]!.config['min.insync.replicas'], '1');
+  });
+});
+
+describe('planTopic', () => {
+  const desired = desiredTopics(['eqiad'], 1).find((t) => t.topic === 'eqiad.notify.user')!;
+  const matching = (): ExistingTopic => ({
+    partitions: desired.partitions,
+    replicationFactor: 1,
+    config: { ...desired.config, 'segment.ms': '604800000' },
+    overrides: {},
+  });
+
+  test('a missing topic is created', () => {
+    assert.equal(planTopic(desired, undefined).action, 'create');
+  });
+
+  test('a matching topic is ok', () => {
+    assert.deepEqual(planTopic(desired, matching()), {
+      topic: 'eqiad.notify.user',
+      action: 'ok',
+      changes: [],
+      warnings: [],
+    });
+  });
+
+  test('a differing config is altered, naming old and new values', () => {
+    const existing = matching();
+    existing.config['cleanup.policy'] = 'delete';
+    assert.deepEqual(planTopic(desired, existing).changes, ['cleanup.policy: delete -> compact']);
+    assert.equal(planTopic(desired, existing).action, 'alter');
+  });
+
+  test('a partition count that differs is reported, never changed', () => {
+    const existing = { ...matching(), partitions: 1 };
+    const change = planTopic(desired, existing);
+    assert.equal(change.action, 'ok');
+    assert.match(change.warnings[0]!, /has 1 partitions, declared 3/);
+  });
+});
