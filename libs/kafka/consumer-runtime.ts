@@ -120,6 +120,16 @@ export const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000] as const;
 
 type Outcome = 'ok' | 'retried' | 'dead_lettered';
 
+/**
+ * A record whose handling is decided, and the promise that its consequences are in Kafka. A record
+ * frees its concurrency slot as soon as it is decided; waiting for acks=all happens outside the
+ * limiter, or the round trip would cap throughput at concurrency / latency.
+ */
+interface Decided {
+  outcome: Outcome;
+  durable: Promise<void>;
+}
+
 interface PositionData {
   timestamp: number;
   eventTime: number | null;
@@ -272,7 +282,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   }
 
   /** Routes a failed record to its next retry topic or the DLQ, durably. */
-  async function fail(
+  function fail(
     message: KafkaMessage,
     topic: string,
     partition: number,
@@ -280,11 +290,11 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     kind: string,
     error: unknown,
     permanent: boolean,
-  ): Promise<Outcome> {
+  ): Decided {
     const route: FailureRoute = permanent
       ? { kind: 'dead-letter', topic: policy.deadLetterTopic, attempt: attempt + 1 }
       : policy.route(attempt + 1, now());
-    await outbox.send([failureRecord(message, topic, partition, route, kind, error)]);
+    const durable = outbox.send([failureRecord(message, topic, partition, route, kind, error)]);
     if (route.kind === 'retry') {
       metrics.retries.inc({ group, delay: String(route.delayMs) });
       log.warn(
@@ -298,7 +308,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         },
         'record failed; retrying later',
       );
-      return 'retried';
+      return { outcome: 'retried', durable };
     }
     metrics.deadLetters.inc({ group, reason: kind });
     log.error(
@@ -306,14 +316,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       'record dead-lettered',
     );
     onDeadLetter();
-    return 'dead_lettered';
+    return { outcome: 'dead_lettered', durable };
   }
 
   async function handleOne(
     record: ConsumedRecord<T>,
     message: KafkaMessage,
     batchContext: B,
-  ): Promise<Outcome> {
+  ): Promise<Decided> {
     const outputs: Promise<OutboundRecord>[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
@@ -358,8 +368,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       timer();
     }
     // A failed send is not the record's fault: it propagates and the batch is fetched again.
-    await outbox.send(ready);
-    return 'ok';
+    return { outcome: 'ok', durable: outbox.send(ready) };
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -467,36 +476,38 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
       tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
       const key = message.key ? message.key.toString('utf8') : null;
-      const run = async () => {
+      const decide = async (): Promise<Decided | null> => {
         if (isHalted() || !payload.isRunning() || payload.isStale()) {
           stoppedEarly = true;
-          return;
+          return null;
         }
-        let outcome: Outcome;
         if (item.record && prepareError === undefined) {
-          outcome = await handleOne(item.record, message, batchContext as B);
-        } else if (item.record) {
-          outcome = await fail(
-            message,
-            topic,
-            partition,
-            item.record.attempt,
-            'handler',
-            prepareError,
-            false,
-          );
-        } else {
-          const kind = decodeFailureKind(item.error) ?? 'malformed';
-          outcome = await fail(message, topic, partition, 0, kind, item.error, true);
+          return handleOne(item.record, message, batchContext as B);
         }
-        metrics.records.inc({ group, outcome });
+        if (item.record) {
+          return fail(message, topic, partition, item.record.attempt, 'handler', prepareError, false);
+        }
+        return fail(
+          message,
+          topic,
+          partition,
+          0,
+          decodeFailureKind(item.error) ?? 'malformed',
+          item.error,
+          true,
+        );
+      };
+      const settle = async (decided: Decided | null) => {
+        if (!decided) return;
+        await decided.durable;
+        metrics.records.inc({ group, outcome: decided.outcome });
         tracker.finish(offset);
         if (now() - lastCommit >= commitIntervalMs) {
           await commit();
           await payload.heartbeat();
         }
       };
-      tasks.push(limiter.run(key, run));
+      tasks.push(limiter.run(key, decide).then(settle));
     }
     metrics.inFlight.set(labels, limiter.active());
     const results = await Promise.allSettled(tasks);

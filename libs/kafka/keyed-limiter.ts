@@ -41,14 +41,12 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
       if (key === null) return slot(task);
       const previous = tails.get(key);
       const result = previous ? previous.then(() => slot(task)) : slot(task);
-      const tail = result.then(
-        () => undefined,
-        () => undefined,
-      );
+      // The tail only orders the next task of this key; it must neither reject nor outlive the key.
+      const tail: Promise<unknown> = result.then(forget, forget);
       tails.set(key, tail);
-      void tail.then(() => {
-        if (tails.get(key) === tail) tails.delete(key);
-      });
+      function forget() {
+        if (tails.get(key as string) === tail) tails.delete(key as string);
+      }
       return result;
     },
     active() {

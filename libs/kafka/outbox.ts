@@ -34,7 +34,7 @@ interface Pending {
 
 export function createOutbox(
   producer: Producer,
-  { maxRecords = 2000, lingerMs = 5 }: OutboxOptions = {},
+  { maxRecords = 500, lingerMs = 5 }: OutboxOptions = {},
 ): Outbox {
   let waiting: Pending[] = [];
   let waitingCount = 0;

@@ -2,6 +2,8 @@
  * The consumer runtime against the raw KafkaJS consume→produce pipe, on the same input bytes.
  *
  * raw:     eachBatch → producer.send(batch, acks=all) → commit. No decoding, no per-record work.
+ * raw+avro: the raw pipe plus the Avro work the runtime's handler does (decode, derive, encode),
+ *          hand-written without the runtime: the difference to `runtime` is the runtime's own cost.
  * runtime: the full path a service pays for: Avro decode through the registry, handler, Avro encode
  *          of a derived record, group-committed produce with acks=all, lowest-unfinished commit,
  *          checkpoints.
@@ -15,7 +17,7 @@ import { createProducer } from '../../libs/kafka/client.ts';
 import { createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
-import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
+import type { Meta, NotifyEvent, NotifyWebInput } from '../../libs/schemas/types.generated.ts';
 import {
   createStreamTopics,
   deleteDcTopics,
@@ -45,15 +47,19 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     await fill(kafka, serde, dc, input);
     const raw: number[] = [];
+    const rawAvro: number[] = [];
     const runtime: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      raw.push(await rawPipe(kafka, dc, input));
+      raw.push(await rawPipe(kafka, dc, input, null));
+      rawAvro.push(await rawPipe(kafka, dc, input, serde));
       runtime.push(await runtimePipe(kafka, serde, dc));
       console.log(
-        `round ${round + 1}: raw ${Math.round(raw.at(-1)!)} rec/s, runtime ${Math.round(runtime.at(-1)!)} rec/s`,
+        `round ${round + 1}: raw ${Math.round(raw.at(-1)!)}, raw+avro ${Math.round(rawAvro.at(-1)!)}, ` +
+          `runtime ${Math.round(runtime.at(-1)!)} records/s`,
       );
     }
     const rawMedian = median(raw);
+    const rawAvroMedian = median(rawAvro);
     const runtimeMedian = median(runtime);
     return {
       records: RECORDS,
@@ -61,14 +67,42 @@ export async function run(): Promise<Record<string, unknown>> {
       rounds: ROUNDS,
       raw_records_per_s: raw.map((v) => Math.round(v)),
       runtime_records_per_s: runtime.map((v) => Math.round(v)),
+      raw_avro_records_per_s: rawAvro.map((v) => Math.round(v)),
       raw_median_records_per_s: Math.round(rawMedian),
+      raw_avro_median_records_per_s: Math.round(rawAvroMedian),
       runtime_median_records_per_s: Math.round(runtimeMedian),
       ratio_runtime_to_raw: round(runtimeMedian / rawMedian),
+      ratio_runtime_to_raw_avro: round(runtimeMedian / rawAvroMedian),
       goal_ratio: 0.7,
     };
   } finally {
     await deleteDcTopics(kafka, dc);
   }
+}
+
+type Serde = ReturnType<typeof createSerde>;
+
+/** The derived record both the raw+avro pipe and the runtime's handler produce. */
+function webRecord(e: NotifyEvent, recipient: string, meta?: Meta): NotifyWebInput {
+  return {
+    meta: meta ?? { ...e.meta, id: randomUUID(), stream: 'notify.web', producer: 'bench' },
+    notification: {
+      notification_id: `${e.event_id}:${recipient}:web`,
+      event_id: e.event_id,
+      event_type: e.type,
+      category: e.category,
+      recipient_id: recipient,
+      agent: e.agent,
+      title: e.title ?? '',
+      url: e.url ?? '',
+      extra: e.extra,
+      priority: 1,
+      bundle_key: e.bundle_key,
+      locale: 'en',
+      timezone: 'UTC',
+    },
+    folded: false,
+  };
 }
 
 function event(dc: string, i: number): NotifyEvent {
@@ -94,7 +128,7 @@ function event(dc: string, i: number): NotifyEvent {
   };
 }
 
-async function fill(kafka: Kafka, serde: ReturnType<typeof createSerde>, dc: string, topic: string) {
+async function fill(kafka: Kafka, serde: Serde, dc: string, topic: string) {
   const producer = createProducer(kafka);
   await producer.connect();
   try {
@@ -124,7 +158,7 @@ async function committedAll(kafka: Kafka, group: string, topic: string): Promise
   });
 }
 
-async function rawPipe(kafka: Kafka, dc: string, input: string): Promise<number> {
+async function rawPipe(kafka: Kafka, dc: string, input: string, serde: Serde | null): Promise<number> {
   const group = `bench-raw-${randomUUID()}`;
   const out = topicFor(dc, 'bench.raw-out');
   const producer = createProducer(kafka);
@@ -138,11 +172,18 @@ async function rawPipe(kafka: Kafka, dc: string, input: string): Promise<number>
     partitionsConsumedConcurrently: PARTITIONS,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
       if (!started) started = performance.now();
-      await producer.send({
-        topic: out,
-        acks: -1,
-        messages: batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
-      });
+      const messages = serde
+        ? await Promise.all(
+            batch.messages.map(async (m) => {
+              const e = await serde.decode('notify.event', m.value!);
+              return {
+                key: e.recipients[0]!,
+                value: await serde.encode('notify.web', webRecord(e, e.recipients[0]!)),
+              };
+            }),
+          )
+        : batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
+      await producer.send({ topic: serde ? topicFor(dc, 'notify.web') : out, acks: -1, messages });
       resolveOffset(batch.lastOffset());
       await commitOffsetsIfNecessary({
         topics: [
@@ -162,7 +203,7 @@ async function rawPipe(kafka: Kafka, dc: string, input: string): Promise<number>
   return RECORDS / ((done - started) / 1000);
 }
 
-async function runtimePipe(kafka: Kafka, serde: ReturnType<typeof createSerde>, dc: string): Promise<number> {
+async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<number> {
   const group = `bench-runtime-${randomUUID()}`;
   let started = 0;
   const runtime = createConsumerRuntime<'notify.event'>({
@@ -179,31 +220,10 @@ async function runtimePipe(kafka: Kafka, serde: ReturnType<typeof createSerde>, 
     handler: {
       handle(record, ctx) {
         if (!started) started = performance.now();
-        const e = record.value;
-        for (const recipient of e.recipients) {
-          ctx.emit(
-            'notify.web',
-            {
-              meta: ctx.derivedMeta('notify.web'),
-              notification: {
-                notification_id: `${e.event_id}:${recipient}:web`,
-                event_id: e.event_id,
-                event_type: e.type,
-                category: e.category,
-                recipient_id: recipient,
-                agent: e.agent,
-                title: e.title ?? '',
-                url: e.url ?? '',
-                extra: e.extra,
-                priority: 1,
-                bundle_key: e.bundle_key,
-                locale: 'en',
-                timezone: 'UTC',
-              },
-              folded: false,
-            },
-            { key: recipient },
-          );
+        for (const recipient of record.value.recipients) {
+          ctx.emit('notify.web', webRecord(record.value, recipient, ctx.derivedMeta('notify.web')), {
+            key: recipient,
+          });
         }
       },
     },
