@@ -8,8 +8,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 install: node_modules/.install-stamp
 
+# Not `npm ci`: npm 11 drops optional platform packages this registry cannot serve (Biome's
+# binaries for other systems) from the lock file and then `npm ci` refuses that same lock file.
+# `npm install` with the committed lock file installs the same versions.
 node_modules/.install-stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 lint: install
