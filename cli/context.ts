@@ -4,17 +4,10 @@
  * configuration error).
  */
 import type { Command } from 'commander';
+import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../libs/config/common.ts';
 import { parseBrokers } from '../libs/kafka/client.ts';
 import { assertDc } from '../libs/kafka/topics.ts';
 import { type OutputFormat, type Row, render } from './output.ts';
-
-/** Brokers of each datacenter's cluster on a local stack; KAFKA_BROKERS_<DC> or --brokers override. */
-export const DC_BROKERS: Readonly<Record<string, readonly string[]>> = {
-  eqiad: ['127.0.0.1:9092'],
-  codfw: ['127.0.0.1:9192'],
-};
-
-export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
 
 export const EXIT = { ok: 0, problem: 1, usage: 2 } as const;
 
@@ -56,17 +49,17 @@ export function resolveContext(options: GlobalOptions, env: NodeJS.ProcessEnv = 
   }
   const envName = `KAFKA_BROKERS_${dc.toUpperCase().replaceAll('-', '_')}`;
   const brokerList = options.brokers ?? env[envName];
-  const brokers = brokerList !== undefined ? parseBrokers(brokerList) : [...(DC_BROKERS[dc] ?? [])];
+  const brokers = brokerList !== undefined ? parseBrokers(brokerList) : [...(LOCAL_BROKERS[dc] ?? [])];
   if (brokers.length === 0) {
     throw usageError(`no brokers known for datacenter "${dc}": pass --brokers or set ${envName}`);
   }
-  const registryUrl = options.registry ?? env.SCHEMA_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
+  const registryUrl = options.registry ?? env.SCHEMA_REGISTRY_URL ?? DEFAULT_SCHEMA_REGISTRY_URL;
   return {
     dc,
     brokers,
     registryUrl,
     output: options.output,
-    knownDcs: [...new Set([...Object.keys(DC_BROKERS), dc])],
+    knownDcs: [...new Set([...Object.keys(LOCAL_BROKERS), dc])],
     print(rows, columns) {
       process.stdout.write(render(options.output, rows, columns));
     },

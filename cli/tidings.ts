@@ -6,6 +6,7 @@
  * Exit codes: 0 ok, 1 the command found a problem (or failed), 2 usage or configuration error.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
 import { publishCommand } from './commands/publish.ts';
 import { schemasCommand } from './commands/schemas.ts';
 import { topicsCommand } from './commands/topics.ts';
@@ -55,6 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  routeProcessWarnings((warning) => console.error(`tidings: warning: ${warning.message}`));
   const code = await main(process.argv.slice(2));
   // Clients may keep sockets open (HTTP keep-alive, KafkaJS); the command is done.
   process.exit(code);

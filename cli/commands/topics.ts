@@ -25,33 +25,48 @@ export function topicsCommand(program: Command): void {
 
   withPlanOptions(topics.command('plan'))
     .description('show what apply would create or alter; changes nothing')
-    .action(async (options: TopicsOptions, command: Command) => {
-      const ctx = contextOf(command);
-      const desired = desiredFor(ctx, options);
-      const changes = await withAdmin(ctx, async (admin) => {
-        const existing = await readTopics(
-          admin,
-          desired.map((d) => d.topic),
-        );
-        return desired.map((d) => planTopic(d, existing.get(d.topic)));
-      });
-      ctx.print(rows(changes));
-    });
+    .action((options: TopicsOptions, command: Command) =>
+      withPlan(command, options, async (_admin, desired, existing) => ({
+        rows: rows(desired.map((d) => planTopic(d, existing.get(d.topic)))),
+      })),
+    );
 
   withPlanOptions(topics.command('apply'))
     .description('create missing topics and set declared configs (partition counts are only reported)')
-    .action(async (options: TopicsOptions, command: Command) => {
-      const ctx = contextOf(command);
-      const desired = desiredFor(ctx, options);
-      const changes = await withAdmin(ctx, async (admin) => {
-        const existing = await readTopics(
-          admin,
-          desired.map((d) => d.topic),
-        );
-        return applyTopicPlan(admin, desired, existing);
-      });
-      ctx.print(rows(changes, { create: 'created', alter: 'altered', ok: 'ok' }));
-    });
+    .action((options: TopicsOptions, command: Command) =>
+      withPlan(command, options, async (admin, desired, existing) => ({
+        rows: rows(await applyTopicPlan(admin, desired, existing), {
+          create: 'created',
+          alter: 'altered',
+          ok: 'ok',
+        }),
+      })),
+    );
+}
+
+/** Reads the declared topics and what the cluster holds of them, then lets plan or apply act. */
+async function withPlan(
+  command: Command,
+  options: TopicsOptions,
+  act: (
+    admin: Admin,
+    desired: ReturnType<typeof desiredFor>,
+    existing: Awaited<ReturnType<typeof readTopics>>,
+  ) => Promise<{ rows: ReturnType<typeof rows> }>,
+): Promise<void> {
+  const ctx = contextOf(command);
+  const desired = desiredFor(ctx, options);
+  const result = await withAdmin(ctx, async (admin) =>
+    act(
+      admin,
+      desired,
+      await readTopics(
+        admin,
+        desired.map((d) => d.topic),
+      ),
+    ),
+  );
+  ctx.print(result.rows);
 }
 
 function withPlanOptions(command: Command): Command {

@@ -2,6 +2,8 @@
  * The variables every Tidings service reads. A service spreads `commonSpec(...)` into its own
  * spec and passes `commonRules` to loadConfig, so all problems still come back in one error.
  */
+
+import { DC_PATTERN } from '../kafka/topics.ts';
 import { type ConfigOf, type ConfigRule, type Env, readEnv } from './load.ts';
 import { duration, list, port, str, url } from './vars.ts';
 
@@ -23,8 +25,6 @@ export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tidings'
 /** pino's levels; `silent` turns logging off. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-// The same rule libs/kafka/topics.ts enforces on topic prefixes.
-const DC_NAME = /^[a-z][a-z0-9-]*$/;
 const DC_EXPECT = 'a lowercase name like eqiad (letters, digits, dashes)';
 const HOST_PORT = /^[^\s:,]+:\d+$/;
 
@@ -40,13 +40,13 @@ export function commonSpec(env: Env, { httpPort }: CommonSpecOptions) {
   return {
     TIDINGS_DC: str({
       default: DEFAULT_DC,
-      pattern: DC_NAME,
+      pattern: DC_PATTERN,
       expect: DC_EXPECT,
       help: 'datacenter this process runs in',
     }),
     TIDINGS_DCS: list({
       default: DEFAULT_DCS,
-      pattern: DC_NAME,
+      pattern: DC_PATTERN,
       itemExpect: 'datacenter names (lowercase letters, digits, dashes)',
       help: 'every datacenter whose topics this process reads, its own included',
     }),

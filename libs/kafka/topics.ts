@@ -4,7 +4,8 @@
  * failover needs no renaming.
  */
 
-const DC_PATTERN = /^[a-z][a-z0-9-]*$/;
+/** What a datacenter name (and so a topic prefix) may look like; config validates against it too. */
+export const DC_PATTERN = /^[a-z][a-z0-9-]*$/;
 
 export function assertDc(dc: string): string {
   if (!DC_PATTERN.test(dc)) {

@@ -28,6 +28,7 @@ import {
   type ConsumerRuntimeOptions,
   createConsumerRuntime,
 } from '../kafka/consumer-runtime.ts';
+import { routeProcessWarnings } from '../lifecycle/process-warnings.ts';
 import { createShutdown } from '../lifecycle/shutdown.ts';
 import { createLogger } from '../log/logger.ts';
 import { startOpsServer } from '../metrics/ops-server.ts';
@@ -102,7 +103,7 @@ export async function runService<S extends Spec = Record<never, never>>(
   const base = config as unknown as ConfigOf<BaseSpec>;
 
   const log = createLogger({ service: def.name, level: base.LOG_LEVEL, dc: base.TIDINGS_DC });
-  routeProcessWarnings(log);
+  routeProcessWarnings((warning) => log.warn({ err: warning }, 'process warning'));
   const effective = describeConfig(spec, config);
   log.info({ config: effective, version: VERSION }, `${def.name} starting`);
 
@@ -194,17 +195,4 @@ export async function runService<S extends Spec = Record<never, never>>(
     log.fatal({ err: error }, `${def.name} failed to start`);
     await shutdown.shutdown('start-up failed');
   }
-}
-
-/**
- * Node prints process warnings to stderr as plain text; a service logs them as JSON instead.
- * KafkaJS 2.2.4 arms timers with negative delays under Node 24 (harmless: they fire at once),
- * which would otherwise print a TimeoutNegativeWarning per consumer.
- */
-function routeProcessWarnings(log: Logger): void {
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (warning.name === 'TimeoutNegativeWarning') return;
-    log.warn({ err: warning }, 'process warning');
-  });
 }

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { DC_BROKERS, resolveContext } from '../../cli/context.ts';
+import { resolveContext } from '../../cli/context.ts';
 import { render } from '../../cli/output.ts';
+import { LOCAL_BROKERS } from '../../libs/config/common.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -56,7 +57,7 @@ describe('output', () => {
 describe('context', () => {
   test('brokers come from --brokers, then KAFKA_BROKERS_<DC>, then the built-in map', () => {
     const base = { dc: 'codfw', output: 'table' as const };
-    assert.deepEqual(resolveContext(base, {}).brokers, DC_BROKERS.codfw);
+    assert.deepEqual(resolveContext(base, {}).brokers, LOCAL_BROKERS.codfw);
     assert.deepEqual(resolveContext(base, { KAFKA_BROKERS_CODFW: 'k1:9092, k2:9092' }).brokers, [
       'k1:9092',
       'k2:9092',
