@@ -253,6 +253,36 @@ describe('consumer runtime', () => {
     }
   });
 
+  test('pause() holds new records back until every pause reason is resumed', async () => {
+    const dc = await newDc();
+    const handled: string[] = [];
+    const runtime = await startRuntime(dc, {
+      handle(record) {
+        handled.push(record.value.event_id);
+      },
+    });
+    try {
+      await produceRaw(dc, [event(dc, 'before')]);
+      await eventually(() => (handled.includes('before') ? true : undefined), 'the first record');
+      runtime.pause('smtp-rate-limit');
+      runtime.pause('operator');
+      await produceRaw(dc, [event(dc, 'while-paused')]);
+      // Several fetch cycles (250 ms each) pass while paused; a paused consumer fetches nothing.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(handled, ['before']);
+      runtime.resume('smtp-rate-limit');
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(handled, ['before'], 'one reason is still holding it');
+      runtime.resume('operator');
+      await eventually(
+        () => (handled.includes('while-paused') ? true : undefined),
+        'the held record after resume',
+      );
+    } finally {
+      await runtime.stop();
+    }
+  });
+
   test('checkpoints name the group, partition, committed offset and the last record time', async () => {
     const dc = await newDc();
     const dt = Date.now() - 60_000;

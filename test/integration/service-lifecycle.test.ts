@@ -73,9 +73,10 @@ function startRelay(dc: string, env: Record<string, string>): { child: ChildProc
       CONSUMER_SESSION_TIMEOUT: '6s',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
   children.add(child);
+  child.stderr?.pipe(process.stderr);
   child.on('exit', () => children.delete(child));
   return { child, port };
 }
@@ -141,6 +142,23 @@ describe('a service process', () => {
     for (let i = 0; i < records; i++) assert.ok(seen.has(`e${i}`), `e${i} reached the output`);
     const redelivered = early.filter((id) => all.filter((x) => x === id).length > 1);
     assert.ok(redelivered.length > 0, 'records handled but not committed before the kill were handled again');
+  });
+
+  test('an invalid configuration stops start-up with exit 2 and names every variable to fix', async () => {
+    const { child } = startRelay('eqiad', {
+      HTTP_PORT: 'abc',
+      TIDINGS_DCS: 'codfw',
+      RETRY_DELAYS: '1s,soon',
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 2);
+    assert.match(stderr, /HTTP_PORT/);
+    assert.match(stderr, /RETRY_DELAYS/);
+    assert.match(stderr, /TIDINGS_DCS/);
   });
 
   test('SIGTERM drains in-flight work, commits, exits 0; the restart duplicates nothing', async () => {
