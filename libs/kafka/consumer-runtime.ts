@@ -470,6 +470,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     // after a stop, a rebalance or a breaker trip is left unfinished, which holds the commit below it.
     let stoppedEarly = false;
     const tasks: Promise<void>[] = [];
+    const decisions: Promise<unknown>[] = [];
     for (const item of decoded) {
       const { message } = item;
       const offset = BigInt(message.offset);
@@ -507,9 +508,15 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           await payload.heartbeat();
         }
       };
-      tasks.push(limiter.run(key, decide).then(settle));
+      const decision = limiter.run(key, decide);
+      decisions.push(decision);
+      tasks.push(decision.then(settle));
     }
     metrics.inFlight.set(labels, limiter.active());
+    // Once every record of the batch is decided nothing more will join from it: send now rather
+    // than after the outbox's linger time.
+    await Promise.allSettled(decisions);
+    void outbox.flush().catch(() => undefined);
     const results = await Promise.allSettled(tasks);
     await commit();
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
