@@ -74,6 +74,12 @@ export function commonSpec(env: Env, { httpPort }: CommonSpecOptions) {
       protocols: ['postgres', 'postgresql'],
       secret: true,
     }),
+    DATABASE_SCHEMA: str({
+      optional: true,
+      pattern: /^[a-z_][a-z0-9_]{0,62}$/,
+      expect: 'a plain lower-case identifier',
+      help: "Postgres schema holding the service's tables; default: the service's name (tests use their own)",
+    }),
     LOG_LEVEL: str({ default: 'info', choices: LOG_LEVELS }),
     HTTP_PORT: port({ default: httpPort, help: 'ops server: /metrics, /healthz, /readyz, /_info' }),
     SHUTDOWN_TIMEOUT: duration({

@@ -11,6 +11,8 @@
  * - a DLQ-rate breaker pauses consumption when dead letters pile up;
  * - checkpoints (event time per group and partition) go to notify.checkpoint for failover;
  * - stop() finishes in-flight work, commits and leaves the group.
+ * A stateful handler gets two hooks: afterDurable (state that may say "done" only once the batch's
+ * outputs are acknowledged, written before the commit) and handleTombstone (compacted streams).
  */
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
@@ -49,6 +51,8 @@ export interface ConsumedRecord<T> {
 export interface EmitOptions {
   key?: string | null;
   headers?: IHeaders;
+  /** A topic of this service's own carrying the stream's records (e.g. a hold topic); default `<dc>.<stream>`. */
+  topic?: string;
 }
 
 export interface HandlerContext<B> {
@@ -64,6 +68,18 @@ export interface RecordHandler<T, B = undefined> {
   /** Runs once per fetched batch before its records are handled, e.g. one query for all recipients. */
   prepareBatch?(records: readonly ConsumedRecord<T>[]): Promise<B>;
   handle(record: ConsumedRecord<T>, context: HandlerContext<B>): Promise<void> | void;
+  /**
+   * For compacted streams: receives tombstones (null values), which are dead-lettered without it.
+   * Tombstones take no part in prepareBatch or afterDurable.
+   */
+  handleTombstone?(record: ConsumedRecord<null>, context: HandlerContext<B>): Promise<void> | void;
+  /**
+   * Runs once per fetched batch after the records handled successfully (given here) have every
+   * emitted record acknowledged by Kafka, and before their offsets commit: the place for state that
+   * must only say "done" once the outputs are durable (e.g. dedup ids). With this hook offsets commit
+   * once per batch, after it; if it throws, the batch is fetched and handled again.
+   */
+  afterDurable?(records: readonly ConsumedRecord<T>[], batch: B): Promise<void>;
 }
 
 /** Throw from a handler for a record that will never succeed (semantically invalid): it is dead-lettered at once. */
@@ -321,15 +337,16 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   }
 
   async function handleOne(
-    record: ConsumedRecord<T>,
+    record: ConsumedRecord<T | null>,
     message: KafkaMessage,
     batchContext: B,
+    run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided> {
     const outputs: Promise<OutboundRecord>[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
-        const outTopic = topicFor(dc, outStream);
+        const outTopic = options.topic ?? topicFor(dc, outStream);
         outputs.push(
           codec.encode(outStream, value).then((bytes) => ({
             topic: outTopic,
@@ -338,7 +355,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         );
       },
       derivedMeta(outStream) {
-        const parent = (record.value as { meta?: Partial<Meta> }).meta;
+        const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
         return {
           id: randomUUID(),
           dt: parent?.dt ?? record.timestamp,
@@ -352,7 +369,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     let ready: OutboundRecord[];
     const timer = metrics.handleSeconds.startTimer(labels);
     try {
-      await handler.handle(record, context);
+      await run(context);
       ready = await Promise.all(outputs);
     } catch (error) {
       const rejected = error instanceof RejectedRecordError;
@@ -422,9 +439,30 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     }
     const messages = batch.messages.slice(0, take);
 
-    const decoded: { message: KafkaMessage; record?: ConsumedRecord<T>; error?: unknown }[] = [];
+    const decoded: {
+      message: KafkaMessage;
+      record?: ConsumedRecord<T>;
+      tombstone?: ConsumedRecord<null>;
+      error?: unknown;
+    }[] = [];
+    const consumedRecord = <V>(message: KafkaMessage, value: V, attempt: number): ConsumedRecord<V> => ({
+      topic,
+      partition,
+      offset: message.offset,
+      key: message.key ? message.key.toString('utf8') : null,
+      timestamp: Number(message.timestamp),
+      headers: message.headers ?? {},
+      stream: sourceStream,
+      originDc,
+      value,
+      attempt,
+    });
     for (const message of messages) {
       const attempt = isRetryTopic ? (headerInt(message.headers, HEADER.attempt) ?? 1) : 0;
+      if (!message.value && handler.handleTombstone) {
+        decoded.push({ message, tombstone: consumedRecord(message, null, attempt) });
+        continue;
+      }
       if (!message.value) {
         decoded.push({
           message,
@@ -434,21 +472,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       }
       try {
         const value = (await codec.decode(sourceStream, message.value)) as T;
-        decoded.push({
-          message,
-          record: {
-            topic,
-            partition,
-            offset: message.offset,
-            key: message.key ? message.key.toString('utf8') : null,
-            timestamp: Number(message.timestamp),
-            headers: message.headers ?? {},
-            stream: sourceStream,
-            originDc,
-            value,
-            attempt,
-          },
-        });
+        decoded.push({ message, record: consumedRecord(message, value, attempt) });
       } catch (error) {
         // A registry that is down is not the record's fault: fail the batch, it is fetched again.
         if (decodeFailureKind(error) === null) throw error;
@@ -470,6 +494,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
     // after a stop, a rebalance or a breaker trip is left unfinished, which holds the commit below it.
     let stoppedEarly = false;
+    const succeeded: ConsumedRecord<T>[] = [];
     const tasks: Promise<void>[] = [];
     const decisions: Promise<unknown>[] = [];
     for (const item of decoded) {
@@ -483,11 +508,16 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           stoppedEarly = true;
           return null;
         }
-        if (item.record && prepareError === undefined) {
-          return handleOne(item.record, message, batchContext as B);
+        const { record, tombstone } = item;
+        if (tombstone && handler.handleTombstone) {
+          const handleTombstone = handler.handleTombstone.bind(handler);
+          return handleOne(tombstone, message, batchContext as B, (ctx) => handleTombstone(tombstone, ctx));
         }
-        if (item.record) {
-          return fail(message, topic, partition, item.record.attempt, 'handler', prepareError, false);
+        if (record && prepareError === undefined) {
+          return handleOne(record, message, batchContext as B, (ctx) => handler.handle(record, ctx));
+        }
+        if (record) {
+          return fail(message, topic, partition, record.attempt, 'handler', prepareError, false);
         }
         return fail(
           message,
@@ -502,9 +532,10 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       const settle = async (decided: Decided | null) => {
         if (!decided) return;
         await decided.durable;
+        if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
         metrics.records.inc({ group, outcome: decided.outcome });
         tracker.finish(offset);
-        if (now() - lastCommit >= commitIntervalMs) {
+        if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) {
           await commit();
           await payload.heartbeat();
         }
@@ -519,8 +550,13 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     await Promise.allSettled(decisions);
     void outbox.flush().catch(() => undefined);
     const results = await Promise.allSettled(tasks);
-    await commit();
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (handler.afterDurable) {
+      // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
+      // still runs for the records that are durable, or they would be handled (and emitted) again.
+      if (succeeded.length > 0) await handler.afterDurable(succeeded, batchContext as B);
+    }
+    await commit();
     if (failure) throw failure.reason;
 
     // kafkajs fetches from the resolved offset: resolve exactly what was committed so skipped

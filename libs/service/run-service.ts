@@ -68,7 +68,7 @@ export interface ServiceDefinition<S extends Spec> {
   httpPort: number;
   spec?: S;
   rules?: readonly ConfigRule<ConfigOf<BaseSpec & S>>[];
-  /** Folder of NNNN_name.sql files applied to the Postgres schema named after the service. */
+  /** Folder of NNNN_name.sql files applied to the service's Postgres schema (DATABASE_SCHEMA, default its name). */
   migrations?: string;
   start(context: ServiceContext<ConfigOf<BaseSpec & S>>): Promise<void>;
   env?: NodeJS.ProcessEnv;
@@ -117,10 +117,11 @@ export async function runService<S extends Spec = Record<never, never>>(
   try {
     let db: pg.Pool | null = null;
     if (def.migrations) {
-      const pool = createPool({ url: base.DATABASE_URL, schema: def.name, applicationName: def.name, log });
+      const schema = base.DATABASE_SCHEMA ?? def.name;
+      const pool = createPool({ url: base.DATABASE_URL, schema, applicationName: def.name, log });
       db = pool;
       shutdown.onShutdown('postgres pool', () => pool.end());
-      const applied = await migrate(pool, { schema: def.name, dir: def.migrations, log });
+      const applied = await migrate(pool, { schema, dir: def.migrations, log });
       log.info({ applied }, 'database schema up to date');
       checks.set('postgres', async () => {
         await pool.query('select 1');

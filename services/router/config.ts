@@ -1,0 +1,25 @@
+/** The router's own environment variables, on top of the common and consumer ones. */
+import { bool, duration, int, str } from '../../libs/config/vars.ts';
+import { DEFAULT_REGISTRY_PATH } from './categories.ts';
+import { DEFAULT_SUNSET_DAYS } from './route.ts';
+
+export const ROUTER_HTTP_PORT = 9101;
+
+export const routerSpec = {
+  ROUTER_SUNSET_DAYS: int({
+    default: DEFAULT_SUNSET_DAYS,
+    min: 1,
+    help: 'no email (transactional excepted) to people inactive for longer than this many days',
+  }),
+  ROUTER_CHATTY_CAP: int({
+    default: 100_000,
+    min: 1,
+    help: 'most recipients one event type may reach per chatty window; past it its events are held',
+  }),
+  ROUTER_CHATTY_WINDOW: duration({ default: 3_600_000, min: 1_000, help: 'window of the chatty cap' }),
+  CATEGORY_REGISTRY: str({ default: DEFAULT_REGISTRY_PATH, help: 'category registry JSON file' }),
+  PUSH_ENABLED: bool({
+    default: true,
+    help: 'false: the router produces no push notifications at all (nothing is kept to send later)',
+  }),
+};

@@ -1,0 +1,86 @@
+/**
+ * The router: people materialized from notify.user and notify.preference-change, and notify.event
+ * routed to notify.web, notify.email and notify.push.
+ *
+ * Three consumer groups of one process: router-users and router-preferences keep the router's
+ * copy of people current; router routes events. Events of a chatty type are parked on
+ * `<dc>.notify.event.router.held` (same schema and key as notify.event, created here); an operator
+ * releases them by republishing to notify.event with the type's cap raised, or drops them.
+ */
+import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
+import { topicFor } from '../../libs/kafka/topics.ts';
+import { runService } from '../../libs/service/run-service.ts';
+import { loadCategoryRegistry } from './categories.ts';
+import { ROUTER_HTTP_PORT, routerSpec } from './config.ts';
+import { eventHandler } from './event-handler.ts';
+import { preferenceChangeHandler, userHandler } from './people-materializer.ts';
+import { createRoutingMetrics } from './routing-metrics.ts';
+import { createRouterStore } from './store.ts';
+
+const DAY_MS = 86_400_000;
+
+function holdTopicFor(dc: string): string {
+  return `${topicFor(dc, 'notify.event')}.router.held`;
+}
+
+/** The hold topic gets notify.event's partition count, so held events keep their per-key order. */
+async function ensureHoldTopic(kafka: Kafka, dc: string): Promise<string> {
+  const topic = holdTopicFor(dc);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if ((await admin.listTopics()).includes(topic)) return topic;
+    const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, 'notify.event')] });
+    const numPartitions = metadata.topics[0]?.partitions.length ?? 1;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions }] });
+    return topic;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+await runService({
+  name: 'router',
+  httpPort: ROUTER_HTTP_PORT,
+  spec: routerSpec,
+  migrations: join(import.meta.dirname, 'migrations'),
+  async start({ config, db, kafka, log, registry, consume }) {
+    const categories = await loadCategoryRegistry(config.CATEGORY_REGISTRY);
+    log.info({ categories: [...categories.keys()] }, 'category registry loaded');
+    // runService gives a pool to every service with migrations.
+    const store = createRouterStore(db!);
+    const holdTopic = await ensureHoldTopic(kafka, config.TIDINGS_DC);
+
+    await consume({ stream: 'notify.user', group: 'router-users', handler: userHandler(store) });
+    await consume({
+      stream: 'notify.preference-change',
+      group: 'router-preferences',
+      handler: preferenceChangeHandler(store),
+    });
+    await consume({
+      stream: 'notify.event',
+      handler: eventHandler({
+        store,
+        registry: categories,
+        policy: { sunsetAfterMs: config.ROUTER_SUNSET_DAYS * DAY_MS },
+        cap: { max: config.ROUTER_CHATTY_CAP, windowMs: config.ROUTER_CHATTY_WINDOW },
+        origin: { dc: config.TIDINGS_DC, producer: 'router' },
+        holdTopic,
+        pushEnabled: config.PUSH_ENABLED,
+        metrics: createRoutingMetrics(registry),
+        onChattyTrip(event) {
+          log.error(
+            {
+              type: event.type,
+              cap: config.ROUTER_CHATTY_CAP,
+              window_ms: config.ROUTER_CHATTY_WINDOW,
+              hold_topic: holdTopic,
+            },
+            `event type ${event.type} passed the chatty cap: its events are held on ${holdTopic} for the rest of the window`,
+          );
+        },
+      }),
+    });
+  },
+});

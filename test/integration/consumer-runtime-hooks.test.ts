@@ -1,0 +1,190 @@
+/**
+ * The runtime's hooks for stateful handlers, against the real broker: afterDurable runs once the
+ * batch's emitted records are acknowledged and before its offsets commit (a failing hook makes the
+ * batch run again); tombstones of a compacted stream reach handleTombstone instead of the DLQ.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { createProducer } from '../../libs/kafka/client.ts';
+import { createConsumerRuntime, type RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
+import { topicFor } from '../../libs/kafka/topics.ts';
+import type { StreamName } from '../../libs/schemas/catalog.ts';
+import { createSerde } from '../../libs/schemas/serde.ts';
+import type { StreamRecords } from '../../libs/schemas/types.generated.ts';
+import {
+  createStreamTopics,
+  deleteDcTopics,
+  eventually,
+  quietLog,
+  REGISTRY_URL,
+  testKafka,
+  uniqueDc,
+  withAdmin,
+} from './harness.ts';
+
+const kafka = testKafka('eqiad');
+const serde = createSerde({ registryUrl: REGISTRY_URL });
+const producer = createProducer(kafka);
+const dcs: string[] = [];
+
+before(() => producer.connect());
+after(async () => {
+  await producer.disconnect();
+  for (const dc of dcs) await deleteDcTopics(kafka, dc);
+});
+
+async function newDc(): Promise<string> {
+  const dc = uniqueDc();
+  dcs.push(dc);
+  await createStreamTopics(
+    kafka,
+    dc,
+    ['notify.event', 'notify.user', 'notify.preference-change', 'notify.checkpoint'],
+    1,
+  );
+  return dc;
+}
+
+const meta = (dc: string, stream: string) => ({
+  id: randomUUID(),
+  dt: Date.now(),
+  stream,
+  dc,
+  producer: 'test',
+  request_id: null,
+});
+
+async function sum(topic: string, read: 'end' | 'committed', group = 'rt'): Promise<number> {
+  return withAdmin(kafka, async (admin) => {
+    if (read === 'end') return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
+    const [t] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return (t?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  });
+}
+
+function runtimeFor<S extends StreamName, B>(
+  dc: string,
+  stream: S,
+  handler: RecordHandler<StreamRecords[S], B>,
+) {
+  return createConsumerRuntime<S, B>({
+    kafka,
+    codec: serde,
+    log: quietLog,
+    registry: new Registry(),
+    service: 'rt',
+    dc,
+    dcs: [dc],
+    stream,
+    handler,
+    retryDelaysMs: [300],
+  });
+}
+
+describe('consumer runtime hooks', () => {
+  test('afterDurable sees its outputs acknowledged and the offsets not yet committed; a failure reruns the batch', async () => {
+    const dc = await newDc();
+    const source = topicFor(dc, 'notify.event');
+    const output = topicFor(dc, 'notify.preference-change');
+    const ids = Array.from({ length: 20 }, (_, i) => `e${i}`);
+    await producer.send({
+      topic: source,
+      acks: -1,
+      messages: await Promise.all(
+        ids.map(async (id) => ({
+          key: id,
+          value: await serde.encode('notify.event', {
+            meta: meta(dc, 'notify.event'),
+            event_id: id,
+            type: 't',
+            category: 'c',
+            recipients: [],
+          }),
+        })),
+      ),
+    });
+
+    const handled: string[] = [];
+    const hooked: { ids: string[]; outputs: number; committed: number }[] = [];
+    let failOnce = true;
+    const runtime = runtimeFor(dc, 'notify.event', {
+      handle(record, ctx) {
+        handled.push(record.value.event_id);
+        ctx.emit(
+          'notify.preference-change',
+          {
+            meta: ctx.derivedMeta('notify.preference-change'),
+            user_id: record.value.event_id,
+            channel: 'web',
+            enabled: true,
+            reason: 'test',
+          },
+          { key: record.value.event_id },
+        );
+      },
+      async afterDurable(records) {
+        hooked.push({
+          ids: records.map((r) => r.value.event_id),
+          outputs: await sum(output, 'end'),
+          committed: await sum(source, 'committed'),
+        });
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('the database is away');
+        }
+      },
+    });
+    await runtime.start();
+    try {
+      await eventually(
+        async () => ((await sum(source, 'committed')) === ids.length ? true : undefined),
+        'a full commit',
+      );
+    } finally {
+      await runtime.stop();
+    }
+    const first = hooked[0]!;
+    assert.ok(first.outputs >= first.ids.length, 'the batch outputs were in Kafka when the hook ran');
+    assert.equal(first.committed, 0, 'nothing was committed before the hook succeeded');
+    assert.ok(hooked.length >= 2, 'the failed batch was handled again');
+    assert.deepEqual(
+      [...new Set(hooked.slice(1).flatMap((h) => h.ids))].sort(),
+      [...ids].sort(),
+      'every record reached a successful hook',
+    );
+    assert.ok(handled.length > ids.length, 'records of the failed batch were handled twice');
+  });
+
+  test('a tombstone on a compacted stream reaches handleTombstone with its key', async () => {
+    const dc = await newDc();
+    await producer.send({
+      topic: topicFor(dc, 'notify.user'),
+      acks: -1,
+      messages: [
+        {
+          key: 'u1',
+          value: await serde.encode('notify.user', { meta: meta(dc, 'notify.user'), user_id: 'u1' }),
+        },
+        { key: 'u1', value: null },
+      ],
+    });
+    const seen: string[] = [];
+    const runtime = runtimeFor(dc, 'notify.user', {
+      handle: (record) => {
+        seen.push(`user ${record.value.user_id}`);
+      },
+      handleTombstone: (record) => {
+        seen.push(`tombstone ${record.key}`);
+      },
+    });
+    await runtime.start();
+    try {
+      await eventually(() => (seen.length >= 2 ? true : undefined), 'both records handled');
+    } finally {
+      await runtime.stop();
+    }
+    assert.deepEqual(seen, ['user u1', 'tombstone u1']);
+  });
+});
