@@ -7,15 +7,20 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
+import { dlqCommand } from './commands/dlq.ts';
+import { dropCommand } from './commands/drop.ts';
+import { lagCommand } from './commands/lag.ts';
 import { publishCommand } from './commands/publish.ts';
+import { replayCommand } from './commands/replay.ts';
 import { schemasCommand } from './commands/schemas.ts';
+import { tailCommand } from './commands/tail.ts';
 import { topicsCommand } from './commands/topics.ts';
 import { CliError, EXIT } from './context.ts';
 import { OUTPUT_FORMATS } from './output.ts';
 
 export function buildProgram(): Command {
   const program = new Command('tidings')
-    .description('Tidings operations: topics, schemas, publishing')
+    .description('Tidings operations: topics, schemas, publishing, lag, replay, drop, tail and dead letters')
     // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
@@ -36,6 +41,11 @@ export function buildProgram(): Command {
   schemasCommand(program);
   topicsCommand(program);
   publishCommand(program);
+  lagCommand(program);
+  replayCommand(program);
+  dropCommand(program);
+  tailCommand(program);
+  dlqCommand(program);
   return program;
 }
 

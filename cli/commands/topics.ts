@@ -5,7 +5,6 @@
 
 import type { Command } from 'commander';
 import type { Admin } from 'kafkajs';
-import { createKafka } from '../../libs/kafka/client.ts';
 import {
   applyTopicPlan,
   desiredTopics,
@@ -14,6 +13,7 @@ import {
   type TopicChange,
 } from '../../libs/kafka/topic-plan.ts';
 import { type CliContext, contextOf, usageError } from '../context.ts';
+import { withKafka } from '../kafka-session.ts';
 
 interface TopicsOptions {
   replicationFactor: string;
@@ -56,7 +56,7 @@ async function withPlan(
 ): Promise<void> {
   const ctx = contextOf(command);
   const desired = desiredFor(ctx, options);
-  const result = await withAdmin(ctx, async (admin) =>
+  const result = await withKafka(ctx, async (_kafka, admin) =>
     act(
       admin,
       desired,
@@ -100,14 +100,4 @@ function rows(changes: readonly TopicChange[], verbs?: Record<TopicChange['actio
     changes: c.changes,
     warnings: c.warnings,
   }));
-}
-
-async function withAdmin<T>(ctx: CliContext, fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = createKafka({ clientId: 'tidings-cli', brokers: ctx.brokers }).admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
 }

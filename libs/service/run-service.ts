@@ -28,6 +28,7 @@ import {
   type ConsumerRuntimeOptions,
   createConsumerRuntime,
 } from '../kafka/consumer-runtime.ts';
+import { startLagExporter } from '../kafka/lag-exporter.ts';
 import { routeProcessWarnings } from '../lifecycle/process-warnings.ts';
 import { createShutdown } from '../lifecycle/shutdown.ts';
 import { createLogger } from '../log/logger.ts';
@@ -161,6 +162,10 @@ export async function runService<S extends Spec = Record<never, never>>(
       logger: log,
     });
     const serde = createSerde({ registryUrl: base.SCHEMA_REGISTRY_URL });
+    // kafka_consumergroup_lag(_seconds) for the groups this process runs, in kafka_exporter's names.
+    const ownedGroups: string[] = [];
+    const lagExporter = startLagExporter({ kafka, registry, groups: ownedGroups, log });
+    shutdown.onShutdown('lag exporter', () => lagExporter.stop());
 
     await def.start({
       name: def.name,
@@ -185,6 +190,7 @@ export async function runService<S extends Spec = Record<never, never>>(
           dcs: base.TIDINGS_DCS,
         });
         const group = options.group ?? def.name;
+        ownedGroups.push(group);
         shutdown.onShutdown(`consumer ${group}`, () => runtime.stop());
         checks.set(`consumer ${group}`, () => runtime.readiness());
         await runtime.start();

@@ -1,0 +1,60 @@
+/**
+ * What replay, drop and a rollback share once the moves are planned: print the plan, and with
+ * --execute refuse while the group has members, write the rollback file, then commit the offsets.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Admin } from 'kafkajs';
+import { describeGroup, describeMembers } from '../libs/kafka/group-offsets.ts';
+import { type OffsetMove, rollbackFor } from '../libs/kafka/offset-plan.ts';
+import { type CliContext, CliError, EXIT } from './context.ts';
+import { progress } from './kafka-session.ts';
+
+export interface ApplyOptions {
+  execute: boolean;
+  /** Where to write the previous offsets first; none for a rollback being applied. */
+  rollbackFile?: string;
+}
+
+export async function showOrApply(
+  ctx: CliContext,
+  admin: Admin,
+  group: string,
+  moves: readonly OffsetMove[],
+  { execute, rollbackFile }: ApplyOptions,
+): Promise<void> {
+  if (execute) {
+    const { members } = await describeGroup(admin, group);
+    if (members.length > 0) {
+      throw new CliError(
+        `group ${group} has ${members.length} active member(s): ${describeMembers(members)}; stop them first (offsets of a live group cannot be moved)`,
+        EXIT.problem,
+      );
+    }
+    if (rollbackFile !== undefined) {
+      writeFileSync(rollbackFile, `${JSON.stringify(rollbackFor(group, moves, new Date()), null, 2)}\n`);
+      progress(`previous offsets written to ${rollbackFile}`);
+    }
+    const byTopic = Map.groupBy(moves, (m) => m.topic);
+    for (const [topic, topicMoves] of byTopic) {
+      progress(`moving ${group} on ${topic} (${topicMoves.length} partition(s))`);
+      await admin.setOffsets({
+        groupId: group,
+        topic,
+        partitions: topicMoves.map((m) => ({ partition: m.partition, offset: String(m.next) })),
+      });
+    }
+  }
+  ctx.print(
+    moves.map((m) => ({
+      group,
+      topic: m.topic,
+      partition: m.partition,
+      current: m.current,
+      new: m.next,
+      records: m.records,
+      action: execute ? 'moved' : 'plan',
+    })),
+    ['group', 'topic', 'partition', 'current', 'new', 'records', 'action'],
+  );
+  if (!execute) progress('plan only: nothing changed (run with --execute to apply)');
+}
