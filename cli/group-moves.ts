@@ -1,6 +1,7 @@
 /**
- * What replay, drop and a rollback share once the moves are planned: print the plan, and with
- * --execute refuse while the group has members, write the rollback file, then commit the offsets.
+ * What replay, drop, failover and a rollback share once the moves are planned: print the plan, and
+ * with --execute refuse while the group has members, write the rollback file, then commit the
+ * offsets.
  */
 import { writeFileSync } from 'node:fs';
 import type { Admin } from 'kafkajs';
@@ -15,6 +16,8 @@ export interface ApplyOptions {
   rollbackFile?: string;
 }
 
+export const MOVE_COLUMNS = ['group', 'topic', 'partition', 'current', 'new', 'records', 'action'] as const;
+
 export async function showOrApply(
   ctx: CliContext,
   admin: Admin,
@@ -23,38 +26,54 @@ export async function showOrApply(
   { execute, rollbackFile }: ApplyOptions,
 ): Promise<void> {
   if (execute) {
-    const { members } = await describeGroup(admin, group);
-    if (members.length > 0) {
-      throw new CliError(
-        `group ${group} has ${members.length} active member(s): ${describeMembers(members)}; stop them first (offsets of a live group cannot be moved)`,
-        EXIT.problem,
-      );
-    }
-    if (rollbackFile !== undefined) {
-      writeFileSync(rollbackFile, `${JSON.stringify(rollbackFor(group, moves, new Date()), null, 2)}\n`);
-      progress(`previous offsets written to ${rollbackFile}`);
-    }
-    const byTopic = Map.groupBy(moves, (m) => m.topic);
-    for (const [topic, topicMoves] of byTopic) {
-      progress(`moving ${group} on ${topic} (${topicMoves.length} partition(s))`);
-      await admin.setOffsets({
-        groupId: group,
-        topic,
-        partitions: topicMoves.map((m) => ({ partition: m.partition, offset: String(m.next) })),
-      });
-    }
+    await refuseLiveGroup(admin, group);
+    await applyMoves(admin, group, moves, rollbackFile);
   }
-  ctx.print(
-    moves.map((m) => ({
-      group,
-      topic: m.topic,
-      partition: m.partition,
-      current: m.current,
-      new: m.next,
-      records: m.records,
-      action: execute ? 'moved' : 'plan',
-    })),
-    ['group', 'topic', 'partition', 'current', 'new', 'records', 'action'],
-  );
+  ctx.print(moveRows(group, moves, execute), MOVE_COLUMNS);
   if (!execute) progress('plan only: nothing changed (run with --execute to apply)');
+}
+
+/** A live consumer would overwrite moved offsets with its next commit. */
+export async function refuseLiveGroup(admin: Admin, group: string): Promise<void> {
+  const { members } = await describeGroup(admin, group);
+  if (members.length > 0) {
+    throw new CliError(
+      `group ${group} has ${members.length} active member(s): ${describeMembers(members)}; stop them first (offsets of a live group cannot be moved)`,
+      EXIT.problem,
+    );
+  }
+}
+
+/** Writes the rollback file (if any) before committing the new offsets. */
+export async function applyMoves(
+  admin: Admin,
+  group: string,
+  moves: readonly OffsetMove[],
+  rollbackFile: string | undefined,
+): Promise<void> {
+  if (rollbackFile !== undefined) {
+    writeFileSync(rollbackFile, `${JSON.stringify(rollbackFor(group, moves, new Date()), null, 2)}\n`);
+    progress(`previous offsets written to ${rollbackFile}`);
+  }
+  const byTopic = Map.groupBy(moves, (m) => m.topic);
+  for (const [topic, topicMoves] of byTopic) {
+    progress(`moving ${group} on ${topic} (${topicMoves.length} partition(s))`);
+    await admin.setOffsets({
+      groupId: group,
+      topic,
+      partitions: topicMoves.map((m) => ({ partition: m.partition, offset: String(m.next) })),
+    });
+  }
+}
+
+export function moveRows(group: string, moves: readonly OffsetMove[], execute: boolean) {
+  return moves.map((m) => ({
+    group,
+    topic: m.topic,
+    partition: m.partition,
+    current: m.current,
+    new: m.next,
+    records: m.records,
+    action: execute ? 'moved' : 'plan',
+  }));
 }

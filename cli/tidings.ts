@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { dropCommand } from './commands/drop.ts';
+import { failoverCommand } from './commands/failover.ts';
 import { lagCommand } from './commands/lag.ts';
 import { publishCommand } from './commands/publish.ts';
 import { replayCommand } from './commands/replay.ts';
@@ -20,7 +21,9 @@ import { OUTPUT_FORMATS } from './output.ts';
 
 export function buildProgram(): Command {
   const program = new Command('tidings')
-    .description('Tidings operations: topics, schemas, publishing, lag, replay, drop, tail and dead letters')
+    .description(
+      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail and dead letters',
+    )
     // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
@@ -44,6 +47,7 @@ export function buildProgram(): Command {
   lagCommand(program);
   replayCommand(program);
   dropCommand(program);
+  failoverCommand(program);
   tailCommand(program);
   dlqCommand(program);
   return program;
