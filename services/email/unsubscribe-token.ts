@@ -1,0 +1,139 @@
+/**
+ * One-click unsubscribe (RFC 8058) without a login: the link carries a signed, expiring token
+ * naming the person and what to stop (one category, or all email). Tokens are HMAC-SHA256 signed
+ * with a key chosen by key id, so keys rotate without breaking mail already delivered: sign with
+ * the newest, keep verifying with the older ones until their tokens have expired.
+ *
+ * Token: `<key id>.<base64url JSON claims>.<base64url signature over "<key id>.<claims>">`,
+ * URL-safe and free of anything that could end a mail header.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export interface UnsubscribeClaims {
+  readonly userId: string;
+  /** null: every category on the channel. */
+  readonly category: string | null;
+  readonly channel: 'email';
+  /** ms since the epoch. */
+  readonly expiresAt: number;
+}
+
+export interface UnsubscribeKeyRing {
+  /** Key id new tokens are signed with. */
+  readonly signingKeyId: string;
+  readonly keys: ReadonlyMap<string, Uint8Array>;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly claims: UnsubscribeClaims }
+  | { readonly ok: false; readonly reason: 'malformed' | 'unknown-key' | 'bad-signature' | 'expired' };
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+const MIN_KEY_BYTES = 32;
+
+/**
+ * Parses `kid:base64secret[,kid:base64secret…]`; the first entry signs. Every problem is reported
+ * at once, without echoing secrets.
+ */
+export function parseKeyRing(spec: string): UnsubscribeKeyRing {
+  const keys = new Map<string, Uint8Array>();
+  const problems: string[] = [];
+  const entries = spec
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const [index, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    const id = colon > 0 ? entry.slice(0, colon) : '';
+    if (!KEY_ID.test(id)) {
+      problems.push(`entry ${index + 1}: expected <key id>:<base64 secret>, key id of [A-Za-z0-9_-]`);
+      continue;
+    }
+    const secret = Buffer.from(entry.slice(colon + 1), 'base64');
+    if (secret.length < MIN_KEY_BYTES)
+      problems.push(`key ${id}: secret must be at least ${MIN_KEY_BYTES} bytes, got ${secret.length}`);
+    if (keys.has(id)) problems.push(`key ${id}: listed twice`);
+    keys.set(id, secret);
+  }
+  const signingKeyId = entries.length > 0 ? entries[0]!.split(':')[0]! : '';
+  if (entries.length === 0) problems.push('no keys: expected <key id>:<base64 secret>[,...]');
+  if (problems.length > 0) throw new Error(`invalid unsubscribe key ring: ${problems.join('; ')}`);
+  return { signingKeyId, keys };
+}
+
+function signature(key: Uint8Array, signed: string): Buffer {
+  return createHmac('sha256', key).update(signed).digest();
+}
+
+export function signUnsubscribeToken(ring: UnsubscribeKeyRing, claims: UnsubscribeClaims): string {
+  const key = ring.keys.get(ring.signingKeyId);
+  if (!key) throw new Error(`signing key ${ring.signingKeyId} is not in the key ring`);
+  const body = Buffer.from(
+    JSON.stringify({ u: claims.userId, c: claims.category, ch: claims.channel, exp: claims.expiresAt }),
+  ).toString('base64url');
+  const signed = `${ring.signingKeyId}.${body}`;
+  return `${signed}.${signature(key, signed).toString('base64url')}`;
+}
+
+function readClaims(body: string): UnsubscribeClaims | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof raw !== 'object' || raw === null) return null;
+  const { u, c, ch, exp } = raw as Record<string, unknown>;
+  if (typeof u !== 'string' || u === '') return null;
+  if (c !== null && typeof c !== 'string') return null;
+  if (ch !== 'email' || typeof exp !== 'number' || !Number.isFinite(exp)) return null;
+  return { userId: u, category: c, channel: ch, expiresAt: exp };
+}
+
+/** Checks the signature before reading the claims: nothing unsigned is ever parsed as trusted. */
+export function verifyUnsubscribeToken(ring: UnsubscribeKeyRing, token: string, now: number): VerifyResult {
+  const parts = token.split('.');
+  if (parts.length !== 3) return { ok: false, reason: 'malformed' };
+  const [keyId = '', body = '', sig = ''] = parts;
+  const key = ring.keys.get(keyId);
+  if (!key) return { ok: false, reason: 'unknown-key' };
+  const expected = signature(key, `${keyId}.${body}`);
+  const given = Buffer.from(sig, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, reason: 'bad-signature' };
+  const claims = readClaims(body);
+  if (!claims) return { ok: false, reason: 'malformed' };
+  if (claims.expiresAt <= now) return { ok: false, reason: 'expired' };
+  return { ok: true, claims };
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export interface ListUnsubscribeOptions {
+  /** The endpoint that takes `?token=`: https, or http on loopback for development. */
+  readonly endpoint: string;
+  readonly token: string;
+  /** Optional mailto fallback for clients without one-click, e.g. unsubscribe@mail.example.org. */
+  readonly mailto?: string;
+}
+
+/**
+ * List-Unsubscribe and List-Unsubscribe-Post header values (RFC 2369, RFC 8058). The POST body a
+ * mailbox provider sends is `List-Unsubscribe=One-Click` to the same https URL.
+ */
+export function listUnsubscribeHeaders(options: ListUnsubscribeOptions): Record<string, string> {
+  const url = new URL(options.endpoint);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))
+    throw new Error(`unsubscribe endpoint must be https (RFC 8058), got ${url.protocol}//${url.host}`);
+  url.searchParams.set('token', options.token);
+  const targets = [`<${url.href}>`];
+  if (options.mailto !== undefined) {
+    if (!/^[^\s<>@,]+@[^\s<>@,?]+$/.test(options.mailto))
+      throw new Error(`unsubscribe mailto must be a plain address, got ${JSON.stringify(options.mailto)}`);
+    targets.push(`<mailto:${options.mailto}?subject=${encodeURIComponent(`unsubscribe ${options.token}`)}>`);
+  }
+  return {
+    'List-Unsubscribe': targets.join(', '),
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * classifySmtpError against errors nodemailer really raises, from a real SMTP peer (smtp-server on
+ * loopback) and a closed port. Needs no Kafka or Postgres.
+ */
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import nodemailer from 'nodemailer';
+import { SMTPServer } from 'smtp-server';
+import { classifySmtpError, type SmtpFailure } from '../../services/email/smtp-error.ts';
+
+function reply(message: string, responseCode: number): Error {
+  return Object.assign(new Error(message), { responseCode });
+}
+
+const server = new SMTPServer({
+  authOptional: true,
+  disabledCommands: ['STARTTLS'],
+  logger: false,
+  onAuth(auth, _session, callback) {
+    if (auth.password === 'right') callback(null, { user: auth.username });
+    else callback(reply('Invalid username or password', 535));
+  },
+  onMailFrom(address, _session, callback) {
+    callback(address.address.startsWith('rejected') ? reply('5.7.1 Sender rejected', 553) : undefined);
+  },
+  onRcptTo(address, _session, callback) {
+    if (address.address.startsWith('gone')) return callback(reply('5.1.1 No such user', 550));
+    if (address.address.startsWith('full')) return callback(reply('4.2.2 Mailbox full, try later', 452));
+    callback();
+  },
+  onData(stream, session, callback) {
+    stream.resume();
+    const spam = session.envelope.rcptTo.some((r) => r.address.startsWith('spamtrap'));
+    stream.on('end', () => callback(spam ? reply('5.7.1 Content rejected', 554) : undefined));
+  },
+});
+let port = 0;
+
+before(async () => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.server.address() as AddressInfo).port;
+});
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+async function failureOf(
+  transport: Record<string, unknown>,
+  envelope: { from?: string; to?: string } = {},
+): Promise<SmtpFailure | 'sent'> {
+  const mailer = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    ...transport,
+  });
+  try {
+    await mailer.sendMail({
+      from: envelope.from ?? 'wiki@mail.example.org',
+      to: envelope.to ?? 'bob@example.org',
+      subject: 'hello',
+      text: 'hello',
+    });
+    return 'sent';
+  } catch (err) {
+    return classifySmtpError(err);
+  } finally {
+    mailer.close();
+  }
+}
+
+describe('nodemailer errors from a real SMTP peer', () => {
+  test('a healthy send goes through (the fixture itself works)', async () => {
+    assert.equal(await failureOf({}), 'sent');
+  });
+
+  test('connection refused is transient', async () => {
+    const failure = await failureOf({ port: 1 });
+    assert.equal(failure !== 'sent' && failure.kind, 'transient');
+  });
+
+  test('wrong password is an operator error about credentials', async () => {
+    const failure = await failureOf({ auth: { user: 'tidings', pass: 'wrong' } });
+    assert.equal(failure !== 'sent' && failure.kind === 'operator' && failure.problem, 'auth');
+  });
+
+  test('a rejected envelope sender is an operator error', async () => {
+    const failure = await failureOf({}, { from: 'rejected@mail.example.org' });
+    assert.equal(failure !== 'sent' && failure.kind === 'operator' && failure.problem, 'sender-rejected');
+  });
+
+  test('550 5.1.1 for the recipient is a permanent recipient failure', async () => {
+    const failure = await failureOf({}, { to: 'gone@example.org' });
+    assert.deepEqual(
+      failure !== 'sent' && failure.kind === 'recipient' && [failure.smtpCode, failure.status],
+      [550, '5.1.1'],
+    );
+  });
+
+  test('452 for the recipient is transient', async () => {
+    const failure = await failureOf({}, { to: 'full@example.org' });
+    assert.equal(failure !== 'sent' && failure.kind, 'transient');
+  });
+
+  test('554 after DATA rejects the message, not the address', async () => {
+    const failure = await failureOf({}, { to: 'spamtrap@example.org' });
+    assert.equal(failure !== 'sent' && failure.kind, 'rejected');
+  });
+
+  test('implicit TLS against a plain-text server is an operator TLS error', async () => {
+    const failure = await failureOf({ secure: true });
+    assert.equal(failure !== 'sent' && failure.kind === 'operator' && failure.problem, 'tls');
+  });
+});
