@@ -1,0 +1,226 @@
+/**
+ * Signed VERP return paths: `bounces+<token>@<domain>`.
+ *
+ * The sender gives every message a return path naming what was sent (a send id or notification id),
+ * to whom (a prefix of the address hash) and when; the bounce receiver refuses bounces whose token it
+ * did not sign, so nobody can get an address suppressed by mailing a made-up DSN.
+ *
+ * The token is lower-case base32 (RFC 4648 alphabet, no padding) because some MTAs lower-case local
+ * parts: decoding folds case, so a mangled address still verifies. Layout (bytes):
+ *   header(1) = format version (2 bits) | id form (2 bits) | key id (4 bits)
+ *   issued-at(4) = seconds since the epoch, big-endian
+ *   address(4) = the first 4 bytes of SHA-256 of the lower-cased address
+ *   id(1..18) = the message id, packed by its form
+ *   mac(8) = HMAC-SHA256 over everything before it, truncated to 64 bits
+ * With the default prefix a 16-byte id makes a 61-character local part, under RFC 5321's 64.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+const FORMAT_VERSION = 1;
+const MAC_BYTES = 8;
+const ADDRESS_BYTES = 4;
+const FIXED_BYTES = 1 + 4 + ADDRESS_BYTES + MAC_BYTES;
+const MAX_LOCAL_PART = 64;
+const MAX_KEY_ID = 15;
+export const DEFAULT_PREFIX = 'bounces';
+
+/** How the id is packed: hex strings and UUIDs as bytes, anything else as UTF-8. */
+const ID_FORMS = ['hex', 'uuid', 'text'] as const;
+type IdForm = (typeof ID_FORMS)[number];
+
+export interface VerpKey {
+  /** 0–15; travels in the token so old tokens still verify after a rotation. */
+  readonly id: number;
+  readonly secret: string | Uint8Array;
+}
+
+export interface VerpKeyring {
+  /** Key id new return paths are signed with. */
+  readonly current: number;
+  readonly keys: readonly VerpKey[];
+}
+
+export interface VerpFields {
+  /** The send id or notification id, exactly as given to returnPath(). */
+  readonly messageId: string;
+  /** 8 lower-case hex characters: the start of the recipient's address hash. */
+  readonly addressHashPrefix: string;
+  /** ms since the epoch, to the second. */
+  readonly issuedAt: number;
+  readonly keyId: number;
+}
+
+export type VerpFailure =
+  | 'malformed'
+  | 'foreign-domain'
+  | 'unknown-key'
+  | 'forged'
+  | 'too-old'
+  | 'from-the-future';
+
+export type VerpVerification =
+  | { readonly ok: true; readonly fields: VerpFields }
+  | { readonly ok: false; readonly reason: VerpFailure };
+
+export interface ReturnPathInput {
+  readonly messageId: string;
+  readonly recipient: string;
+  readonly domain: string;
+  /** ms since the epoch. */
+  readonly now: number;
+  readonly prefix?: string;
+}
+
+export interface VerifyOptions {
+  /** ms since the epoch. */
+  readonly now: number;
+  /** Tokens older than this are refused: bounces arrive within days, not months. */
+  readonly maxAgeMs: number;
+  /** Accepted clock skew between senders and the receiver. */
+  readonly maxSkewMs?: number;
+  /** When given, the address must be at this domain (case-insensitive). */
+  readonly domain?: string;
+  readonly prefix?: string;
+}
+
+/** Lower-case hex SHA-256 of the lower-cased address: the notify.bounce / notify.suppression key. */
+export function addressHash(address: string): string {
+  return createHash('sha256').update(address.trim().toLowerCase()).digest('hex');
+}
+
+/** Whether a verified token was issued for this address. */
+export const issuedFor = (fields: VerpFields, address: string): boolean =>
+  addressHash(address).startsWith(fields.addressHashPrefix);
+
+/** The signed return path for one message to one recipient. Throws if the id cannot fit. */
+export function returnPath(input: ReturnPathInput, keyring: VerpKeyring): string {
+  const key = keyring.keys.find((k) => k.id === keyring.current);
+  if (!key || key.id < 0 || key.id > MAX_KEY_ID) {
+    throw new RangeError(
+      `VERP keyring has no usable current key ${keyring.current} (ids are 0–${MAX_KEY_ID})`,
+    );
+  }
+  const { form, bytes } = packId(input.messageId);
+  const body = Buffer.alloc(FIXED_BYTES - MAC_BYTES + bytes.length);
+  body.writeUInt8((FORMAT_VERSION << 6) | (ID_FORMS.indexOf(form) << 4) | key.id, 0);
+  body.writeUInt32BE(Math.floor(input.now / 1000), 1);
+  Buffer.from(addressHash(input.recipient), 'hex').copy(body, 5, 0, ADDRESS_BYTES);
+  bytes.copy(body, 5 + ADDRESS_BYTES);
+  const localPart = `${input.prefix ?? DEFAULT_PREFIX}+${base32Encode(Buffer.concat([body, mac(key, body)]))}`;
+  if (localPart.length > MAX_LOCAL_PART) {
+    throw new RangeError(`VERP local part would be ${localPart.length} characters (max ${MAX_LOCAL_PART})`);
+  }
+  return `${localPart}@${input.domain}`;
+}
+
+export function verifyReturnPath(
+  address: string,
+  keys: readonly VerpKey[],
+  options: VerifyOptions,
+): VerpVerification {
+  const bare = address.trim().replace(/^<(.*)>$/, '$1');
+  const at = bare.lastIndexOf('@');
+  if (at < 0) return fail('malformed');
+  const local = bare.slice(0, at).toLowerCase();
+  if (options.domain !== undefined && bare.slice(at + 1).toLowerCase() !== options.domain.toLowerCase()) {
+    return fail('foreign-domain');
+  }
+  const prefix = `${(options.prefix ?? DEFAULT_PREFIX).toLowerCase()}+`;
+  if (!local.startsWith(prefix)) return fail('malformed');
+  const raw = base32Decode(local.slice(prefix.length));
+  if (!raw || raw.length <= FIXED_BYTES) return fail('malformed');
+
+  const header = raw.readUInt8(0);
+  const form = ID_FORMS[(header >> 4) & 0x3];
+  if (header >> 6 !== FORMAT_VERSION || !form) return fail('malformed');
+  const key = keys.find((k) => k.id === (header & 0xf));
+  if (!key) return fail('unknown-key');
+  const body = raw.subarray(0, raw.length - MAC_BYTES);
+  if (!timingSafeEqual(mac(key, body), raw.subarray(raw.length - MAC_BYTES))) return fail('forged');
+
+  const issuedAt = body.readUInt32BE(1) * 1000;
+  if (issuedAt > options.now + (options.maxSkewMs ?? 5 * 60_000)) return fail('from-the-future');
+  if (options.now - issuedAt > options.maxAgeMs) return fail('too-old');
+  const messageId = unpackId(form, body.subarray(5 + ADDRESS_BYTES));
+  if (messageId === null) return fail('malformed');
+  return {
+    ok: true,
+    fields: {
+      messageId,
+      addressHashPrefix: body.subarray(5, 5 + ADDRESS_BYTES).toString('hex'),
+      issuedAt,
+      keyId: key.id,
+    },
+  };
+}
+
+const fail = (reason: VerpFailure): VerpVerification => ({ ok: false, reason });
+
+function mac(key: VerpKey, body: Uint8Array): Buffer {
+  return createHmac('sha256', key.secret).update(body).digest().subarray(0, MAC_BYTES);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HEX = /^(?:[0-9a-f]{2})+$/;
+
+function packId(id: string): { form: IdForm; bytes: Buffer } {
+  const packed: { form: IdForm; bytes: Buffer } = UUID.test(id)
+    ? { form: 'uuid', bytes: Buffer.from(id.replaceAll('-', ''), 'hex') }
+    : HEX.test(id)
+      ? { form: 'hex', bytes: Buffer.from(id, 'hex') }
+      : { form: 'text', bytes: Buffer.from(id, 'utf8') };
+  if (packed.bytes.length === 0) throw new RangeError('VERP message id is empty');
+  return packed;
+}
+
+function unpackId(form: IdForm, bytes: Buffer): string | null {
+  if (form === 'hex') return bytes.toString('hex');
+  if (form === 'uuid') {
+    if (bytes.length !== 16) return null;
+    const h = bytes.toString('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+  const text = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return text.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+
+function base32Encode(bytes: Uint8Array): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** null unless `text` is the canonical encoding of some bytes (no stray characters or trailing bits). */
+function base32Decode(text: string): Buffer | null {
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of text) {
+    const digit = ALPHABET.indexOf(ch);
+    if (digit < 0) return null;
+    value = ((value << 5) | digit) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return null;
+  return Buffer.from(out);
+}
