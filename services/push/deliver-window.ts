@@ -1,0 +1,148 @@
+/**
+ * What happens when a window closes: one push per person however many of their notifications
+ * arrived, to each of their devices that has not had it yet, in multicasts of at most 500 tokens per
+ * provider and app; then the consequences of the providers' answers per person.
+ */
+import type { BatchResponse, MulticastMessage } from 'firebase-admin/messaging';
+import type { PushProvider } from '../../libs/schemas/types.generated.ts';
+import { FCM_MULTICAST_LIMIT, planMulticasts, type Target } from './multicast-plan.ts';
+import { nudge } from './nudge.ts';
+import { classifyFailure } from './provider-failure.ts';
+import type { Device } from './subscriptions.ts';
+
+export interface PushRequest {
+  recipient: string;
+  notificationId: string;
+}
+
+/** How a person's push went; every record of theirs in the window shares it. */
+export type RecipientOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'transient'; code: string; retryAfterMs: number | null }
+  | { kind: 'rejected'; code: string };
+
+/**
+ * A person's outcome and, for a retry, the one notification that carries it: retrying each of their
+ * records would push them once per record. The others count as delivered, so a redelivery of one
+ * of them does not push either.
+ */
+export type WindowOutcome = RecipientOutcome & { carrier: string };
+
+export interface WindowDeps {
+  devicesOf(userIds: readonly string[]): Promise<Map<string, Device[]>>;
+  /** `notification_id|token_hash` pairs already delivered. */
+  deliveredPairs(notificationIds: readonly string[]): Promise<Set<string>>;
+  recordDelivered(pairs: readonly { notificationId: string; tokenHash: string }[]): Promise<void>;
+  /** Tombstones the devices on notify.push-subscription and deletes them locally, durably. */
+  dropDeadDevices(tokenHashes: readonly string[]): Promise<void>;
+  send(message: MulticastMessage): Promise<BatchResponse>;
+  maxTokens?: number;
+  observe?: {
+    multicast(provider: PushProvider, tokens: number): void;
+    token(outcome: 'delivered' | 'dead' | 'transient' | 'rejected' | 'skipped'): void;
+  };
+}
+
+export interface WindowResult {
+  outcomes: Map<string, WindowOutcome>;
+  /** Fewer than the requests when a person had several notifications in the window. */
+  pushes: number;
+}
+
+/** A failure that must be retried outranks one that must not, which outranks success. */
+function worse(a: RecipientOutcome | undefined, b: RecipientOutcome): RecipientOutcome {
+  if (!a) return b;
+  if (a.kind === 'transient' && b.kind === 'transient') {
+    return { ...a, retryAfterMs: Math.max(a.retryAfterMs ?? 0, b.retryAfterMs ?? 0) || null };
+  }
+  const rank = { delivered: 0, rejected: 1, transient: 2 };
+  return rank[b.kind] > rank[a.kind] ? b : a;
+}
+
+export async function deliverWindow(
+  requests: readonly PushRequest[],
+  deps: WindowDeps,
+): Promise<WindowResult> {
+  const byRecipient = new Map<string, Set<string>>();
+  for (const { recipient, notificationId } of requests) {
+    const ids = byRecipient.get(recipient) ?? new Set<string>();
+    ids.add(notificationId);
+    byRecipient.set(recipient, ids);
+  }
+  const recipients = [...byRecipient.keys()];
+  const [devices, delivered] = await Promise.all([
+    deps.devicesOf(recipients),
+    deps.deliveredPairs(requests.map((r) => r.notificationId)),
+  ]);
+
+  const outcomes = new Map<string, RecipientOutcome>();
+  const targets: Target[] = [];
+  for (const [recipient, ids] of byRecipient) {
+    outcomes.set(recipient, { kind: 'delivered' });
+    for (const device of devices.get(recipient) ?? []) {
+      // Redelivered or retried: the device already had the push for every one of these.
+      if ([...ids].every((id) => delivered.has(`${id}|${device.tokenHash}`))) {
+        deps.observe?.token('skipped');
+        continue;
+      }
+      targets.push({ recipient, ...device });
+    }
+  }
+
+  const nowDelivered: { notificationId: string; tokenHash: string }[] = [];
+  const dead: string[] = [];
+  const multicasts = planMulticasts(targets, deps.maxTokens ?? FCM_MULTICAST_LIMIT);
+  await Promise.all(
+    multicasts.map(async ({ provider, targets: batch }) => {
+      deps.observe?.multicast(provider, batch.length);
+      let response: BatchResponse;
+      try {
+        response = await deps.send(
+          nudge(
+            provider,
+            batch.map((t) => t.token),
+          ),
+        );
+      } catch (error) {
+        const failure = classifyFailure(error);
+        const outcome: RecipientOutcome =
+          failure.kind === 'transient'
+            ? failure
+            : { kind: 'transient', code: failure.code, retryAfterMs: null };
+        for (const target of batch)
+          outcomes.set(target.recipient, worse(outcomes.get(target.recipient), outcome));
+        return;
+      }
+      response.responses.forEach((answer, i) => {
+        const target = batch[i]!;
+        if (answer.success) {
+          deps.observe?.token('delivered');
+          for (const id of byRecipient.get(target.recipient) ?? []) {
+            nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });
+          }
+          return;
+        }
+        const failure = classifyFailure(answer.error);
+        if (failure.kind === 'dead-token') {
+          deps.observe?.token('dead');
+          dead.push(target.tokenHash);
+          return;
+        }
+        deps.observe?.token(failure.kind);
+        outcomes.set(target.recipient, worse(outcomes.get(target.recipient), failure));
+      });
+    }),
+  );
+  const targetsOf = Map.groupBy(targets, (t) => t.recipient);
+  const result = new Map<string, WindowOutcome>();
+  for (const [recipient, outcome] of outcomes) {
+    const [carrier = '', ...covered] = byRecipient.get(recipient) ?? [];
+    result.set(recipient, { ...outcome, carrier });
+    if (outcome.kind !== 'transient') continue;
+    for (const target of targetsOf.get(recipient) ?? []) {
+      for (const id of covered) nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });
+    }
+  }
+  await Promise.all([deps.recordDelivered(nowDelivered), deps.dropDeadDevices(dead)]);
+  return { outcomes: result, pushes: byRecipient.size };
+}

@@ -1,0 +1,347 @@
+/**
+ * services/push as a process against the real stack and the FCM emulator (firebase-admin reaching
+ * it through its normal HTTPS path): batching into one push per person per window, multicasts of at
+ * most 500 tokens, dead-token tombstones, Retry-After, the kill switch, and a crash mid-window.
+ * Group names are the service's own, not per datacenter: each test stops its process before the next
+ * one starts, or a leftover member would be handed the next test's partitions.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { topicFor } from '../../libs/kafka/topics.ts';
+import { createPublisher, type Publisher, type PublishItem } from '../../libs/publish/publish.ts';
+import { type FcmEmulator, startFcmEmulator } from '../fcm-emulator/emulator.ts';
+import {
+  BROKERS,
+  createStreamTopics,
+  deleteDcTopics,
+  eventually,
+  REGISTRY_URL,
+  readTopic,
+  testKafka,
+  uniqueDc,
+  withAdmin,
+} from './harness.ts';
+
+const kafka = testKafka('eqiad');
+const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+let emulator: FcmEmulator;
+
+before(async () => {
+  emulator = await startFcmEmulator();
+});
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await db.end();
+  await emulator.close();
+});
+
+const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+function subscription(userId: string, token: string): PublishItem {
+  return {
+    stream: 'notify.push-subscription',
+    record: {
+      token_hash: tokenHash(token),
+      user_id: userId,
+      provider: 'fcm',
+      token,
+      app: 'org.wikipedia',
+      locale: 'en',
+    },
+  };
+}
+
+function notification(recipient: string, id: string = randomUUID()): PublishItem {
+  return {
+    stream: 'notify.push',
+    record: {
+      notification: {
+        notification_id: id,
+        event_id: `e-${id}`,
+        event_type: 'edit-user-talk',
+        category: 'edit-user-talk',
+        recipient_id: recipient,
+        title: 'Someone left a message on your talk page',
+        url: 'https://example.org/wiki/User_talk:X',
+        priority: 1,
+        locale: 'en',
+        timezone: 'UTC',
+      },
+    },
+  };
+}
+
+interface PushProcess {
+  dc: string;
+  port: number;
+  publisher: Publisher;
+  child: ChildProcess;
+}
+
+/** A push process of its own datacenter and database schema, ready to consume. */
+async function startPush(env: Record<string, string>, pushPartitions = 1): Promise<PushProcess> {
+  const dc = uniqueDc();
+  const schema = `push_${dc}`;
+  await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.checkpoint'], 2);
+  await createStreamTopics(kafka, dc, ['notify.push'], pushPartitions);
+  const publisher = createPublisher({
+    brokers: BROKERS.eqiad,
+    dc,
+    registryUrl: REGISTRY_URL,
+    producer: 'test',
+  });
+  cleanups.push(async () => {
+    await publisher.close();
+    await deleteDcTopics(kafka, dc);
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  });
+  return { dc, publisher, ...(await spawnPush(dc, env)) };
+}
+
+/** Another push process for a datacenter startPush made, as after a crash. */
+async function spawnPush(
+  dc: string,
+  env: Record<string, string>,
+): Promise<{ port: number; child: ChildProcess }> {
+  const schema = `push_${dc}`;
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')],
+    {
+      env: {
+        ...process.env,
+        TIDINGS_DC: dc,
+        TIDINGS_DCS: dc,
+        KAFKA_BROKERS: BROKERS.eqiad.join(','),
+        SCHEMA_REGISTRY_URL: REGISTRY_URL,
+        DATABASE_SCHEMA: schema,
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'warn',
+        CONSUMER_SESSION_TIMEOUT: '6s',
+        CHECKPOINT_INTERVAL: '500ms',
+        RETRY_DELAYS: '200ms,400ms',
+        FCM_PROJECT_ID: 'tidings-test',
+        FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
+        FCM_EMULATOR_CA: emulator.caFile,
+        PUSH_WINDOW_MIN: '500ms',
+        PUSH_WINDOW_MAX: '1500ms',
+        ...env,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  cleanups.push(() => stop(child));
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`push exited with ${child.exitCode} before it was ready`);
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    'push to be ready',
+    60_000,
+  );
+  return { port, child };
+}
+
+async function subscribe(push: PushProcess, subs: PublishItem[]): Promise<void> {
+  await push.publisher.publishMany(subs);
+  const schema = `push_${push.dc}`;
+  const tokens = subs.map((s) => (s.record as { token_hash: string }).token_hash);
+  await eventually(async () => {
+    const { rows } = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${schema}.subscriptions WHERE token_hash = ANY($1)`,
+      [tokens],
+    );
+    return Number(rows[0]?.n) === tokens.length ? true : undefined;
+  }, 'subscriptions to be materialized');
+}
+
+/** Records of the push group's topics (main and retry) not committed yet. */
+async function lag(dc: string, group = 'push'): Promise<number> {
+  return withAdmin(kafka, async (admin) => {
+    const topics = (await admin.listTopics()).filter(
+      (t) => t === topicFor(dc, 'notify.push') || t.startsWith(`${topicFor(dc, 'notify.push')}.push.retry-`),
+    );
+    let total = 0;
+    for (const topic of topics) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      for (const end of ends) {
+        const done = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
+        total += Number(end.high) - Math.max(0, done);
+      }
+    }
+    return total;
+  });
+}
+
+async function drained(dc: string): Promise<void> {
+  await eventually(
+    async () => ((await lag(dc)) === 0 ? true : undefined),
+    'push to commit everything',
+    45_000,
+  );
+}
+
+/** Sum of a metric's samples whose labels include `labels`, from the service's /metrics. */
+async function metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample || sample[1] !== name) continue;
+    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
+  }
+  return sum;
+}
+
+/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+describe('push, sending', () => {
+  let push: PushProcess;
+  before(async () => {
+    push = await startPush({ PUSH_DEVICES_PER_USER: '3' });
+  });
+  after(() => stop(push.child));
+
+  test('many notifications for one person within a window become one push', async () => {
+    await subscribe(push, [subscription('solo', 'tok-solo')]);
+    await push.publisher.publishMany(Array.from({ length: 25 }, () => notification('solo')));
+    await drained(push.dc);
+    assert.equal(emulator.delivered('tok-solo').length, 1);
+    const [request] = emulator.delivered('tok-solo');
+    assert.deepEqual(request?.message.data, { type: 'checkNotifications' }, 'a content-free nudge');
+    assert.equal(request?.authorization, 'Bearer emulator');
+  });
+
+  test('1,200 recipients become three multicast calls of at most 500 tokens, each token once', async () => {
+    const users = Array.from({ length: 1_200 }, (_, i) => `many${i}`);
+    await subscribe(
+      push,
+      users.map((u) => subscription(u, `tok-${u}`)),
+    );
+    const callsBefore = await metric(push.port, 'tidings_push_multicast_calls_total');
+    const fullBefore = await metric(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' });
+    await push.publisher.publishMany(users.map((u) => notification(u)));
+    await drained(push.dc);
+    const calls = (await metric(push.port, 'tidings_push_multicast_calls_total')) - callsBefore;
+    assert.equal(calls, 3);
+    const withinLimit =
+      (await metric(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' })) - fullBefore;
+    assert.equal(withinLimit, 3, 'every call carried at most 500 tokens');
+    for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
+  });
+
+  test('a dead token is tombstoned and never used again; the person keeps their live device', async () => {
+    emulator.behave('tok-dead', { answer: 'unregistered' });
+    await subscribe(push, [subscription('gone', 'tok-dead'), subscription('gone', 'tok-live')]);
+    await push.publisher.publishMany([notification('gone')]);
+    await drained(push.dc);
+    const tombstones = await readTopic(kafka, topicFor(push.dc, 'notify.push-subscription'), (m) =>
+      m.some((x) => x.key?.toString() === tokenHash('tok-dead') && x.value === null),
+    );
+    assert.ok(tombstones.length > 0);
+
+    await push.publisher.publishMany([notification('gone')]);
+    await drained(push.dc);
+    assert.equal(
+      emulator.requests().filter((r) => r.token === 'tok-dead').length,
+      1,
+      'asked once, never again',
+    );
+    assert.equal(emulator.delivered('tok-live').length, 2);
+    assert.equal(await metric(push.port, 'tidings_push_tokens_total', { outcome: 'dead' }), 1);
+  });
+
+  test('a person keeps at most PUSH_DEVICES_PER_USER devices: the oldest are dropped', async () => {
+    const start = Date.now() - 60_000;
+    const subs = Array.from({ length: 5 }, (_, i) => {
+      const item = subscription('many-devices', `tok-device-${i}`);
+      return { ...item, record: { ...item.record, meta: { dt: start + i * 1_000 } } } as PublishItem;
+    });
+    await push.publisher.publishMany(subs);
+    const kept = await eventually(async () => {
+      const { rows } = await db.query<{ token: string }>(
+        `SELECT token FROM push_${push.dc}.subscriptions WHERE user_id = 'many-devices' ORDER BY token`,
+      );
+      // Done once the newest device is in and the cap has been applied.
+      const tokens = rows.map((r) => r.token);
+      return tokens.includes('tok-device-4') && tokens.length <= 3 ? tokens : undefined;
+    }, 'the device cap to apply');
+    assert.deepEqual(kept, ['tok-device-2', 'tok-device-3', 'tok-device-4']);
+  });
+
+  test('a 429 with Retry-After holds sending that long; the push then arrives exactly once', async () => {
+    emulator.behave('tok-busy', { answer: 'quota-exceeded', retryAfterSeconds: 3, times: 1 });
+    await subscribe(push, [subscription('busy', 'tok-busy')]);
+    await push.publisher.publishMany([notification('busy'), notification('busy')]);
+    await eventually(
+      () => (emulator.delivered('tok-busy').length > 0 ? true : undefined),
+      'the push',
+      45_000,
+    );
+    await drained(push.dc);
+    const answers = emulator.requests().filter((r) => r.token === 'tok-busy');
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      [429, 200],
+    );
+    // Retry delays here are 200 and 400 ms: only the Retry-After explains a later second attempt.
+    assert.ok(answers[1]!.at - answers[0]!.at >= 3_000, 'the second attempt waited for Retry-After');
+  });
+});
+
+describe('push, kill switch', () => {
+  test('PUSH_ENABLED=false consumes and commits everything and sends nothing', async () => {
+    const push = await startPush({ PUSH_ENABLED: 'false' }, 2);
+    await subscribe(push, [subscription('muted', 'tok-muted')]);
+    await push.publisher.publishMany(Array.from({ length: 40 }, () => notification('muted')));
+    await drained(push.dc);
+    assert.equal(emulator.requests().filter((r) => r.token === 'tok-muted').length, 0);
+    assert.equal(await metric(push.port, 'tidings_push_notifications_total', { kind: 'suppressed' }), 40);
+    await stop(push.child);
+  });
+});
+
+describe('push, crash', () => {
+  test('killed while a window is open, it sends nothing then and everything once after the restart', async () => {
+    const env = { PUSH_WINDOW_MIN: '3s', PUSH_WINDOW_MAX: '3s' };
+    const push = await startPush(env);
+    await subscribe(push, [subscription('crash', 'tok-crash')]);
+    await push.publisher.publishMany([notification('crash'), notification('crash')]);
+    await eventually(
+      async () => ((await metric(push.port, 'tidings_push_windows_open')) > 0 ? true : undefined),
+      'the records to wait in a window',
+    );
+    push.child.kill('SIGKILL');
+    await once(push.child, 'exit');
+    assert.equal(emulator.requests().filter((r) => r.token === 'tok-crash').length, 0, 'nothing went out');
+    assert.ok((await lag(push.dc)) > 0, 'nothing was committed');
+
+    const restarted = await spawnPush(push.dc, env);
+    await drained(push.dc);
+    assert.equal(emulator.delivered('tok-crash').length, 1);
+    await stop(restarted.child);
+  });
+});
