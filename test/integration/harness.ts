@@ -4,6 +4,7 @@
  * MirrorMaker (which copies only eqiad.* and codfw.*) leaves them alone.
  */
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { createKafka } from '../../libs/kafka/client.ts';
@@ -104,4 +105,16 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A port nothing listens on right now, chosen by the kernel: picking one at random collides with
+ * the ephemeral ports of the many client connections a test run opens.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -21,6 +21,7 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
+  freePort,
   REGISTRY_URL,
   readTopic,
   testKafka,
@@ -113,7 +114,7 @@ async function spawnPush(
   env: Record<string, string>,
 ): Promise<{ port: number; child: ChildProcess }> {
   const schema = `push_${dc}`;
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = spawn(
     process.execPath,
     [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')],

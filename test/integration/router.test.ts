@@ -27,6 +27,7 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
+  freePort,
   quietLog,
   REGISTRY_URL,
   readTopic,
@@ -54,8 +55,8 @@ const publisher = createPublisher({
 let router: ChildProcess | undefined;
 let routerPort = 0;
 
-function startRouter(): void {
-  routerPort = 20_000 + Math.floor(Math.random() * 20_000);
+async function startRouter(): Promise<void> {
+  routerPort = await freePort();
   router = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts')], {
     env: {
       ...process.env,
@@ -85,7 +86,7 @@ before(async () => {
     'notify.push',
     'notify.checkpoint',
   ]);
-  startRouter();
+  await startRouter();
 });
 
 after(async () => {
@@ -403,7 +404,7 @@ describe('router', () => {
     );
     assert.ok(atKill!.n < events.length, `the kill came before every event was routed (${atKill!.n})`);
 
-    startRouter();
+    await startRouter();
     await drained();
     const copies = new Map<string, Buffer[]>();
     for (const m of await readAll(topicFor(dc, 'notify.web'))) {

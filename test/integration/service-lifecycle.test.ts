@@ -17,6 +17,7 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
+  freePort,
   REGISTRY_URL,
   readTopic,
   testKafka,
@@ -57,8 +58,11 @@ async function setup(records: number): Promise<string> {
   return dc;
 }
 
-function startRelay(dc: string, env: Record<string, string>): { child: ChildProcess; port: number } {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+async function startRelay(
+  dc: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
   const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'relay-service.ts')], {
     env: {
       ...process.env,
@@ -122,7 +126,7 @@ describe('a service process', () => {
   test('killed before it commits, it processes its records again after a restart: nothing is lost', async () => {
     const records = 200;
     const dc = await setup(records);
-    const first = startRelay(dc, { RELAY_DELAY: '25ms', CONSUMER_CONCURRENCY: '2' });
+    const first = await startRelay(dc, { RELAY_DELAY: '25ms', CONSUMER_CONCURRENCY: '2' });
     const early = await outputs(dc, 10);
     first.child.kill('SIGKILL');
     await once(first.child, 'exit');
@@ -132,7 +136,7 @@ describe('a service process', () => {
       `the kill came before everything was committed (${committedAtKill})`,
     );
 
-    const second = startRelay(dc, {});
+    const second = await startRelay(dc, {});
     await allCommitted(dc, records);
     const all = await outputs(dc, await endOffset(dc));
     second.child.kill('SIGTERM');
@@ -145,7 +149,7 @@ describe('a service process', () => {
   });
 
   test('an invalid configuration stops start-up with exit 2 and names every variable to fix', async () => {
-    const { child } = startRelay('eqiad', {
+    const { child } = await startRelay('eqiad', {
       HTTP_PORT: 'abc',
       TIDINGS_DCS: 'codfw',
       RETRY_DELAYS: '1s,soon',
@@ -164,7 +168,7 @@ describe('a service process', () => {
   test('SIGTERM drains in-flight work, commits, exits 0; the restart duplicates nothing', async () => {
     const records = 300;
     const dc = await setup(records);
-    const first = startRelay(dc, { RELAY_DELAY: '10ms', CONSUMER_CONCURRENCY: '4' });
+    const first = await startRelay(dc, { RELAY_DELAY: '10ms', CONSUMER_CONCURRENCY: '4' });
 
     const health = await eventually(async () => {
       const res = await fetch(`http://127.0.0.1:${first.port}/readyz`).catch(() => undefined);
@@ -188,7 +192,7 @@ describe('a service process', () => {
     const committedAtStop = await committed(dc, 'relay');
     assert.ok(committedAtStop < records, 'it stopped mid-stream rather than finishing the topic');
 
-    const second = startRelay(dc, {});
+    const second = await startRelay(dc, {});
     await allCommitted(dc, records);
     const all = await outputs(dc, await endOffset(dc));
     second.child.kill('SIGTERM');
