@@ -19,6 +19,18 @@ fi
 
 declare -A running=() # pid -> service name
 
+# Push talks to FCM; in development it talks to the local FCM HTTP v1 emulator (HTTPS on loopback,
+# its own CA), which logs what it receives.
+fcm_ca="$DATA_DIR/fcm-emulator-ca.pem"
+rm -f "$fcm_ca"
+FCM_EMULATOR_PORT=8443 FCM_EMULATOR_CA_OUT="$fcm_ca" setsid ./node_modules/.bin/node test/fcm-emulator/main.ts > >(
+  trap '' INT
+  exec sed -u "s/^/[fcm-emulator] /"
+) 2>&1 &
+running[$!]=fcm-emulator
+for _ in $(seq 50); do [[ -s "$fcm_ca" ]] && break; sleep 0.1; done
+export FCM_PROJECT_ID=tidings-dev FCM_EMULATOR=127.0.0.1:8443 FCM_EMULATOR_CA="$fcm_ca"
+
 stop_services() {
   trap - INT TERM
   say "stopping ${running[*]}"
