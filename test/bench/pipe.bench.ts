@@ -1,7 +1,7 @@
 /**
  * The consumer runtime against the raw KafkaJS consume→produce pipe, on the same input bytes.
  *
- * raw:     eachBatch → producer.send(batch, acks=all) → commit. No decoding, no per-record work.
+ * raw:     the raw KafkaJS pipe of raw-pipe.ts: eachBatch → producer.send(batch, acks=all) → commit.
  * raw+avro: the raw pipe plus the Avro work the runtime's handler does (decode, derive, encode),
  *          hand-written without the runtime: the difference to `runtime` is the runtime's own cost.
  * runtime: the full path a service pays for: Avro decode through the registry, handler, Avro encode
@@ -11,7 +11,7 @@
  * ratio runtime/raw. BENCH_PIPE_RECORDS sets the record count (default 50,000).
  */
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Kafka, KafkaMessage, Message } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
@@ -25,8 +25,8 @@ import {
   REGISTRY_URL,
   testKafka,
   uniqueDc,
-  withAdmin,
 } from '../integration/harness.ts';
+import { committedAll, rawPipe } from './raw-pipe.ts';
 import { median, round } from './stats.ts';
 
 const RECORDS = Number(process.env.BENCH_PIPE_RECORDS ?? 50_000);
@@ -50,8 +50,11 @@ export async function run(): Promise<Record<string, unknown>> {
     const rawAvro: number[] = [];
     const runtime: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      raw.push(await rawPipe(kafka, dc, input, null));
-      rawAvro.push(await rawPipe(kafka, dc, input, serde));
+      const pipe = { kafka, input, records: RECORDS, partitions: PARTITIONS };
+      raw.push(await rawPipe({ ...pipe, output: topicFor(dc, 'bench.raw-out') }));
+      rawAvro.push(
+        await rawPipe({ ...pipe, output: topicFor(dc, 'notify.web'), transform: toWebRecords(serde) }),
+      );
       runtime.push(await runtimePipe(kafka, serde, dc));
       console.log(
         `round ${round + 1}: raw ${Math.round(raw.at(-1)!)}, raw+avro ${Math.round(rawAvro.at(-1)!)}, ` +
@@ -146,61 +149,18 @@ async function fill(kafka: Kafka, serde: Serde, dc: string, topic: string) {
   }
 }
 
-/** Resolves with the time at which `group` has committed every input record. */
-async function committedAll(kafka: Kafka, group: string, topic: string): Promise<number> {
-  return withAdmin(kafka, async (admin) => {
-    for (;;) {
-      const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-      const total = (offsets?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-      if (total >= RECORDS) return performance.now();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  });
-}
-
-async function rawPipe(kafka: Kafka, dc: string, input: string, serde: Serde | null): Promise<number> {
-  const group = `bench-raw-${randomUUID()}`;
-  const out = topicFor(dc, 'bench.raw-out');
-  const producer = createProducer(kafka);
-  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 250 });
-  await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topic: input, fromBeginning: true });
-  let started = 0;
-  await consumer.run({
-    autoCommit: false,
-    partitionsConsumedConcurrently: PARTITIONS,
-    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
-      if (!started) started = performance.now();
-      const messages = serde
-        ? await Promise.all(
-            batch.messages.map(async (m) => {
-              const e = await serde.decode('notify.event', m.value!);
-              return {
-                key: e.recipients[0]!,
-                value: await serde.encode('notify.web', webRecord(e, e.recipients[0]!)),
-              };
-            }),
-          )
-        : batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
-      await producer.send({ topic: serde ? topicFor(dc, 'notify.web') : out, acks: -1, messages });
-      resolveOffset(batch.lastOffset());
-      await commitOffsetsIfNecessary({
-        topics: [
-          {
-            topic: batch.topic,
-            partitions: [
-              { partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
-            ],
-          },
-        ],
-      });
-    },
-  });
-  const done = await committedAll(kafka, group, input);
-  await consumer.disconnect();
-  await producer.disconnect();
-  return RECORDS / ((done - started) / 1000);
+/** The derived record the raw+avro pipe produces per event, as the runtime's handler does. */
+function toWebRecords(serde: Serde): (messages: KafkaMessage[]) => Promise<Message[]> {
+  return (messages) =>
+    Promise.all(
+      messages.map(async (m) => {
+        const e = await serde.decode('notify.event', m.value!);
+        return {
+          key: e.recipients[0]!,
+          value: await serde.encode('notify.web', webRecord(e, e.recipients[0]!)),
+        };
+      }),
+    );
 }
 
 async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<number> {
@@ -229,7 +189,7 @@ async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<numb
     },
   });
   await runtime.start();
-  const done = await committedAll(kafka, group, topicFor(dc, 'notify.event'));
+  const done = await committedAll(kafka, group, topicFor(dc, 'notify.event'), RECORDS);
   await runtime.stop();
   return RECORDS / ((done - started) / 1000);
 }
