@@ -1,0 +1,75 @@
+/**
+ * The baseline every pipe benchmark compares against: the raw KafkaJS consume→produce pipe.
+ * eachBatch → producer.send(batch, acks=all) → commit, no per-record work unless `transform` adds
+ * some. It reads its input from the beginning in a fresh consumer group.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+import { createProducer } from '../../libs/kafka/client.ts';
+import { withAdmin } from '../integration/harness.ts';
+
+export interface RawPipeOptions {
+  kafka: Kafka;
+  input: string;
+  output: string;
+  /** How many records the input holds: the pipe is done when the group has committed them all. */
+  records: number;
+  partitions: number;
+  /** Per-batch work on top of the raw pipe; by default records are copied as they are. */
+  transform?: (messages: KafkaMessage[]) => Promise<Message[]>;
+}
+
+/** Records per second from the first batch received to the last offset committed. */
+export async function rawPipe(options: RawPipeOptions): Promise<number> {
+  const { kafka, input, output, records, partitions, transform } = options;
+  const group = `bench-raw-${randomUUID()}`;
+  const producer = createProducer(kafka);
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 250 });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: input, fromBeginning: true });
+  let started = 0;
+  await consumer.run({
+    autoCommit: false,
+    partitionsConsumedConcurrently: partitions,
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
+      if (!started) started = performance.now();
+      const messages = transform
+        ? await transform(batch.messages)
+        : batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
+      await producer.send({ topic: output, acks: -1, messages });
+      resolveOffset(batch.lastOffset());
+      await commitOffsetsIfNecessary({
+        topics: [
+          {
+            topic: batch.topic,
+            partitions: [
+              { partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
+            ],
+          },
+        ],
+      });
+    },
+  });
+  const done = await committedAll(kafka, group, input, records);
+  await consumer.disconnect();
+  await producer.disconnect();
+  return records / ((done - started) / 1000);
+}
+
+/** Resolves with the time at which `group` has committed `records` records of `topic`. */
+export async function committedAll(
+  kafka: Kafka,
+  group: string,
+  topic: string,
+  records: number,
+): Promise<number> {
+  return withAdmin(kafka, async (admin) => {
+    for (;;) {
+      const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      const total = (offsets?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+      if (total >= records) return performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+}

@@ -1,0 +1,428 @@
+/**
+ * The router process (services/router/main.ts, production defaults) over 100,000 materialized
+ * people, in a datacenter and a Postgres schema of its own.
+ *
+ * throughput: each round publishes BENCH_ROUTER_EVENTS events (default 20,000; 1–3 recipients,
+ *   categories from the registry) while the router is stopped, runs the raw KafkaJS pipe of
+ *   raw-pipe.ts over the input topic, then starts the router and times it from its first channel
+ *   record to the commit of the last event. The report gives medians over BENCH_ROUTER_ROUNDS
+ *   (default 2) and the ratio router/raw (goal 0.5).
+ * latency: with the router running, events go out at BENCH_ROUTER_RATE per second (default 200)
+ *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
+ *   notification's meta.dt (the event's publish time, which the router carries over) to its
+ *   arrival. p50/p99/max in ms.
+ * BENCH_ROUTER_USERS sets the number of people (default 100,000).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
+import pg from 'pg';
+import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
+import { topicFor } from '../../libs/kafka/topics.ts';
+import { createPublisher, type Publisher, type PublishItem } from '../../libs/publish/publish.ts';
+import { createSerde } from '../../libs/schemas/serde.ts';
+import type { Channel, EmailFrequency, RecordInput } from '../../libs/schemas/types.generated.ts';
+import { loadCategoryRegistry } from '../../services/router/categories.ts';
+import {
+  BROKERS,
+  deleteDcTopics,
+  eventually,
+  REGISTRY_URL,
+  testKafka,
+  uniqueDc,
+  withAdmin,
+} from '../integration/harness.ts';
+import { committedAll, rawPipe } from './raw-pipe.ts';
+import { median, percentile, round } from './stats.ts';
+
+const USERS = Number(process.env.BENCH_ROUTER_USERS ?? 100_000);
+const EVENTS = Number(process.env.BENCH_ROUTER_EVENTS ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUTER_ROUNDS ?? 2);
+const RATE = Number(process.env.BENCH_ROUTER_RATE ?? 200);
+const SECONDS = Number(process.env.BENCH_ROUTER_SECONDS ?? 20);
+const CHUNK = 5_000;
+const TICK_MS = 50;
+const DAY = 86_400_000;
+const STREAMS = ['notify.event', 'notify.user', 'notify.preference-change', 'notify.checkpoint'];
+const CHANNELS = ['notify.web', 'notify.email', 'notify.push'];
+const ROUTER_MAIN = join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts');
+
+const partitionsOf = (stream: string) => TOPIC_PLAN.find((d) => d.stream === stream)?.partitions ?? 3;
+const EVENT_PARTITIONS = partitionsOf('notify.event');
+
+export async function run(): Promise<Record<string, unknown>> {
+  const kafka = testKafka('eqiad');
+  const dc = uniqueDc();
+  const schema = `router_${dc}`;
+  const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
+  const publisher = createPublisher({
+    brokers: BROKERS.eqiad,
+    dc,
+    registryUrl: REGISTRY_URL,
+    producer: 'bench',
+  });
+  const categories = [...(await loadCategoryRegistry()).keys()];
+  const input = topicFor(dc, 'notify.event');
+  const router = routerProcess(dc, schema);
+  try {
+    await createTopics(kafka, dc, [...STREAMS, ...CHANNELS, 'bench.raw-out']);
+    await router.start();
+    const materialize = await materializeUsers(publisher, db, schema, categories);
+    console.log(`${USERS} users materialized in ${round(materialize / 1000, 1)} s`);
+
+    const raw: number[] = [];
+    const routerRates: number[] = [];
+    const recipientRates: number[] = [];
+    const outputRates: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      await router.stop();
+      const recipients = await publishEvents(publisher, categories, r);
+      const total = await withAdmin(kafka, (admin) => endTotal(admin, [input]));
+      raw.push(
+        await rawPipe({
+          kafka,
+          input,
+          output: topicFor(dc, 'bench.raw-out'),
+          records: total,
+          partitions: EVENT_PARTITIONS,
+        }),
+      );
+      const pass = await routerPass(kafka, dc, router, total);
+      const seconds = pass.ms / 1000;
+      routerRates.push(EVENTS / seconds);
+      recipientRates.push(recipients / seconds);
+      outputRates.push(pass.outputs / seconds);
+      console.log(
+        `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} records/s, router ${Math.round(routerRates.at(-1)!)} ` +
+          `events/s (${Math.round(recipientRates.at(-1)!)} recipients/s, ${Math.round(outputRates.at(-1)!)} ` +
+          `channel records/s)`,
+      );
+    }
+
+    const latency = await latencyPass(kafka, dc, publisher, categories);
+    const rawMedian = median(raw);
+    const routerMedian = median(routerRates);
+    const result = {
+      users: USERS,
+      users_materialized_per_s: Math.round(USERS / (materialize / 1000)),
+      events_per_round: EVENTS,
+      rounds: ROUNDS,
+      partitions: EVENT_PARTITIONS,
+      raw_records_per_s: raw.map(Math.round),
+      router_events_per_s: routerRates.map(Math.round),
+      router_recipients_per_s: recipientRates.map(Math.round),
+      router_channel_records_per_s: outputRates.map(Math.round),
+      raw_median_records_per_s: Math.round(rawMedian),
+      router_median_events_per_s: Math.round(routerMedian),
+      router_median_recipients_per_s: Math.round(median(recipientRates)),
+      ratio_router_to_raw: round(routerMedian / rawMedian),
+      goal_ratio: 0.5,
+      latency: { rate_per_s: RATE, seconds: SECONDS, ...latency },
+    };
+    console.log(
+      `router: ${result.router_median_events_per_s} events/s vs raw ${result.raw_median_records_per_s} ` +
+        `records/s (ratio ${result.ratio_router_to_raw}, goal ${result.goal_ratio}); latency at ${RATE}/s ` +
+        `p50 ${latency.p50_ms} ms, p99 ${latency.p99_ms} ms, max ${latency.max_ms} ms`,
+    );
+    return result;
+  } finally {
+    await router.stop();
+    await publisher.close();
+    await deleteDcTopics(kafka, dc);
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end();
+  }
+}
+
+/**
+ * Each stream with its production partition count. Leaders are awaited here rather than by
+ * KafkaJS: its waitForLeaders can reject unhandled when metadata briefly lags behind creation.
+ */
+async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]): Promise<void> {
+  const topics = streams.map((stream) => ({
+    topic: topicFor(dc, stream),
+    numPartitions: partitionsOf(stream),
+  }));
+  await withAdmin(kafka, async (admin) => {
+    await admin.createTopics({ topics });
+    await eventually(async () => {
+      const metadata = await admin
+        .fetchTopicMetadata({ topics: topics.map((t) => t.topic) })
+        .catch(() => null);
+      const ready = metadata?.topics.every(
+        (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+      );
+      return ready ? true : undefined;
+    }, 'leaders of the bench topics');
+  });
+}
+
+interface RouterProcess {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The router as it runs in production: its default settings, only its datacenter and schema are the bench's. */
+function routerProcess(dc: string, schema: string): RouterProcess {
+  let child: ChildProcess | undefined;
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  return {
+    async start() {
+      if (child && child.exitCode === null) throw new Error('the router is already running');
+      child = spawn(process.execPath, [ROUTER_MAIN], {
+        env: {
+          ...process.env,
+          TIDINGS_DC: dc,
+          TIDINGS_DCS: dc,
+          KAFKA_BROKERS: BROKERS.eqiad.join(','),
+          SCHEMA_REGISTRY_URL: REGISTRY_URL,
+          DATABASE_SCHEMA: schema,
+          HTTP_PORT: String(port),
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      await eventually(
+        async () => {
+          if (child?.exitCode !== null) throw new Error(`router exited with ${child?.exitCode}`);
+          const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+          return res?.ok ? true : undefined;
+        },
+        'the router to be ready',
+        60_000,
+      );
+    },
+    async stop() {
+      if (!child || child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Deterministic spread of choices, so every run routes the same mix. */
+function pick<T>(options: readonly T[], n: number): T {
+  return options[n % options.length]!;
+}
+
+const LOCALES = [
+  ['en', 'UTC'],
+  ['en', 'America/New_York'],
+  ['en', 'Europe/London'],
+  ['de', 'Europe/Berlin'],
+  ['fr', 'Europe/Paris'],
+  ['es', 'America/Mexico_City'],
+  ['ja', 'Asia/Tokyo'],
+] as const;
+const FREQUENCIES: EmailFrequency[] = [
+  'instant',
+  'instant',
+  'instant',
+  'instant',
+  'daily',
+  'weekly',
+  'never',
+];
+const PREF_CHANNELS: Channel[] = ['web', 'email', 'push'];
+
+/**
+ * Most people have defaults; about a third turned a category off somewhere, one in ten has no
+ * confirmed email, one in eight has been away long enough to get no email, one in twenty mutes someone.
+ */
+function userRecord(i: number, categories: readonly string[], now: number): PublishItem {
+  const [locale, timezone] = pick(LOCALES, i * 7);
+  const preferences =
+    i % 3 === 0
+      ? Array.from({ length: 1 + (i % 4) }, (_, k) => ({
+          category: pick(categories, i + k * 5),
+          channel: pick(PREF_CHANNELS, i + k),
+          enabled: k % 3 === 2,
+        }))
+      : [];
+  const unique = new Map(preferences.map((p) => [`${p.category}/${p.channel}`, p]));
+  return {
+    stream: 'notify.user',
+    record: {
+      user_id: `u${i}`,
+      email: i % 10 === 9 ? null : `u${i}@example.org`,
+      locale,
+      timezone,
+      last_active: now - (i % 8 === 7 ? 60 * DAY : (i % 14) * DAY),
+      email_frequency: pick(FREQUENCIES, i * 3),
+      preferences: [...unique.values()],
+      muted_agents: i % 20 === 0 ? [`u${(i * 31) % USERS}`] : [],
+    },
+  };
+}
+
+/** Publishes every user and resolves with the milliseconds until the router's table holds them all. */
+async function materializeUsers(
+  publisher: Publisher,
+  db: pg.Pool,
+  schema: string,
+  categories: readonly string[],
+): Promise<number> {
+  const now = Date.now();
+  const started = performance.now();
+  for (let start = 0; start < USERS; start += CHUNK) {
+    const count = Math.min(CHUNK, USERS - start);
+    await publisher.publishMany(
+      Array.from({ length: count }, (_, j) => userRecord(start + j, categories, now)),
+    );
+  }
+  await eventually(
+    async () => {
+      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
+      return rows[0]?.n === USERS ? true : undefined;
+    },
+    `${USERS} users materialized`,
+    600_000,
+  );
+  return performance.now() - started;
+}
+
+function eventRecord(id: string, i: number, categories: readonly string[]): RecordInput<'notify.event'> {
+  const category = pick(categories, i);
+  // A multiplicative spread walks all users without clustering on one partition.
+  const recipients = Array.from({ length: 1 + (i % 3) }, (_, k) => `u${(i * 7919 + k * 104_729) % USERS}`);
+  return {
+    event_id: id,
+    type: category,
+    category,
+    agent: { id: `u${(i * 15_485_863) % USERS}`, name: 'Bench Agent' },
+    recipients,
+    title: 'Something happened',
+    url: `https://example.org/wiki/Page_${i}`,
+    extra: { section: 'bench' },
+  };
+}
+
+/** Publishes one round of events; resolves with the number of recipients they name. */
+async function publishEvents(
+  publisher: Publisher,
+  categories: readonly string[],
+  r: number,
+): Promise<number> {
+  let recipients = 0;
+  for (let start = 0; start < EVENTS; start += CHUNK) {
+    const items = Array.from({ length: Math.min(CHUNK, EVENTS - start) }, (_, j) => {
+      const record = eventRecord(`bench-r${r}-${start + j}`, start + j, categories);
+      recipients += record.recipients.length;
+      return { stream: 'notify.event', record } satisfies PublishItem;
+    });
+    await publisher.publishMany(items);
+  }
+  return recipients;
+}
+
+async function endTotal(admin: Admin, topics: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const topic of topics) {
+    for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high);
+  }
+  return total;
+}
+
+/**
+ * Starts the router on a filled input and times it from its first channel record to the commit of
+ * the input's last record. Its start-up (migrations, group joins) is not counted.
+ */
+async function routerPass(
+  kafka: Kafka,
+  dc: string,
+  router: RouterProcess,
+  inputTotal: number,
+): Promise<{ ms: number; outputs: number }> {
+  const channels = CHANNELS.map((s) => topicFor(dc, s));
+  return withAdmin(kafka, async (admin) => {
+    const before = await endTotal(admin, channels);
+    const starting = router.start();
+    let failed: unknown;
+    starting.catch((err: unknown) => {
+      failed = err;
+    });
+    let started = 0;
+    while (!started) {
+      if (failed) throw failed;
+      if ((await endTotal(admin, channels)) > before) started = performance.now();
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+    const done = await committedAll(kafka, 'router', topicFor(dc, 'notify.event'), inputTotal);
+    await starting;
+    return { ms: done - started, outputs: (await endTotal(admin, channels)) - before };
+  });
+}
+
+/** Steady publishing to the running router; publish → notify.web arrival per notification. */
+async function latencyPass(
+  kafka: Kafka,
+  dc: string,
+  publisher: Publisher,
+  categories: readonly string[],
+): Promise<{ events: number; notifications: number; p50_ms: number; p99_ms: number; max_ms: number }> {
+  const serde = createSerde({ registryUrl: REGISTRY_URL });
+  const web = topicFor(dc, 'notify.web');
+  const latencies: number[] = [];
+  const reached = new Map<number, number>();
+  const reader = kafka.consumer({ groupId: `bench-latency-${dc}`, maxWaitTimeInMs: 10 });
+  const joined = new Promise<void>((resolve) => reader.on(reader.events.GROUP_JOIN, () => resolve()));
+  await reader.connect();
+  // Only records that arrive from now on: a fresh group starts at the end of the topic.
+  await reader.subscribe({ topic: web, fromBeginning: false });
+  await reader.run({
+    eachBatch: async ({ batch }) => {
+      const at = Date.now();
+      for (const m of batch.messages) {
+        const value = await serde.decode('notify.web', m.value!);
+        if (value.notification.event_id.startsWith('bench-lat-')) latencies.push(at - value.meta.dt);
+      }
+      reached.set(batch.partition, Number(batch.lastOffset()) + 1);
+    },
+  });
+  await joined;
+  // The fresh group looks up the end offsets after joining; give it a moment before publishing.
+  await new Promise((r) => setTimeout(r, 1_000));
+  const startEnds = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(web));
+  for (const p of startEnds) if (!reached.has(p.partition)) reached.set(p.partition, Number(p.high));
+
+  const perTick = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
+  const ticks = Math.round((SECONDS * 1000) / TICK_MS);
+  const sends: Promise<unknown>[] = [];
+  const t0 = performance.now();
+  for (let t = 0; t < ticks; t++) {
+    const wait = t0 + t * TICK_MS - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sends.push(
+      publisher.publishMany(
+        Array.from({ length: perTick }, (_, j) => {
+          const i = t * perTick + j;
+          return { stream: 'notify.event', record: eventRecord(`bench-lat-${i}`, i, categories) } as const;
+        }),
+      ),
+    );
+  }
+  await Promise.all(sends);
+  const events = ticks * perTick;
+
+  await withAdmin(kafka, async (admin) => {
+    const inputTotal = await endTotal(admin, [topicFor(dc, 'notify.event')]);
+    await committedAll(kafka, 'router', topicFor(dc, 'notify.event'), inputTotal);
+    const ends = await admin.fetchTopicOffsets(web);
+    await eventually(
+      () => (ends.every((p) => (reached.get(p.partition) ?? 0) >= Number(p.high)) ? true : undefined),
+      'the latency reader to reach the end of notify.web',
+      60_000,
+    );
+  });
+  await reader.disconnect();
+  return {
+    events,
+    notifications: latencies.length,
+    p50_ms: percentile(latencies, 50),
+    p99_ms: percentile(latencies, 99),
+    max_ms: Math.max(...latencies),
+  };
+}
