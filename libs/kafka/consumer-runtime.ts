@@ -30,6 +30,7 @@ import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
 import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } from './record-headers.ts';
 import { createRetryPolicy, type FailureRoute } from './retry-policy.ts';
 import { createRuntimeMetrics } from './runtime-metrics.ts';
+import { createTopicsWithLeaders } from './topic-admin.ts';
 import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
 
 export interface ConsumedRecord<T> {
@@ -584,14 +585,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     const partitions = metadata.topics[0]?.partitions.length ?? 1;
     const wanted = [...policy.retryTopics, policy.deadLetterTopic].filter((t) => !present.has(t));
     if (wanted.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: wanted.map((t) => ({
+    await createTopicsWithLeaders(
+      admin,
+      wanted.map((t) => ({
         topic: t,
         numPartitions: partitions,
         configEntries: [{ name: 'retention.ms', value: String((t.endsWith('.dlq') ? 30 : 7) * 86_400_000) }],
       })),
-    });
+    );
     for (const t of wanted) present.add(t);
     log.info({ topics: wanted }, 'created retry and dead-letter topics');
   }

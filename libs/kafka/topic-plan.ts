@@ -9,7 +9,9 @@
  * Partition counts are only ever reported, never changed: adding partitions remaps keys, which
  * breaks per-key ordering while old records drain, so that is an operator's deliberate act.
  */
+
 import kafkajs, { type Admin } from 'kafkajs';
+import { createTopicsWithLeaders } from './topic-admin.ts';
 import { topicFor } from './topics.ts';
 
 // kafkajs builds its exports with a spread, which hides these from ESM named imports.
@@ -181,15 +183,15 @@ export async function applyTopicPlan(
   const changes = desired.map((d) => planTopic(d, existing.get(d.topic)));
   const create = desired.filter((d) => !existing.has(d.topic));
   if (create.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: create.map((d) => ({
+    await createTopicsWithLeaders(
+      admin,
+      create.map((d) => ({
         topic: d.topic,
         numPartitions: d.partitions,
         replicationFactor: d.replicationFactor,
         configEntries: Object.entries(d.config).map(([name, value]) => ({ name, value })),
       })),
-    });
+    );
   }
   const alter = desired.filter((d) => changes.find((c) => c.topic === d.topic)?.action === 'alter');
   if (alter.length > 0) {

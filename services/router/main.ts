@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { loadCategoryRegistry } from './categories.ts';
@@ -33,7 +34,7 @@ async function ensureHoldTopic(kafka: Kafka, dc: string): Promise<string> {
     if ((await admin.listTopics()).includes(topic)) return topic;
     const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, 'notify.event')] });
     const numPartitions = metadata.topics[0]?.partitions.length ?? 1;
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions }] });
+    await createTopicsWithLeaders(admin, [{ topic, numPartitions }]);
     return topic;
   } finally {
     await admin.disconnect();

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher, type Publisher, type PublishItem } from '../../libs/publish/publish.ts';
@@ -136,27 +137,14 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-/**
- * Each stream with its production partition count. Leaders are awaited here rather than by
- * KafkaJS: its waitForLeaders can reject unhandled when metadata briefly lags behind creation.
- */
+/** Each stream with its production partition count. */
 async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]): Promise<void> {
-  const topics = streams.map((stream) => ({
-    topic: topicFor(dc, stream),
-    numPartitions: partitionsOf(stream),
-  }));
-  await withAdmin(kafka, async (admin) => {
-    await admin.createTopics({ topics });
-    await eventually(async () => {
-      const metadata = await admin
-        .fetchTopicMetadata({ topics: topics.map((t) => t.topic) })
-        .catch(() => null);
-      const ready = metadata?.topics.every(
-        (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
-      );
-      return ready ? true : undefined;
-    }, 'leaders of the bench topics');
-  });
+  await withAdmin(kafka, (admin) =>
+    createTopicsWithLeaders(
+      admin,
+      streams.map((stream) => ({ topic: topicFor(dc, stream), numPartitions: partitionsOf(stream) })),
+    ),
+  );
 }
 
 interface RouterProcess {

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { startLagExporter } from '../../libs/kafka/lag-exporter.ts';
 import { HEADER } from '../../libs/kafka/record-headers.ts';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher } from '../../libs/publish/publish.ts';
 import {
@@ -90,13 +91,10 @@ describe('tidings operations commands', () => {
 
   before(async () => {
     await withAdmin(kafka, (admin) =>
-      admin.createTopics({
-        waitForLeaders: true,
-        topics: [
-          { topic: event, numPartitions: 1 },
-          { topic: user, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-        ],
-      }),
+      createTopicsWithLeaders(admin, [
+        { topic: event, numPartitions: 1 },
+        { topic: user, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      ]),
     );
     const producer = createProducer(kafka);
     await producer.connect();
@@ -328,9 +326,7 @@ describe('tidings operations commands', () => {
 
   test('dlq ls counts dead letters, show decodes their headers, replay re-publishes them to the stream', async () => {
     const dlq = dlqTopic(dc, 'notify.event', 'ops');
-    await withAdmin(kafka, (admin) =>
-      admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlq, numPartitions: 1 }] }),
-    );
+    await withAdmin(kafka, (admin) => createTopicsWithLeaders(admin, [{ topic: dlq, numPartitions: 1 }]));
     const producer = createProducer(kafka);
     await producer.connect();
     await producer.send({

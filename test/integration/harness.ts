@@ -8,6 +8,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { createKafka } from '../../libs/kafka/client.ts';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 
 export const BROKERS = { eqiad: ['127.0.0.1:9092'], codfw: ['127.0.0.1:9192'] } as const;
@@ -41,7 +42,10 @@ export async function createStreamTopics(
 ): Promise<string[]> {
   const topics = streams.map((s) => topicFor(dc, s));
   await withAdmin(kafka, (admin) =>
-    admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions })) }),
+    createTopicsWithLeaders(
+      admin,
+      topics.map((topic) => ({ topic, numPartitions })),
+    ),
   );
   return topics;
 }

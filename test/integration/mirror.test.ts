@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
 import { createKafka, createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 
 type Dc = 'eqiad' | 'codfw';
 
@@ -128,10 +129,7 @@ function byPartition(records: MirroredRecord[]): MirroredRecord[][] {
 
 async function assertMirrored(from: Dc, to: Dc): Promise<void> {
   const topic = topics[from];
-  await admins[from].createTopics({
-    topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
-    waitForLeaders: true,
-  });
+  await createTopicsWithLeaders(admins[from], [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }]);
   produced[from] = recordsFrom(from);
   // Produced before MirrorMaker has seen the topic: it must copy new topics from their beginning.
   await produce(from, produced[from]);
