@@ -29,6 +29,7 @@ import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
 import {
   BROKERS,
   deleteDcTopics,
+  eventually,
   REGISTRY_URL,
   readTopic,
   testKafka,
@@ -94,8 +95,17 @@ function tidings(...args: string[]) {
 }
 
 async function endOffset(topic: string): Promise<number> {
-  return withAdmin(kafka, async (admin) =>
-    (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0),
+  // Right after a topic is created the broker may still answer NOT_LEADER_FOR_PARTITION for a
+  // moment; KafkaJS does not retry that for offset requests.
+  return eventually(
+    () =>
+      withAdmin(kafka, async (admin) =>
+        (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0),
+      ).catch((error: { retriable?: boolean }) => {
+        if (error.retriable) return undefined;
+        throw error;
+      }),
+    `end offsets of ${topic}`,
   );
 }
 
