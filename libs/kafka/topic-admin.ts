@@ -18,13 +18,11 @@ export async function createTopicsWithLeaders(
   const names = topics.map((t) => t.topic);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const metadata = await admin.fetchTopicMetadata({ topics: names }).catch(() => null);
-    const ready = metadata?.topics.every(
-      (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
-    );
-    if (ready) return;
+    if (await serving(admin, names)) return;
     if (Date.now() > deadline) {
-      throw new Error(`topics ${names.join(', ')} have no leader for every partition after ${timeoutMs} ms`);
+      throw new Error(
+        `topics ${names.join(', ')} have no serving leader for every partition after ${timeoutMs} ms`,
+      );
     }
     await sleep(100);
   }

@@ -20,7 +20,9 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
+  freePort,
   REGISTRY_URL,
+  serviceEnv,
   testKafka,
   uniqueDc,
 } from '../integration/harness.ts';
@@ -69,24 +71,17 @@ export async function run(): Promise<Record<string, unknown>> {
 
     await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.checkpoint'], 3);
     await createStreamTopics(kafka, dc, ['notify.push'], 6);
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')], {
-      env: {
-        ...process.env,
-        TIDINGS_DC: dc,
-        TIDINGS_DCS: dc,
-        KAFKA_BROKERS: BROKERS.eqiad.join(','),
-        SCHEMA_REGISTRY_URL: REGISTRY_URL,
+      env: serviceEnv(dc, port, {
         DATABASE_SCHEMA: schema,
-        HTTP_PORT: String(port),
-        LOG_LEVEL: 'warn',
         FCM_PROJECT_ID: 'bench',
         FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
         FCM_EMULATOR_CA: emulator.caFile,
         PUSH_WINDOW_MIN: '1s',
         PUSH_WINDOW_MAX: '2s',
         CONSUMER_CONCURRENCY: '512',
-      },
+      }),
       stdio: ['ignore', 'inherit', 'inherit'],
     });
 

@@ -31,6 +31,7 @@ import {
   deleteDcTopics,
   eventually,
   REGISTRY_URL,
+  serviceEnv,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -160,16 +161,9 @@ function routerProcess(dc: string, schema: string): RouterProcess {
     async start() {
       if (child && child.exitCode === null) throw new Error('the router is already running');
       child = spawn(process.execPath, [ROUTER_MAIN], {
-        env: {
-          ...process.env,
-          TIDINGS_DC: dc,
-          TIDINGS_DCS: dc,
-          KAFKA_BROKERS: BROKERS.eqiad.join(','),
-          SCHEMA_REGISTRY_URL: REGISTRY_URL,
+        env: serviceEnv(dc, port, {
           DATABASE_SCHEMA: schema,
-          HTTP_PORT: String(port),
-          LOG_LEVEL: 'warn',
-        },
+        }),
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       await eventually(

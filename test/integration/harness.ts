@@ -122,3 +122,17 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** The environment a test or benchmark gives a service process: its own DC prefix on the eqiad cluster. */
+export function serviceEnv(dc: string, port: number, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TIDINGS_DC: dc,
+    TIDINGS_DCS: dc,
+    KAFKA_BROKERS: BROKERS.eqiad.join(','),
+    SCHEMA_REGISTRY_URL: REGISTRY_URL,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}

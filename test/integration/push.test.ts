@@ -24,6 +24,7 @@ import {
   freePort,
   REGISTRY_URL,
   readTopic,
+  serviceEnv,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -119,15 +120,8 @@ async function spawnPush(
     process.execPath,
     [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')],
     {
-      env: {
-        ...process.env,
-        TIDINGS_DC: dc,
-        TIDINGS_DCS: dc,
-        KAFKA_BROKERS: BROKERS.eqiad.join(','),
-        SCHEMA_REGISTRY_URL: REGISTRY_URL,
+      env: serviceEnv(dc, port, {
         DATABASE_SCHEMA: schema,
-        HTTP_PORT: String(port),
-        LOG_LEVEL: 'warn',
         CONSUMER_SESSION_TIMEOUT: '6s',
         CHECKPOINT_INTERVAL: '500ms',
         RETRY_DELAYS: '200ms,400ms',
@@ -137,7 +131,7 @@ async function spawnPush(
         PUSH_WINDOW_MIN: '500ms',
         PUSH_WINDOW_MAX: '1500ms',
         ...env,
-      },
+      }),
       stdio: ['ignore', 'inherit', 'inherit'],
     },
   );

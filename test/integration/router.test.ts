@@ -31,6 +31,7 @@ import {
   quietLog,
   REGISTRY_URL,
   readTopic,
+  serviceEnv,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -58,20 +59,14 @@ let routerPort = 0;
 async function startRouter(): Promise<void> {
   routerPort = await freePort();
   router = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts')], {
-    env: {
-      ...process.env,
-      TIDINGS_DC: dc,
-      TIDINGS_DCS: dc,
-      KAFKA_BROKERS: BROKERS.eqiad.join(','),
-      SCHEMA_REGISTRY_URL: REGISTRY_URL,
+    env: serviceEnv(dc, routerPort, {
       DATABASE_SCHEMA: schema,
-      HTTP_PORT: String(routerPort),
       LOG_LEVEL: 'fatal',
       CHECKPOINT_INTERVAL: '500ms',
       // A killed member holds its partitions until its session expires; keep that short here.
       CONSUMER_SESSION_TIMEOUT: '6s',
       ROUTER_CHATTY_CAP: '15000',
-    },
+    }),
     stdio: ['ignore', 'inherit', 'inherit'],
   });
 }

@@ -13,13 +13,13 @@ import { createProducer } from '../../libs/kafka/client.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import {
-  BROKERS,
   createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
   REGISTRY_URL,
   readTopic,
+  serviceEnv,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -64,19 +64,12 @@ async function startRelay(
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'relay-service.ts')], {
-    env: {
-      ...process.env,
-      TIDINGS_DC: dc,
-      TIDINGS_DCS: dc,
-      KAFKA_BROKERS: BROKERS.eqiad.join(','),
-      SCHEMA_REGISTRY_URL: REGISTRY_URL,
-      HTTP_PORT: String(port),
-      LOG_LEVEL: 'warn',
+    env: serviceEnv(dc, port, {
       CHECKPOINT_INTERVAL: '500ms',
       // A killed member holds its partitions until its session expires; keep that short here.
       CONSUMER_SESSION_TIMEOUT: '6s',
       ...env,
-    },
+    }),
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   children.add(child);
