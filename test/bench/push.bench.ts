@@ -12,18 +12,17 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
-import { createPublisher, type PublishItem } from '../../libs/publish/publish.ts';
+import type { PublishItem } from '../../libs/publish/publish.ts';
 import { createFcmClient } from '../../services/push/fcm-client.ts';
 import { startFcmEmulator } from '../fcm-emulator/emulator.ts';
 import {
-  BROKERS,
   createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
-  REGISTRY_URL,
   serviceEnv,
   testKafka,
+  testPublisher,
   uniqueDc,
 } from '../integration/harness.ts';
 import { round } from './stats.ts';
@@ -41,12 +40,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dc = uniqueDc();
   const schema = `push_${dc}`;
   const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
-  const publisher = createPublisher({
-    brokers: BROKERS.eqiad,
-    dc,
-    registryUrl: REGISTRY_URL,
-    producer: 'bench',
-  });
+  const publisher = testPublisher(dc, 'bench');
   let child: ChildProcess | undefined;
   try {
     const raw = createFcmClient({

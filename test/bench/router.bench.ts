@@ -22,17 +22,17 @@ import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, type Publisher, type PublishItem } from '../../libs/publish/publish.ts';
+import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { Channel, EmailFrequency, RecordInput } from '../../libs/schemas/types.generated.ts';
 import { loadCategoryRegistry } from '../../services/router/categories.ts';
 import {
-  BROKERS,
   deleteDcTopics,
   eventually,
   REGISTRY_URL,
   serviceEnv,
   testKafka,
+  testPublisher,
   uniqueDc,
   withAdmin,
 } from '../integration/harness.ts';
@@ -59,12 +59,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dc = uniqueDc();
   const schema = `router_${dc}`;
   const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
-  const publisher = createPublisher({
-    brokers: BROKERS.eqiad,
-    dc,
-    registryUrl: REGISTRY_URL,
-    producer: 'bench',
-  });
+  const publisher = testPublisher(dc, 'bench');
   const categories = [...(await loadCategoryRegistry()).keys()];
   const input = topicFor(dc, 'notify.event');
   const router = routerProcess(dc, schema);

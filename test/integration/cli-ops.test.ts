@@ -15,7 +15,6 @@ import { startLagExporter } from '../../libs/kafka/lag-exporter.ts';
 import { HEADER } from '../../libs/kafka/record-headers.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher } from '../../libs/publish/publish.ts';
 import {
   BROKERS,
   deleteDcTopics,
@@ -23,6 +22,7 @@ import {
   REGISTRY_URL,
   readTopic,
   testKafka,
+  testPublisher,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -271,12 +271,7 @@ describe('tidings operations commands', () => {
 
   test('tail prints decoded records, and an undecodable one with its error', async () => {
     const since = new Date(Date.now() - 1000).toISOString();
-    const publisher = createPublisher({
-      brokers: BROKERS.eqiad,
-      dc,
-      registryUrl: REGISTRY_URL,
-      producer: 'ops-test',
-    });
+    const publisher = testPublisher(dc, 'ops-test');
     try {
       for (const id of ['e1', 'e2']) {
         await publisher.publish('notify.event', {

@@ -10,6 +10,7 @@ import pino from 'pino';
 import { createKafka } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
+import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 
 export const BROKERS = { eqiad: ['127.0.0.1:9092'], codfw: ['127.0.0.1:9192'] } as const;
 export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
@@ -135,4 +136,9 @@ export function serviceEnv(dc: string, port: number, extra: Record<string, strin
     LOG_LEVEL: 'warn',
     ...extra,
   };
+}
+
+/** The publisher library as an upstream app would use it, writing under a test's own DC prefix. */
+export function testPublisher(dc: string, producer: string): Publisher {
+  return createPublisher({ brokers: BROKERS.eqiad, dc, registryUrl: REGISTRY_URL, producer });
 }

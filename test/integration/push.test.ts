@@ -14,18 +14,17 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, type Publisher, type PublishItem } from '../../libs/publish/publish.ts';
+import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { type FcmEmulator, startFcmEmulator } from '../fcm-emulator/emulator.ts';
 import {
-  BROKERS,
   createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
-  REGISTRY_URL,
   readTopic,
   serviceEnv,
   testKafka,
+  testPublisher,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -95,12 +94,7 @@ async function startPush(env: Record<string, string>, pushPartitions = 1): Promi
   const schema = `push_${dc}`;
   await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.checkpoint'], 2);
   await createStreamTopics(kafka, dc, ['notify.push'], pushPartitions);
-  const publisher = createPublisher({
-    brokers: BROKERS.eqiad,
-    dc,
-    registryUrl: REGISTRY_URL,
-    producer: 'test',
-  });
+  const publisher = testPublisher(dc, 'test');
   cleanups.push(async () => {
     await publisher.close();
     await deleteDcTopics(kafka, dc);

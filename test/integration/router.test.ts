@@ -16,14 +16,13 @@ import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
 import { HEADER } from '../../libs/kafka/record-headers.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, type PublishItem } from '../../libs/publish/publish.ts';
+import type { PublishItem } from '../../libs/publish/publish.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { Notification, RecordInput } from '../../libs/schemas/types.generated.ts';
 import { notificationId } from '../../services/router/notification-id.ts';
 import { BATCH_QUERIES, throttleParams, typeVolumeParams } from '../../services/router/store.ts';
 import {
-  BROKERS,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -33,6 +32,7 @@ import {
   readTopic,
   serviceEnv,
   testKafka,
+  testPublisher,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -47,12 +47,7 @@ const serde = createSerde({ registryUrl: REGISTRY_URL });
 const admin = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const dc = uniqueDc();
 const schema = `router_${dc}`;
-const publisher = createPublisher({
-  brokers: BROKERS.eqiad,
-  dc,
-  registryUrl: REGISTRY_URL,
-  producer: 'test',
-});
+const publisher = testPublisher(dc, 'test');
 let router: ChildProcess | undefined;
 let routerPort = 0;
 

@@ -14,7 +14,7 @@ import { after, describe, test } from 'node:test';
 import kafkajs from 'kafkajs';
 import { applyTopicPlan, desiredTopics, planTopic, readTopics } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, PublishValidationError } from '../../libs/publish/publish.ts';
+import { PublishValidationError } from '../../libs/publish/publish.ts';
 import {
   type AvroSchemaObject,
   avroType,
@@ -33,6 +33,7 @@ import {
   REGISTRY_URL,
   readTopic,
   testKafka,
+  testPublisher,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -171,12 +172,7 @@ describe('schema registration', () => {
 describe('publisher and serde', () => {
   test('a published record round-trips through Kafka and decodes equal, with meta filled in', async () => {
     const dc = await newDc(['notify.event']);
-    const publisher = createPublisher({
-      brokers: BROKERS.eqiad,
-      dc,
-      registryUrl: REGISTRY_URL,
-      producer: 'test-app',
-    });
+    const publisher = testPublisher(dc, 'test-app');
     try {
       const sent = await publisher.publish(
         'notify.event',
@@ -229,12 +225,7 @@ describe('publisher and serde', () => {
 
   test('an invalid record is refused at publish, naming the field, and nothing is sent', async () => {
     const dc = await newDc(['notify.event']);
-    const publisher = createPublisher({
-      brokers: BROKERS.eqiad,
-      dc,
-      registryUrl: REGISTRY_URL,
-      producer: 'test-app',
-    });
+    const publisher = testPublisher(dc, 'test-app');
     try {
       const bad = { event_id: 'e', type: 't', category: 'c', recipients: ['u1', 42] } as never;
       await assert.rejects(publisher.publish('notify.event', bad), (error: unknown) => {
@@ -250,12 +241,7 @@ describe('publisher and serde', () => {
 
   test('a tombstone on a compacted stream is a null value under the key', async () => {
     const dc = await newDc(['notify.user']);
-    const publisher = createPublisher({
-      brokers: BROKERS.eqiad,
-      dc,
-      registryUrl: REGISTRY_URL,
-      producer: 'test-app',
-    });
+    const publisher = testPublisher(dc, 'test-app');
     try {
       await publisher.publish('notify.user', { user_id: 'u9', email: 'u9@example.org' });
       await publisher.tombstone('notify.user', 'u9');
