@@ -224,3 +224,33 @@ function base32Decode(text: string): Buffer | null {
   if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return null;
   return Buffer.from(out);
 }
+
+/**
+ * Parses `<key id 0–15>:<base64 secret>[,…]` (VERP_KEYS); the first entry signs new return paths,
+ * the others still verify, so keys rotate without refusing bounces of mail already out. Every
+ * problem is reported at once, without echoing secrets.
+ */
+export function parseVerpKeyring(spec: string): VerpKeyring {
+  const keys: VerpKey[] = [];
+  const problems: string[] = [];
+  const entries = spec
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const [index, entry] of entries.entries()) {
+    const match = /^(\d{1,2}):(.+)$/.exec(entry);
+    const id = match ? Number(match[1]) : Number.NaN;
+    if (!match || id > MAX_KEY_ID) {
+      problems.push(`entry ${index + 1}: expected <key id 0–${MAX_KEY_ID}>:<base64 secret>`);
+      continue;
+    }
+    const secret = Buffer.from(match[2] ?? '', 'base64');
+    if (secret.length < 32)
+      problems.push(`key ${id}: secret must be at least 32 bytes, got ${secret.length}`);
+    if (keys.some((k) => k.id === id)) problems.push(`key ${id}: listed twice`);
+    keys.push({ id, secret });
+  }
+  if (entries.length === 0) problems.push(`no keys: expected <key id 0–${MAX_KEY_ID}>:<base64 secret>[,…]`);
+  if (problems.length > 0) throw new Error(`invalid VERP key ring: ${problems.join('; ')}`);
+  return { current: keys[0]?.id ?? 0, keys };
+}

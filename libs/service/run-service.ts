@@ -40,6 +40,9 @@ import { consumerSpec, runtimeTuning } from './consumer-config.ts';
 
 type BaseSpec = ReturnType<typeof commonSpec> & typeof consumerSpec;
 
+/** The whole configuration a service's start() receives: common, consumer and its own variables. */
+export type ServiceConfig<S extends Spec> = ConfigOf<BaseSpec & S>;
+
 export interface ServiceContext<C> {
   name: string;
   config: C;

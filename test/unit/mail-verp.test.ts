@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import {
   addressHash,
   issuedFor,
+  parseVerpKeyring,
   returnPath,
   type VerpKeyring,
   verifyReturnPath,
@@ -111,5 +112,34 @@ describe('VERP return paths', () => {
   test('address hashes ignore case and surrounding space', () => {
     assert.equal(addressHash(' Alice@Example.COM '), addressHash('alice@example.com'));
     assert.match(addressHash('alice@example.com'), /^[0-9a-f]{64}$/);
+  });
+});
+
+describe('VERP key ring from configuration', () => {
+  const secret = (fill: number) => Buffer.alloc(32, fill).toString('base64');
+
+  test('the first key signs and every listed key verifies', () => {
+    const ring = parseVerpKeyring(`3:${secret(1)}, 1:${secret(2)}`);
+    assert.equal(ring.current, 3);
+    const old = returnPath(
+      { messageId: SEND_ID, recipient: 'a@example.org', domain: 'b.example.org', now: NOW },
+      { current: 1, keys: ring.keys },
+    );
+    const checked = verifyReturnPath(old, ring.keys, { now: NOW, maxAgeMs: DAY });
+    assert.equal(checked.ok && checked.fields.keyId, 1);
+  });
+
+  test('every problem is named at once and no secret is echoed', () => {
+    const short = Buffer.from('too-short-secret').toString('base64');
+    assert.throws(
+      () => parseVerpKeyring(`16:${secret(1)},2:${short},nonsense,2:${secret(3)}`),
+      (error: Error) =>
+        error.message.includes('entry 1') &&
+        error.message.includes('key 2: secret must be at least 32 bytes, got 16') &&
+        error.message.includes('entry 3') &&
+        error.message.includes('key 2: listed twice') &&
+        !error.message.includes(short),
+    );
+    assert.throws(() => parseVerpKeyring(' , '), /no keys/);
   });
 });

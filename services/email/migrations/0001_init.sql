@@ -1,5 +1,5 @@
--- The email service's own state (draft): mail held back for a bundle or a digest, bundling state,
--- and the ids already turned into mail (digest side) or handed to SMTP (sender side).
+-- The email service's digest side: mail held back for a bundle or a digest, bundling state, and
+-- the ids already turned into mail. The sender side's tables are in 0002_sender.sql.
 -- Times are timestamptz; the code works in ms since the epoch and binds Dates.
 
 -- One row per mail waiting to go out: an instant bundle for (recipient, bundle key), or a person's
@@ -59,25 +59,3 @@ CREATE TABLE emitted_notifications (
   emitted_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX emitted_age ON emitted_notifications (emitted_at);
-
--- Sender side: a row per send_id, written BEFORE the SMTP transaction as 'sending' and turned to
--- 'sent' once the server accepted the message. A redelivered record whose row says 'sent' is
--- skipped; one left at 'sending' (crash between SMTP accept and the update) is the accepted
--- window: the sender resolves it by policy (at most once: skip and count it) rather than risk a
--- second copy.
-CREATE TABLE sent_messages (
-  send_id      text PRIMARY KEY,
-  recipient_id text NOT NULL,
-  state        text NOT NULL CHECK (state IN ('sending', 'sent')),
-  attempted_at timestamptz NOT NULL DEFAULT now(),
-  sent_at      timestamptz,
-  smtp_response text
-);
-CREATE INDEX sent_messages_age ON sent_messages (attempted_at);
-
--- The warm-up ramp's count of real sends per day since the ramp start, shared by every sender
--- instance so the daily cap holds for the IP, not per process.
-CREATE TABLE send_counts (
-  ramp_day integer PRIMARY KEY,
-  sent     integer NOT NULL CHECK (sent >= 0)
-);

@@ -1,0 +1,2 @@
+/** The digest side's environment variables. */
+export const digestSpec = {};

@@ -1,0 +1,2 @@
+/** The sender side's environment variables. */
+export const senderSpec = {};
