@@ -1,0 +1,296 @@
+/**
+ * bounce: learns which addresses must not be mailed and tells the sender through the compacted
+ * notify.suppression stream.
+ *
+ * Reports come in by SMTP at the VERP domain (smtp-receiver.ts: DSNs and ARF complaints, signed
+ * return paths verified at RCPT TO) and by a provider webhook (webhook-server.ts: SES-style JSON,
+ * HMAC-signed); both only write notify.bounce. The consumer of notify.bounce (every DC prefix,
+ * which also carries the sender's own 5xx records) keeps per-address state (suppression-ledger.ts
+ * applying suppression-policy.ts) and publishes suppressions, their tombstones and, for complaints,
+ * the person's email preference turned off (the person the report names, or the people notify.user
+ * says have the address: people-store.ts). A sweep releases soft-bounce suppressions after their
+ * cool-down; operators list and lift suppressions on an authenticated port (suppression-admin.ts).
+ */
+import { join } from 'node:path';
+import { duration, int, list, port, str } from '../../libs/config/vars.ts';
+import { createProducer } from '../../libs/kafka/client.ts';
+import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import { dlqTopic } from '../../libs/kafka/topics.ts';
+import { parseVerpKeyring } from '../../libs/mail/verp.ts';
+import { runService } from '../../libs/service/run-service.ts';
+import { pruneApplied } from './address-store.ts';
+import { createBounceMetrics } from './bounce-metrics.ts';
+import { erasePerson, peopleAt, rememberPerson } from './people-store.ts';
+import { createRecordSender } from './record-sender.ts';
+import { startReleaseSweep } from './release-sweep.ts';
+import { createReputation } from './reputation.ts';
+import { startSmtpReceiver } from './smtp-receiver.ts';
+import { startSuppressionAdmin } from './suppression-admin.ts';
+import { type LedgerDeps, liftAddress, recordBounce, releaseDue } from './suppression-ledger.ts';
+import { startWebhookServer } from './webhook-server.ts';
+
+export const BOUNCE_HTTP_PORT = 9106;
+
+const HOUR = 3_600_000;
+const FRACTION = /^(0(\.\d+)?|1(\.0+)?)$/;
+
+const spec = {
+  VERP_DOMAIN: str({
+    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,
+    expect: 'a host name',
+    help: 'the return-path domain the sender signs MAIL FROM addresses for; mail to other domains is refused',
+  }),
+  VERP_KEYS: str({
+    secret: true,
+    help: '<key id 0-15>:<base64 secret>[,...], the same key ring the email sender signs with',
+  }),
+  VERP_MAX_AGE: duration({
+    default: 14 * 24 * HOUR,
+    min: HOUR,
+    help: 'bounces to return paths older than this are refused (MTAs give up on mail within days)',
+  }),
+  BOUNCE_SMTP_HOST: str({ default: '127.0.0.1', help: 'address the SMTP receiver listens on' }),
+  BOUNCE_SMTP_PORT: port({
+    default: 2526,
+    help: 'SMTP port of the receiver (25 behind the MX in production)',
+  }),
+  BOUNCE_SMTP_MAX_BYTES: int({
+    default: 4 * 1024 * 1024,
+    min: 1024,
+    help: 'largest report accepted (a DSN may carry the whole original message); larger ones get 552',
+  }),
+  BOUNCE_DLQ_MAX_BYTES: int({
+    default: 512 * 1024,
+    min: 1024,
+    max: 900 * 1024,
+    help: 'raw bytes of an unreadable report kept in its dead letter (under the broker message size)',
+  }),
+  BOUNCE_WEBHOOK_HOST: str({
+    default: '127.0.0.1',
+    help: 'address of the public webhook port (0.0.0.0 to expose it)',
+  }),
+  BOUNCE_WEBHOOK_PORT: port({ default: 9107, help: 'port of the provider webhook (POST /webhook)' }),
+  BOUNCE_WEBHOOK_SECRETS: list({
+    optional: true,
+    secret: true,
+    help: 'HMAC secrets webhook signatures are checked against (several while rotating); unset disables the webhook',
+  }),
+  BOUNCE_WEBHOOK_TOLERANCE: duration({
+    default: 300_000,
+    min: 1_000,
+    help: 'how far a signed webhook timestamp may be from now (bounds replays)',
+  }),
+  BOUNCE_WEBHOOK_MAX_BYTES: int({ default: 256 * 1024, min: 1024, help: 'largest webhook body accepted' }),
+  BOUNCE_ADMIN_HOST: str({ default: '127.0.0.1', help: 'address of the operator port' }),
+  BOUNCE_ADMIN_PORT: port({
+    default: 9108,
+    help: 'operator port: GET /suppressions, DELETE /suppressions/<address>',
+  }),
+  BOUNCE_ADMIN_TOKEN: str({
+    optional: true,
+    secret: true,
+    pattern: /^\S{16,}$/,
+    expect: 'at least 16 characters without spaces',
+    help: 'bearer token of the operator port; unset disables it',
+  }),
+  BOUNCE_SOFT_THRESHOLD: int({ default: 3, min: 1, help: 'soft bounces within the window that suppress' }),
+  BOUNCE_SOFT_WINDOW: duration({
+    default: 72 * HOUR,
+    min: 1_000,
+    help: 'window soft bounces are counted in',
+  }),
+  BOUNCE_SOFT_COOLDOWN: duration({
+    default: 24 * HOUR,
+    min: 1_000,
+    help: 'how long a soft-bounce suppression lasts before it is released',
+  }),
+  BOUNCE_RELEASE_INTERVAL: duration({ default: 60_000, min: 100, help: 'how often due releases are swept' }),
+  REPUTATION_WINDOW: duration({ default: 24 * HOUR, min: 60_000, help: 'window of the per-domain rates' }),
+  REPUTATION_EXPECTED_SENDS: int({
+    default: 10_000,
+    min: 1,
+    help: 'mails a sending domain is expected to send per REPUTATION_WINDOW: the denominator of the rates',
+  }),
+  REPUTATION_BOUNCE_ALERT: str({
+    default: '0.05',
+    pattern: FRACTION,
+    expect: 'a fraction 0-1, e.g. 0.05',
+    help: 'hard-bounce rate that logs a reputation alert (SES reviews at 5%)',
+  }),
+  REPUTATION_COMPLAINT_ALERT: str({
+    default: '0.001',
+    pattern: FRACTION,
+    expect: 'a fraction 0-1, e.g. 0.001',
+    help: 'complaint rate that logs a reputation alert (SES reviews at 0.1%)',
+  }),
+};
+
+await runService({
+  name: 'bounce',
+  httpPort: BOUNCE_HTTP_PORT,
+  spec,
+  migrations: join(import.meta.dirname, 'migrations'),
+  rules: [
+    {
+      vars: ['VERP_KEYS'],
+      check: (c) => {
+        try {
+          parseVerpKeyring(c.VERP_KEYS);
+          return undefined;
+        } catch (error) {
+          return (error as Error).message;
+        }
+      },
+    },
+  ],
+  async start({ config, consume, kafka, serde, log, registry, onShutdown, addReadiness, db: pool }) {
+    if (!pool) throw new Error('bounce runs with its own database schema');
+    // Ready once the SMTP receiver and the HTTP ports listen, not only once the consumer runs.
+    let listening = false;
+    addReadiness('receivers', () => ({ ok: listening, detail: listening ? 'listening' : 'starting' }));
+    const db = pool;
+    const now = Date.now;
+    const metrics = createBounceMetrics(registry);
+
+    const producer = createProducer(kafka);
+    await producer.connect();
+    onShutdown('producer', () => producer.disconnect());
+    const sender = createRecordSender(producer, serde, config.TIDINGS_DC);
+
+    const ledger: LedgerDeps = {
+      db,
+      sender,
+      dc: config.TIDINGS_DC,
+      policy: {
+        softThreshold: config.BOUNCE_SOFT_THRESHOLD,
+        softWindowMs: config.BOUNCE_SOFT_WINDOW,
+        softCooldownMs: config.BOUNCE_SOFT_COOLDOWN,
+      },
+      log,
+      peopleAt: (hash) => peopleAt(db, hash),
+      observe: metrics.action,
+    };
+    const reputation = createReputation({
+      windowMs: config.REPUTATION_WINDOW,
+      expectedSends: config.REPUTATION_EXPECTED_SENDS,
+      bounceAlert: Number(config.REPUTATION_BOUNCE_ALERT),
+      complaintAlert: Number(config.REPUTATION_COMPLAINT_ALERT),
+      maxDomains: 100,
+      registry,
+      log,
+      now,
+    });
+
+    await consume({
+      stream: 'notify.user',
+      group: 'bounce-people',
+      handler: {
+        handle: (record) => rememberPerson(db, record.value.user_id, record.value.email),
+        async handleTombstone(record) {
+          if (record.key) await erasePerson(db, record.key);
+        },
+      },
+    });
+
+    await consume({
+      stream: 'notify.bounce',
+      producer,
+      handler: {
+        async handle(record) {
+          const actions = await recordBounce(ledger, record.value);
+          if (actions !== null) reputation.observe(record.value.sending_domain, record.value.kind);
+        },
+      },
+    });
+
+    const sweep = startReleaseSweep({
+      intervalMs: config.BOUNCE_RELEASE_INTERVAL,
+      run: () => releaseDue(ledger, now()),
+      log,
+    });
+    onShutdown('release sweep', () => sweep.stop());
+    const prune = setInterval(() => {
+      // Redeliveries come within minutes; a day of applied ids is plenty.
+      pruneApplied(db, now() - 24 * HOUR).catch((err) =>
+        log.warn({ err }, 'pruning applied bounce ids failed; will retry'),
+      );
+    }, HOUR);
+    prune.unref();
+    onShutdown('prune timer', () => clearInterval(prune));
+
+    const deadLetterTopic = dlqTopic(config.TIDINGS_DC, 'notify.bounce', 'bounce-smtp');
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      if (!existing.has(deadLetterTopic)) {
+        await createTopicsWithLeaders(admin, [
+          {
+            topic: deadLetterTopic,
+            numPartitions: 1,
+            configEntries: [{ name: 'retention.ms', value: String(30 * 24 * HOUR) }],
+          },
+        ]);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+
+    const keyring = parseVerpKeyring(config.VERP_KEYS);
+    const smtp = await startSmtpReceiver({
+      host: config.BOUNCE_SMTP_HOST,
+      port: config.BOUNCE_SMTP_PORT,
+      domain: config.VERP_DOMAIN,
+      keys: keyring.keys,
+      maxTokenAgeMs: config.VERP_MAX_AGE,
+      maxMessageBytes: config.BOUNCE_SMTP_MAX_BYTES,
+      maxDeadLetterBytes: config.BOUNCE_DLQ_MAX_BYTES,
+      deadLetterTopic,
+      dc: config.TIDINGS_DC,
+      sender,
+      metrics,
+      log,
+      now,
+    });
+    onShutdown('smtp receiver', () => smtp.close());
+    log.info(
+      { port: smtp.port, domain: config.VERP_DOMAIN, dlq: deadLetterTopic },
+      'SMTP receiver listening',
+    );
+
+    if (config.BOUNCE_WEBHOOK_SECRETS) {
+      const webhook = await startWebhookServer({
+        host: config.BOUNCE_WEBHOOK_HOST,
+        port: config.BOUNCE_WEBHOOK_PORT,
+        secrets: config.BOUNCE_WEBHOOK_SECRETS,
+        toleranceMs: config.BOUNCE_WEBHOOK_TOLERANCE,
+        maxBodyBytes: config.BOUNCE_WEBHOOK_MAX_BYTES,
+        dc: config.TIDINGS_DC,
+        sender,
+        metrics,
+        log,
+        now,
+      });
+      onShutdown('webhook server', () => webhook.close());
+      log.info({ port: webhook.port }, 'webhook listening: POST /webhook');
+    } else {
+      log.warn('BOUNCE_WEBHOOK_SECRETS unset: the provider webhook is off');
+    }
+
+    if (config.BOUNCE_ADMIN_TOKEN) {
+      const adminPort = await startSuppressionAdmin({
+        host: config.BOUNCE_ADMIN_HOST,
+        port: config.BOUNCE_ADMIN_PORT,
+        token: config.BOUNCE_ADMIN_TOKEN,
+        db,
+        lift: (hash) => liftAddress(ledger, hash, now()),
+        log,
+      });
+      onShutdown('suppression admin', () => adminPort.close());
+      log.info({ port: adminPort.port }, 'operator port listening: /suppressions');
+    } else {
+      log.warn('BOUNCE_ADMIN_TOKEN unset: the operator port is off');
+    }
+    listening = true;
+  },
+});

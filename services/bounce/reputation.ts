@@ -1,0 +1,133 @@
+/**
+ * Bounce and complaint rates per sending domain, the numbers mailbox providers judge us by.
+ *
+ * Bounce never sees the sends, only what went wrong, so a rate here is reports within a sliding
+ * window over the volume a domain is expected to send in that window (REPUTATION_EXPECTED_SENDS).
+ * That is an estimate on purpose: it alerts without a dependency on the sender. The exact rate is a
+ * recording rule away, from the counters below and the sender's own send counter:
+ *   sum by (sending_domain) (rate(tidings_bounce_domain_reports_total{kind="hard"}[1d]))
+ *     / sum by (sending_domain) (rate(<sends counter>[1d]))
+ * Hard bounces count towards the bounce rate (soft ones are the receiver's trouble, and SES counts
+ * them the same way), complaints towards the complaint rate. Crossing a threshold logs one alert;
+ * dropping below it again logs a recovery.
+ */
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { BounceKind } from '../../libs/schemas/types.generated.ts';
+
+export interface ReputationOptions {
+  readonly windowMs: number;
+  /** Sends expected per domain per window: the denominator of the estimated rates. */
+  readonly expectedSends: number;
+  /** Alert thresholds as fractions, e.g. 0.05 and 0.001. */
+  readonly bounceAlert: number;
+  readonly complaintAlert: number;
+  /** Domains tracked by name; further ones are counted as "other" so labels stay bounded. */
+  readonly maxDomains: number;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+type Measure = 'bounce' | 'complaint';
+
+export interface Reputation {
+  observe(sendingDomain: string | null, kind: BounceKind): void;
+  /** Estimated rate of a domain now. */
+  rate(sendingDomain: string, measure: Measure): number;
+}
+
+export function createReputation(options: ReputationOptions): Reputation {
+  const { log, now } = options;
+  const events = new Map<string, { bounce: number[]; complaint: number[] }>();
+  const alerting = new Set<string>();
+
+  const reports = new Counter({
+    name: 'tidings_bounce_domain_reports_total',
+    help: 'notify.bounce records consumed, by sending domain and kind (hard, soft, complaint)',
+    labelNames: ['sending_domain', 'kind'],
+    registers: [options.registry],
+  });
+  new Gauge({
+    name: 'tidings_bounce_domain_rate',
+    help: 'estimated rate per sending domain over the window: hard bounces or complaints / REPUTATION_EXPECTED_SENDS',
+    labelNames: ['sending_domain', 'measure'],
+    registers: [options.registry],
+    collect() {
+      this.reset();
+      for (const domain of events.keys()) {
+        for (const measure of ['bounce', 'complaint'] as const) {
+          this.set({ sending_domain: domain, measure }, rate(domain, measure));
+          // A quiet domain recovers as its window slides, without a new report to notice it.
+          check(domain, measure);
+        }
+      }
+    },
+  });
+  const alertGauge = new Gauge({
+    name: 'tidings_bounce_domain_alert',
+    help: '1 while a sending domain is over its bounce or complaint threshold',
+    labelNames: ['sending_domain', 'measure'],
+    registers: [options.registry],
+  });
+
+  function domainOf(sendingDomain: string | null): string {
+    const domain = sendingDomain?.toLowerCase() ?? 'unknown';
+    if (events.has(domain) || events.size < options.maxDomains) return domain;
+    return 'other';
+  }
+
+  function recent(domain: string, measure: Measure): number[] {
+    const entry = events.get(domain);
+    if (!entry) return [];
+    const since = now() - options.windowMs;
+    entry[measure] = entry[measure].filter((t) => t > since);
+    return entry[measure];
+  }
+
+  function rate(domain: string, measure: Measure): number {
+    return recent(domain, measure).length / options.expectedSends;
+  }
+
+  function check(domain: string, measure: Measure): void {
+    const value = rate(domain, measure);
+    const threshold = measure === 'bounce' ? options.bounceAlert : options.complaintAlert;
+    const key = `${domain}|${measure}`;
+    const over = value >= threshold;
+    alertGauge.set({ sending_domain: domain, measure }, over ? 1 : 0);
+    if (over && !alerting.has(key)) {
+      alerting.add(key);
+      log.error(
+        {
+          alert: 'reputation',
+          sending_domain: domain,
+          measure,
+          rate: value,
+          threshold,
+          window_ms: options.windowMs,
+          expected_sends: options.expectedSends,
+        },
+        `${measure} rate of ${domain} is over its threshold: mailbox providers may throttle or block it`,
+      );
+    } else if (!over && alerting.delete(key)) {
+      log.info(
+        { sending_domain: domain, measure, rate: value, threshold },
+        `${measure} rate of ${domain} recovered`,
+      );
+    }
+  }
+
+  return {
+    observe(sendingDomain, kind) {
+      const domain = domainOf(sendingDomain);
+      reports.inc({ sending_domain: domain, kind });
+      const entry = events.get(domain) ?? { bounce: [], complaint: [] };
+      events.set(domain, entry);
+      const measure: Measure | null = kind === 'hard' ? 'bounce' : kind === 'complaint' ? 'complaint' : null;
+      if (measure) entry[measure].push(now());
+      check(domain, 'bounce');
+      check(domain, 'complaint');
+    },
+    rate,
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * The public HTTP door for provider notifications (the SES-style JSON of webhook.ts), on a port of
+ * its own so the ops endpoints never face the internet. POST /webhook with the signature header;
+ * 401 for a missing, stale or wrong signature, 400 for a body that is not a notification, 503 when
+ * the records cannot be made durable (the provider retries), 200 once they are acknowledged.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { BounceMetrics } from './bounce-metrics.ts';
+import { bounceRecord } from './bounce-records.ts';
+import { type Listening, listenHttp, readBody, reply } from './http-listener.ts';
+import type { RecordSender } from './record-sender.ts';
+import { parseWebhook, SIGNATURE_HEADER, verifyWebhookSignature } from './webhook.ts';
+
+export const WEBHOOK_PATH = '/webhook';
+
+export interface WebhookServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly secrets: readonly string[];
+  readonly toleranceMs: number;
+  readonly maxBodyBytes: number;
+  readonly dc: string;
+  readonly sender: RecordSender;
+  readonly metrics: BounceMetrics;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+export async function startWebhookServer(options: WebhookServerOptions): Promise<Listening> {
+  const { log, metrics } = options;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.url !== WEBHOOK_PATH) return reply(res, 404, { error: `POST ${WEBHOOK_PATH}` });
+    if (req.method !== 'POST') return reply(res, 405, { error: `POST ${WEBHOOK_PATH}` });
+    const body = await readBody(req, options.maxBodyBytes);
+    if (body === null) {
+      metrics.webhook('too-big');
+      return reply(res, 413, { error: `body larger than ${options.maxBodyBytes} bytes` });
+    }
+    const signature = req.headers[SIGNATURE_HEADER];
+    const auth = verifyWebhookSignature(
+      Array.isArray(signature) ? signature[0] : signature,
+      body,
+      options.secrets,
+      { now: options.now(), toleranceMs: options.toleranceMs },
+    );
+    if (!auth.ok) {
+      metrics.webhook(auth.reason);
+      log.warn({ reason: auth.reason }, 'webhook refused');
+      return reply(res, 401, { error: auth.reason });
+    }
+    const parsed = parseWebhook(body.toString('utf8'));
+    if (!parsed.ok) {
+      metrics.webhook('invalid');
+      return reply(res, 400, { error: parsed.reason });
+    }
+    const origin = { dc: options.dc, producer: 'bounce', now: options.now() };
+    const records = parsed.report.findings.map((f) => bounceRecord(parsed.report, f, null, origin));
+    await options.sender.send(
+      records.map((r) => ({ stream: 'notify.bounce', key: r.address_hash, value: r })),
+    );
+    metrics.produced(records);
+    metrics.webhook('accepted');
+    reply(res, 200, { accepted: records.length, ignored: parsed.report.ignored.length });
+  }
+
+  return listenHttp(options.host, options.port, handle, (error, res) => {
+    metrics.webhook('failed');
+    log.error({ err: error }, 'webhook could not be stored; answered 503');
+    reply(res, 503, { error: 'cannot store the notification right now' });
+  });
+}
