@@ -3,6 +3,10 @@
  * retries, dead letters) to the outbox and waits until Kafka acknowledged them with acks=all;
  * the outbox sends what accumulated in one request. One round trip per record would cap a
  * consumer at a few hundred records a second; one per batch keeps it near the raw pipe.
+ *
+ * One request is in flight at a time, so a record is never acknowledged before an earlier one.
+ * What arrives meanwhile waits and goes out in the next request, as much as fits: the slower
+ * Kafka answers, the fuller the requests, instead of a queue of small ones.
  */
 import type { Message, Producer, TopicMessages } from 'kafkajs';
 import { DURABLE_SEND } from './client.ts';
@@ -15,59 +19,99 @@ export interface OutboundRecord {
 export interface Outbox {
   /** Resolves once every record is durable in Kafka; rejects if the send failed. */
   send(records: readonly OutboundRecord[]): Promise<void>;
-  /** Sends what is waiting now instead of after the linger time. */
+  /** Sends what is waiting now instead of after the linger time; resolves once it is all sent. */
   flush(): Promise<void>;
 }
 
 export interface OutboxOptions {
-  /** Send as soon as this many records wait. */
+  /** Send as soon as this many records wait; also the most records in one request. */
   maxRecords?: number;
+  /**
+   * The most key and value bytes in one request. Kept under the broker's message.max.bytes
+   * (1 MiB by default), which bounds each partition's batch in a request.
+   */
+  maxBytes?: number;
   /** Otherwise wait at most this long for more records to join a request. */
   lingerMs?: number;
 }
 
 interface Pending {
   records: readonly OutboundRecord[];
+  bytes: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
+const sizeOf = (data: Message['key'] | Message['value']): number =>
+  data == null ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+
 export function createOutbox(
   producer: Producer,
-  { maxRecords = 500, lingerMs = 5 }: OutboxOptions = {},
+  // KafkaJS groups a request's records per partition by copying the partition's array for every
+  // record, which is quadratic in the request's size: requests stay at about a thousand records.
+  { maxRecords = 1_000, maxBytes = 768 * 1024, lingerMs = 5 }: OutboxOptions = {},
 ): Outbox {
-  let waiting: Pending[] = [];
+  const waiting: Pending[] = [];
   let waitingCount = 0;
   let timer: NodeJS.Timeout | null = null;
-  let sending: Promise<void> = Promise.resolve();
+  let pumping = false;
+  let drained: Promise<void> = Promise.resolve();
+
+  /** The oldest waiting sends, as many as fit one request (always at least one). */
+  const takeRequest = (): Pending[] => {
+    let records = 0;
+    let bytes = 0;
+    let n = 0;
+    while (n < waiting.length) {
+      const next = waiting[n]!;
+      if (n > 0 && (records + next.records.length > maxRecords || bytes + next.bytes > maxBytes)) break;
+      records += next.records.length;
+      bytes += next.bytes;
+      n++;
+    }
+    waitingCount -= records;
+    return waiting.splice(0, n);
+  };
+
+  // The flag drops in the same turn as the last look at `waiting`, so no send is left behind.
+  const pump = async () => {
+    try {
+      while (waiting.length > 0) {
+        const group = takeRequest();
+        try {
+          await producer.sendBatch({ ...DURABLE_SEND, topicMessages: byTopic(group) });
+          for (const p of group) p.resolve();
+        } catch (error) {
+          for (const p of group) p.reject(error);
+        }
+      }
+    } finally {
+      pumping = false;
+    }
+  };
 
   const sendWaiting = (): Promise<void> => {
     if (timer) {
       clearTimeout(timer);
       timer = null;
     }
-    if (waiting.length === 0) return sending;
-    const group = waiting;
-    waiting = [];
-    waitingCount = 0;
-    // Requests go out one after another so a record is never acknowledged before an earlier one.
-    sending = sending.then(async () => {
-      try {
-        await producer.sendBatch({ ...DURABLE_SEND, topicMessages: byTopic(group) });
-        for (const p of group) p.resolve();
-      } catch (error) {
-        for (const p of group) p.reject(error);
-      }
-    });
-    return sending;
+    if (!pumping && waiting.length > 0) {
+      pumping = true;
+      drained = pump();
+    }
+    return drained;
   };
 
   return {
     send(records) {
       if (records.length === 0) return Promise.resolve();
+      let bytes = 0;
+      for (const { message } of records) bytes += sizeOf(message.key) + sizeOf(message.value);
       return new Promise<void>((resolve, reject) => {
-        waiting.push({ records, resolve, reject });
+        waiting.push({ records, bytes, resolve, reject });
         waitingCount += records.length;
+        // While a request is in flight, what waits joins the next one when it returns.
+        if (pumping) return;
         if (waitingCount >= maxRecords) void sendWaiting();
         else if (!timer) timer = setTimeout(() => void sendWaiting(), lingerMs);
       });

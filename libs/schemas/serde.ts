@@ -60,6 +60,7 @@ export function createSerde(options: SerdeOptions): Serde {
   const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
 
   const ownIds = new Map<StreamName, number>();
+  let scratch = Buffer.allocUnsafe(64 * 1024);
   const ownIdLookups = new Map<StreamName, Promise<number>>();
   const readers = new Map<string, Map<number, Reader>>();
   const writerLookups = new Map<number, Promise<avro.Type | null>>();
@@ -151,14 +152,20 @@ export function createSerde(options: SerdeOptions): Serde {
         const problems = recordProblems(type, value);
         throw new SerdeError('invalid', `invalid ${stream} record: ${problems.join('; ')}`, problems);
       }
-      const body = type.toBuffer(value);
-      const tooBig = sizeProblem(body.length, maxRecordBytes);
+      // The body is written into the scratch buffer and copied out once (toBuffer would allocate
+      // and copy it twice); nothing awaits before the copy, so encodes never share the scratch.
+      let end = type.encode(value, scratch, HEADER_BYTES);
+      if (end < 0) {
+        scratch = Buffer.allocUnsafe(2 ** Math.ceil(Math.log2(scratch.length - end)));
+        end = type.encode(value, scratch, HEADER_BYTES);
+      }
+      const tooBig = sizeProblem(end - HEADER_BYTES, maxRecordBytes);
       if (tooBig) throw new SerdeError('invalid', `invalid ${stream} record: ${tooBig}`, [tooBig]);
+      const framed = Buffer.allocUnsafe(end);
+      scratch.copy(framed, HEADER_BYTES, HEADER_BYTES, end);
       const id = ownIds.get(stream) ?? (await schemaId(stream));
-      const framed = Buffer.allocUnsafe(HEADER_BYTES + body.length);
       framed[0] = MAGIC;
       framed.writeUInt32BE(id, 1);
-      body.copy(framed, HEADER_BYTES);
       return framed;
     },
 

@@ -1,8 +1,7 @@
 /**
  * What a fetched batch needs loaded before it is routed, so the wiring reads each kind of state in
  * one query per batch (never one per record): processed event ids, recipients with their
- * preferences, throttle counts and event-type volumes. Pass the events not yet known as processed
- * to skip loading people for duplicates.
+ * preferences, throttle counts and event-type volumes.
  */
 import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
 import type { CategoryRegistry } from './categories.ts';
