@@ -93,6 +93,18 @@ export class RejectedRecordError extends Error {
   }
 }
 
+/**
+ * Throw from a handler for a record that cannot be handled now through no fault of its own (e.g. a
+ * send budget spent, or a misconfigured downstream): it is neither retried nor dead-lettered but
+ * left unfinished, so it is fetched again. Pause the runtime first, or it comes straight back.
+ */
+export class DeferredRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeferredRecordError';
+  }
+}
+
 export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   kafka: Kafka;
   codec: RecordCodec;
@@ -342,7 +354,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     message: KafkaMessage,
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
-  ): Promise<Decided> {
+  ): Promise<Decided | null> {
     const outputs: Promise<OutboundRecord>[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
@@ -373,6 +385,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       await run(context);
       ready = await Promise.all(outputs);
     } catch (error) {
+      if (error instanceof DeferredRecordError) return null;
       const rejected = error instanceof RejectedRecordError;
       return fail(
         message,
@@ -512,10 +525,18 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         const { record, tombstone } = item;
         if (tombstone && handler.handleTombstone) {
           const handleTombstone = handler.handleTombstone.bind(handler);
-          return handleOne(tombstone, message, batchContext as B, (ctx) => handleTombstone(tombstone, ctx));
+          const decided = await handleOne(tombstone, message, batchContext as B, (ctx) =>
+            handleTombstone(tombstone, ctx),
+          );
+          if (!decided) stoppedEarly = true;
+          return decided;
         }
         if (record && prepareError === undefined) {
-          return handleOne(record, message, batchContext as B, (ctx) => handler.handle(record, ctx));
+          const decided = await handleOne(record, message, batchContext as B, (ctx) =>
+            handler.handle(record, ctx),
+          );
+          if (!decided) stoppedEarly = true;
+          return decided;
         }
         if (record) {
           return fail(message, topic, partition, record.attempt, 'handler', prepareError, false);

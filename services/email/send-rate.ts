@@ -39,6 +39,16 @@ export interface SendRateLimiter {
   capFor(now: number): number;
 }
 
+/** Days since the ramp start containing `now` (0 before it). */
+export function rampDayOf(rampStart: number, now: number): number {
+  return Math.max(0, Math.floor((now - rampStart) / DAY_MS));
+}
+
+/** When ramp day `day` ends and the next day's cap applies. */
+export function rampDayEnd(rampStart: number, day: number): number {
+  return rampStart + (day + 1) * DAY_MS;
+}
+
 export function validateSendRate(options: SendRateOptions): string[] {
   const problems: string[] = [];
   if (options.dailyCaps.length === 0) problems.push('the warm-up ramp needs at least one daily cap');
@@ -60,7 +70,7 @@ export function createSendRateLimiter(
   let tokens = options.burst;
   let refilledAt: number | null = null;
 
-  const dayOf = (now: number) => Math.max(0, Math.floor((now - options.rampStart) / DAY_MS));
+  const dayOf = (now: number) => rampDayOf(options.rampStart, now);
   const capFor = (now: number) => options.dailyCaps[Math.min(dayOf(now), options.dailyCaps.length - 1)] ?? 0;
 
   function advance(now: number) {
@@ -78,7 +88,7 @@ export function createSendRateLimiter(
     tryAcquire(now) {
       advance(now);
       if (sentToday >= capFor(now))
-        return { ok: false, reason: 'daily-cap', retryAt: options.rampStart + (day + 1) * DAY_MS };
+        return { ok: false, reason: 'daily-cap', retryAt: rampDayEnd(options.rampStart, day) };
       if (tokens < 1)
         return {
           ok: false,

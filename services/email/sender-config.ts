@@ -1,2 +1,59 @@
 /** The sender side's environment variables. */
-export const senderSpec = {};
+import { duration, int, list, str, url } from '../../libs/config/vars.ts';
+
+export const DEFAULT_SMTP_URL = 'smtp://127.0.0.1:2525';
+
+export const senderSpec = {
+  SMTP_URL: url({
+    default: DEFAULT_SMTP_URL,
+    protocols: ['smtp', 'smtps'],
+    secret: true,
+    help: 'SMTP relay, smtp://[user:password@]host:port (STARTTLS when offered) or smtps:// (implicit TLS); the password is never logged',
+  }),
+  SMTP_MAX_CONNECTIONS: int({ default: 5, min: 1, max: 1_000, help: 'pooled SMTP connections' }),
+  SMTP_TIMEOUT: duration({
+    default: 30_000,
+    min: 100,
+    help: 'how long connecting, the greeting and each SMTP reply may take',
+  }),
+  VERP_DOMAIN: str({
+    optional: true,
+    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,
+    expect: 'a host name',
+    help: 'domain of the VERP return path (bounces+<token>@<domain>) where the bounce service receives mail; required by the sender side',
+  }),
+  VERP_KEYS: str({
+    optional: true,
+    secret: true,
+    help: '<key id 0-15>:<base64 secret of 32+ bytes>[,...]; the first signs new return paths; shared with the bounce service; required by the sender side',
+  }),
+  EMAIL_SEND_RAMP_START: str({
+    default: '1970-01-01',
+    pattern: /^\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z)?$/,
+    expect: 'a UTC date or time like 2026-11-01 or 2026-11-01T09:00:00Z',
+    help: 'when the sending IP began its warm-up; day 0 of EMAIL_SEND_DAILY_CAPS',
+  }),
+  EMAIL_SEND_DAILY_CAPS: list({
+    default: ['1000000'],
+    pattern: /^\d+$/,
+    itemExpect: 'whole numbers',
+    help: 'warm-up ramp: the most mail sent on day 0, 1, 2, ... after EMAIL_SEND_RAMP_START; the last holds afterwards',
+  }),
+  EMAIL_SEND_PER_SECOND: int({ default: 200, min: 1, help: 'sustained sends per second per process' }),
+  EMAIL_SEND_BURST: int({ default: 200, min: 1, help: 'sends allowed back to back per process' }),
+  EMAIL_SMTP_PROBE_INTERVAL: duration({
+    default: 15_000,
+    min: 100,
+    help: 'while SMTP is unreachable or misconfigured, how often sending is tried again (a held message or a login probe)',
+  }),
+  EMAIL_OPERATOR_LOG_INTERVAL: duration({
+    default: 600_000,
+    min: 1_000,
+    help: 'an SMTP misconfiguration is logged once per this period while it lasts',
+  }),
+  EMAIL_SENT_RETENTION: duration({
+    default: 30 * 86_400_000,
+    min: 3_600_000,
+    help: 'how long sent ids are remembered; a redelivery or replay older than this could send again',
+  }),
+};

@@ -1,3 +1,272 @@
+/**
+ * The sender side: notify.email-send → SMTP, at most once per send_id.
+ *
+ *   suppressions  notify.suppression (compacted) materialized into the email schema;
+ *   duplicates    the sent ledger, read per batch and claimed per message;
+ *   send rate     the warm-up ramp's daily cap (shared through Postgres) and a per-second bucket;
+ *                 a spent day holds consumption until the next ramp day;
+ *   failures      4xx and broken connections go through the retry topics; an unreachable server
+ *                 also holds consumption until a login probe succeeds, so an outage does not walk
+ *                 the backlog through the retry ladder into the DLQ; a 5xx for the recipient
+ *                 becomes a notify.bounce; a misconfiguration is an operator error: the record stays
+ *                 in Kafka, consumption is held and probed, and it goes out once fixed.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type ConsumerRuntime,
+  DeferredRecordError,
+  RejectedRecordError,
+} from '../../libs/kafka/consumer-runtime.ts';
+import { addressHash, parseVerpKeyring, returnPath } from '../../libs/mail/verp.ts';
 import type { EmailContext } from './config.ts';
+import { createConsumptionHold } from './consumption-hold.ts';
+import { createOperatorAlarm } from './operator-alarm.ts';
+import { senderDomain } from './outgoing-mail.ts';
+import { createDailyBudget, sentOnDay } from './send-budget.ts';
+import { type BudgetGrant, type SendOutcome, sendMessage } from './send-message.ts';
+import { createSendRateLimiter, rampDayEnd, rampDayOf } from './send-rate.ts';
+import { createSenderMetrics } from './sender-metrics.ts';
+import { claimSend, createSentMarker, ledgerStates, pruneLedger, releaseSend } from './sent-ledger.ts';
+import { classifySmtpError } from './smtp-error.ts';
+import { createSmtpTransport } from './smtp-transport.ts';
+import { liftSuppression, suppressedAmong, upsertSuppression } from './suppressions.ts';
 
-export async function startSenderSide(_context: EmailContext): Promise<void> {}
+const HOLD = {
+  budget: 'send-budget',
+  unreachable: 'smtp-unreachable',
+  misconfigured: 'smtp-misconfigured',
+} as const;
+
+export async function startSenderSide(context: EmailContext): Promise<void> {
+  const { config, log: parentLog, registry, consume, onShutdown, addReadiness } = context;
+  const log = parentLog.child({ side: 'sender' });
+  if (!context.db) throw new Error('the email sender needs its database schema');
+  const db = context.db;
+  if (!config.VERP_DOMAIN || !config.VERP_KEYS)
+    throw new Error(
+      'the sender side needs VERP_DOMAIN (where bounces arrive) and VERP_KEYS (<id>:<base64 secret>, shared with the bounce service)',
+    );
+  const verpDomain = config.VERP_DOMAIN;
+  const keyring = parseVerpKeyring(config.VERP_KEYS);
+
+  const rampStart = Date.parse(config.EMAIL_SEND_RAMP_START);
+  const rate = {
+    rampStart,
+    dailyCaps: config.EMAIL_SEND_DAILY_CAPS.map(Number),
+    perSecond: config.EMAIL_SEND_PER_SECOND,
+    burst: config.EMAIL_SEND_BURST,
+  };
+  const today = rampDayOf(rampStart, Date.now());
+  const limiter = createSendRateLimiter(rate, { day: today, sentToday: await sentOnDay(db, today) });
+  const budget = createDailyBudget(db);
+  onShutdown('send budget', () => budget.release());
+
+  const metrics = createSenderMetrics(registry);
+  const transport = createSmtpTransport({
+    url: config.SMTP_URL,
+    maxConnections: config.SMTP_MAX_CONNECTIONS,
+    timeoutMs: config.SMTP_TIMEOUT,
+  });
+  onShutdown('smtp pool', () => transport.close());
+  const alarm = createOperatorAlarm({
+    log,
+    logIntervalMs: config.EMAIL_OPERATOR_LOG_INTERVAL,
+    target: transport.target,
+    onChange: metrics.operatorError,
+  });
+  addReadiness('smtp', () => alarm.readiness());
+
+  const sentMarks = createSentMarker(db, {
+    intervalMs: 50,
+    onError: (err) =>
+      log.warn({ err }, "marking sends 'sent' failed; a redelivery of them counts as ambiguous, not resent"),
+  });
+  onShutdown('sent marks', () => sentMarks.flush());
+
+  const prune = setInterval(() => {
+    pruneLedger(db, config.EMAIL_SENT_RETENTION).catch((err) =>
+      log.warn({ err }, 'pruning the sent ledger failed; will retry'),
+    );
+  }, 3_600_000);
+  prune.unref();
+  onShutdown('ledger prune timer', () => clearInterval(prune));
+
+  await consume({
+    stream: 'notify.suppression',
+    group: 'email-suppressions',
+    handler: {
+      handle: (record) => upsertSuppression(db, record.value),
+      async handleTombstone(record) {
+        if (record.key) await liftSuppression(db, record.key);
+      },
+    },
+  });
+
+  // The runtime exists only once consume() returns, but its first records may arrive before.
+  const runtime = Promise.withResolvers<ConsumerRuntime>();
+  const hold = createConsumptionHold({
+    pause: (reason) => void runtime.promise.then((r) => r.pause(reason)),
+    resume: (reason) => void runtime.promise.then((r) => r.resume(reason)),
+    probeIntervalMs: config.EMAIL_SMTP_PROBE_INTERVAL,
+    log,
+    onChange: metrics.held,
+  });
+  onShutdown('send holds', () => hold.close());
+
+  /** The login probe: true once the server takes our connection and credentials. */
+  async function smtpAnswers(): Promise<boolean> {
+    try {
+      await transport.verify();
+      return true;
+    } catch (error) {
+      const failure = classifySmtpError(error);
+      if (failure.kind === 'operator') alarm.raise(failure);
+      return false;
+    }
+  }
+
+  async function takeBudget(): Promise<BudgetGrant> {
+    for (;;) {
+      const now = Date.now();
+      const permit = limiter.tryAcquire(now);
+      // The per-second bucket refills within a second: wait in place rather than hold everything.
+      if (!permit.ok && permit.reason === 'per-second') {
+        await sleep(Math.max(1, permit.retryAt - now));
+        continue;
+      }
+      if (!permit.ok) return { ok: false, retryAt: permit.retryAt };
+      const day = rampDayOf(rampStart, now);
+      if (!(await budget.take(day, limiter.capFor(now)))) {
+        limiter.refund(now);
+        return { ok: false, retryAt: rampDayEnd(rampStart, day) };
+      }
+      return {
+        ok: true,
+        giveBack() {
+          limiter.refund(Date.now());
+          budget.giveBack(day);
+        },
+      };
+    }
+  }
+
+  const deps = {
+    claim: (sendId: string, recipientId: string) => claimSend(db, sendId, recipientId),
+    markSent: sentMarks.mark,
+    release: (sendId: string) => releaseSend(db, sendId),
+    takeBudget,
+    returnPath: (sendId: string, recipient: string) =>
+      returnPath({ messageId: sendId, recipient, domain: verpDomain, now: Date.now() }, keyring),
+    send: transport.send,
+  };
+
+  interface Batch {
+    ledger: Awaited<ReturnType<typeof ledgerStates>>;
+    suppressed: Set<string>;
+  }
+
+  const started = await consume<'notify.email-send', Batch>({
+    stream: 'notify.email-send',
+    group: 'email-sender',
+    handler: {
+      async prepareBatch(records) {
+        const [ledger, suppressed] = await Promise.all([
+          ledgerStates(
+            db,
+            records.map((r) => r.value.send_id),
+          ),
+          suppressedAmong(
+            db,
+            records.map((r) => addressHash(r.value.to)),
+          ),
+        ]);
+        return { ledger, suppressed };
+      },
+      // Marks go out before the batch's offsets commit: a committed record then always reads 'sent',
+      // and only an uncommitted one (which comes back) can be found 'sending'.
+      afterDurable: () => sentMarks.flush(),
+      async handle(record, { batch, emit, derivedMeta }) {
+        const message = record.value;
+        const hash = addressHash(message.to);
+        const timer = metrics.sendTimer();
+        const outcome: SendOutcome = await sendMessage(
+          message,
+          { ledger: batch.ledger.get(message.send_id), suppressed: batch.suppressed.has(hash) },
+          deps,
+        );
+        const context = { send_id: message.send_id, recipient_id: message.recipient_id };
+        switch (outcome.kind) {
+          case 'sent':
+            timer();
+            metrics.outcome('sent');
+            alarm.clear();
+            return;
+          case 'duplicate':
+            metrics.outcome('skipped_duplicate');
+            return;
+          case 'suppressed':
+            metrics.outcome('suppressed');
+            return;
+          case 'ambiguous':
+            metrics.outcome('ambiguous');
+            log.warn(
+              { ...context, detail: outcome.detail },
+              'message may or may not have been accepted; not sending it again (at most once)',
+            );
+            return;
+          case 'unsendable':
+            metrics.outcome('rejected');
+            throw new RejectedRecordError('unsendable', outcome.detail);
+          case 'no-budget':
+            metrics.outcome('deferred');
+            hold.until(HOLD.budget, outcome.retryAt);
+            throw new DeferredRecordError('the daily send cap is reached');
+        }
+        const { failure } = outcome;
+        switch (failure.kind) {
+          case 'recipient':
+            metrics.outcome('bounced');
+            alarm.clear();
+            emit(
+              'notify.bounce',
+              {
+                meta: { ...derivedMeta('notify.bounce'), dt: Date.now() },
+                address_hash: hash,
+                address: message.to,
+                recipient_id: message.recipient_id,
+                notification_id:
+                  message.notification_ids.length === 1 ? (message.notification_ids[0] ?? null) : null,
+                send_id: message.send_id,
+                kind: 'hard',
+                status: failure.status,
+                smtp_code: failure.smtpCode,
+                diagnostic: failure.detail,
+                source: 'sender',
+                sending_domain: senderDomain(message.from),
+              },
+              { key: hash },
+            );
+            return;
+          case 'rejected':
+            metrics.outcome('rejected');
+            throw new RejectedRecordError('smtp-rejected', failure.detail);
+          case 'operator':
+            metrics.outcome('deferred');
+            alarm.raise(failure);
+            // A rejected sender passes a login probe: retrying the held message is the probe.
+            hold.untilProbe(
+              HOLD.misconfigured,
+              failure.problem === 'sender-rejected' ? async () => true : smtpAnswers,
+            );
+            throw new DeferredRecordError(`SMTP misconfiguration: ${failure.problem}`);
+          case 'transient':
+            metrics.outcome('retried');
+            if (outcome.unreachable) hold.untilProbe(HOLD.unreachable, smtpAnswers);
+            throw new Error(`SMTP failed transiently: ${failure.detail}`);
+        }
+      },
+    },
+  });
+  runtime.resolve(started);
+  log.info({ smtp: transport.target, pool: config.SMTP_MAX_CONNECTIONS }, 'email sender started');
+}

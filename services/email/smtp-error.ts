@@ -114,3 +114,38 @@ export function classifySmtpError(error: unknown): SmtpFailure {
   // sequence and anything unknown: retrying is the safe side; the retry topics end in the DLQ.
   return { kind: 'transient', detail };
 }
+
+/** Failures of the connection itself: nobody answered, so every message would fail the same way. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const SETUP_TIMEOUTS = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_TIMEOUT']);
+
+function systemCode(e: NodemailerErrorShape & { readonly errno?: unknown }): string {
+  return text(e.originalCode) || (typeof e.errno === 'string' ? e.errno : '');
+}
+
+/**
+ * Whether the server could not be reached at all (refused, no route, a connection that never
+ * completed its set-up): a reason to hold all sending and probe, not a verdict on the message.
+ */
+export function serverUnreachable(error: unknown): boolean {
+  const e: NodemailerErrorShape & { readonly timeoutType?: unknown } =
+    typeof error === 'object' && error !== null ? error : {};
+  if (UNREACHABLE_CODES.has(systemCode(e)) && text(e.command) === 'CONN') return true;
+  return text(e.code) === 'ETIMEDOUT' && SETUP_TIMEOUTS.has(text(e.timeoutType));
+}
+
+/**
+ * Whether the server may have accepted the message although the send failed: the session broke
+ * (reset, closed, timed out) after it was set up and without a reply saying no. Nodemailer does not
+ * tell how far the transaction got, so the sender must treat such a message as possibly delivered.
+ * Every other failure is definite: an SMTP reply refused it, or it never reached a server.
+ */
+export function mayHaveBeenAccepted(error: unknown): boolean {
+  const e: NodemailerErrorShape & { readonly timeoutType?: unknown } =
+    typeof error === 'object' && error !== null ? error : {};
+  if (typeof e.responseCode === 'number') return false;
+  if (serverUnreachable(error)) return false;
+  const code = text(e.code);
+  if (code === 'ESOCKET' && systemCode(e) === 'ECONNREFUSED') return false;
+  return code === 'ECONNECTION' || code === 'ESOCKET' || code === 'ETIMEDOUT';
+}

@@ -3,11 +3,16 @@
  * loopback) and a closed port. Needs no Kafka or Postgres.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
-import { classifySmtpError, type SmtpFailure } from '../../services/email/smtp-error.ts';
+import {
+  classifySmtpError,
+  mayHaveBeenAccepted,
+  type SmtpFailure,
+  serverUnreachable,
+} from '../../services/email/smtp-error.ts';
 
 function reply(message: string, responseCode: number): Error {
   return Object.assign(new Error(message), { responseCode });
@@ -112,5 +117,85 @@ describe('nodemailer errors from a real SMTP peer', () => {
   test('implicit TLS against a plain-text server is an operator TLS error', async () => {
     const failure = await failureOf({ secure: true });
     assert.equal(failure !== 'sent' && failure.kind === 'operator' && failure.problem, 'tls');
+  });
+});
+
+/** A server that takes the whole message and hangs up instead of answering the final dot. */
+async function hangUpAfterData(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const hangUp = createServer((socket) => {
+    sockets.add(socket);
+    let inData = false;
+    let buffer = '';
+    socket.write('220 hang-up ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString();
+      if (inData) {
+        if (buffer.includes('\r\n.\r\n')) socket.destroy();
+        return;
+      }
+      let end = buffer.indexOf('\r\n');
+      while (end >= 0 && !inData) {
+        const line = buffer.slice(0, end).toUpperCase();
+        buffer = buffer.slice(end + 2);
+        if (line.startsWith('DATA')) {
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else socket.write('250 ok\r\n');
+        end = buffer.indexOf('\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (hangUp.address() as AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        hangUp.close(() => resolve());
+      }),
+  };
+}
+
+async function errorOf(transport: Record<string, unknown>, to = 'bob@example.org'): Promise<unknown> {
+  const mailer = nodemailer.createTransport({
+    host: '127.0.0.1',
+    secure: false,
+    ignoreTLS: true,
+    ...transport,
+  });
+  try {
+    await mailer.sendMail({ from: 'wiki@mail.example.org', to, subject: 'hi', text: 'hi' });
+    return null;
+  } catch (err) {
+    return err;
+  } finally {
+    mailer.close();
+  }
+}
+
+describe('whether a failed send may still have been delivered', () => {
+  test('connection refused: unreachable, and surely not delivered', async () => {
+    const error = await errorOf({ port: 1 });
+    assert.equal(serverUnreachable(error), true);
+    assert.equal(mayHaveBeenAccepted(error), false);
+  });
+
+  test('a refusal by reply (550 for the recipient) is definite', async () => {
+    const error = await errorOf({ port }, 'gone@example.org');
+    assert.ok(error, 'the send failed');
+    assert.equal(mayHaveBeenAccepted(error), false);
+  });
+
+  test('the server hanging up after the message was sent: it may have been delivered', async () => {
+    const server = await hangUpAfterData();
+    try {
+      const error = await errorOf({ port: server.port });
+      assert.ok(error, 'the send failed');
+      assert.equal(mayHaveBeenAccepted(error), true);
+      assert.equal(serverUnreachable(error), false);
+    } finally {
+      await server.close();
+    }
   });
 });

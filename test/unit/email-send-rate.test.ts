@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   createSendRateLimiter,
+  rampDayEnd,
+  rampDayOf,
   type SendRateOptions,
   validateSendRate,
 } from '../../services/email/send-rate.ts';
@@ -85,4 +87,11 @@ test('an impossible configuration is refused, naming each problem', () => {
     () => createSendRateLimiter({ ...options, dailyCaps: [10, -1] }),
     /daily caps must be integers/,
   );
+});
+
+test('ramp days count whole days from the start, and none before it', () => {
+  assert.equal(rampDayOf(START, START - 1), 0);
+  assert.equal(rampDayOf(START, START + DAY - 1), 0);
+  assert.equal(rampDayOf(START, START + DAY), 1);
+  assert.equal(rampDayEnd(START, 1), START + 2 * DAY);
 });

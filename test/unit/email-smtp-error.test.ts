@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { classifySmtpError, enhancedStatus } from '../../services/email/smtp-error.ts';
+import {
+  classifySmtpError,
+  enhancedStatus,
+  mayHaveBeenAccepted,
+  serverUnreachable,
+} from '../../services/email/smtp-error.ts';
 
 /**
  * Error shapes as nodemailer 10.6 produces them (captured against smtp-server 3.21 and closed
@@ -189,4 +194,35 @@ test('enhanced status codes are read from single- and multi-line replies only wh
   assert.equal(enhancedStatus('452-4.2.2 Mailbox full'), '4.2.2');
   assert.equal(enhancedStatus('550 No such user'), null);
   assert.equal(enhancedStatus('550 9.1.1 nonsense'), null);
+});
+
+describe('whether the server may have the message, and whether it answered at all', () => {
+  const connectTimeout = nodemailerError({ ...shapes.timeout, timeoutType: 'CONNECT_TIMEOUT' });
+  const socketTimeout = nodemailerError({
+    code: 'ETIMEDOUT',
+    command: 'CONN',
+    timeoutType: 'SOCKET_TIMEOUT',
+  });
+  const reset = nodemailerError({ code: 'ESOCKET', originalCode: 'ECONNRESET', command: 'CONN' });
+
+  test('refused connections and set-up timeouts: unreachable, and surely not accepted', () => {
+    for (const error of [nodemailerError(shapes.refused), connectTimeout]) {
+      assert.equal(serverUnreachable(error), true);
+      assert.equal(mayHaveBeenAccepted(error), false);
+    }
+  });
+
+  test('a session that broke after set-up without a reply may have delivered the message', () => {
+    for (const error of [nodemailerError(shapes.dropped), socketTimeout, reset]) {
+      assert.equal(mayHaveBeenAccepted(error), true);
+      assert.equal(serverUnreachable(error), false);
+    }
+  });
+
+  test('any SMTP reply is definite: the server said no', () => {
+    for (const name of ['greeting421', 'auth535', 'senderRejected', 'noSuchUser', 'mailboxFull'] as const) {
+      assert.equal(mayHaveBeenAccepted(nodemailerError(shapes[name])), false, name);
+      assert.equal(serverUnreachable(nodemailerError(shapes[name])), false, name);
+    }
+  });
 });

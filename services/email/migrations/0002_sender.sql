@@ -1,10 +1,13 @@
--- The email service's sender side: what was handed to SMTP, and the warm-up ramp's counts.
+-- The email service's sender side: what was handed to SMTP, the warm-up ramp's counts, and the
+-- suppressions materialized from notify.suppression.
 
--- Sender side: a row per send_id, written BEFORE the SMTP transaction as 'sending' and turned to
--- 'sent' once the server accepted the message. A redelivered record whose row says 'sent' is
--- skipped; one left at 'sending' (crash between SMTP accept and the update) is the accepted
--- window: the sender resolves it by policy (at most once: skip and count it) rather than risk a
--- second copy.
+-- A row per send_id, written (and committed) BEFORE the SMTP transaction as 'sending', and turned
+-- to 'sent' after the server accepted the message (those marks are batched a few ms later). A
+-- redelivered record whose row says 'sent' is skipped. A row still at 'sending' means the process
+-- died (or the connection broke) between handing the message over and recording the answer: the
+-- server may or may not have it. That is the window we accept, resolved towards at most once: such
+-- a record is counted as ambiguous and not sent again. A definite failure (no connection, or an
+-- SMTP reply refusing the message) deletes the row, so a retry can send.
 CREATE TABLE sent_messages (
   send_id      text PRIMARY KEY,
   recipient_id text NOT NULL,
@@ -15,9 +18,20 @@ CREATE TABLE sent_messages (
 );
 CREATE INDEX sent_messages_age ON sent_messages (attempted_at);
 
--- The warm-up ramp's count of real sends per day since the ramp start, shared by every sender
--- instance so the daily cap holds for the IP, not per process.
+-- The warm-up ramp's count of sends per day since the ramp start, shared by every sender instance
+-- so the daily cap holds for the IP, not per process. Processes reserve slots a few at a time and
+-- return what they did not use on shutdown (send-budget.ts).
 CREATE TABLE send_counts (
   ramp_day integer PRIMARY KEY,
   sent     integer NOT NULL CHECK (sent >= 0)
+);
+
+-- Addresses not to mail, from the compacted notify.suppression stream (key: address hash). A
+-- tombstone deletes the row; a row whose `until` has passed no longer suppresses.
+CREATE TABLE suppressions (
+  address_hash text PRIMARY KEY,
+  reason       text NOT NULL,
+  until        timestamptz,
+  detail       text,
+  updated_at   timestamptz NOT NULL DEFAULT now()
 );

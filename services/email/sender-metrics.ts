@@ -1,0 +1,52 @@
+/** What an operator watches on the email sender: what became of each message, and why sending is held. */
+import type { Registry } from 'prom-client';
+import { counter, gauge, histogram } from '../../libs/metrics/registry.ts';
+import type { OperatorProblem } from './smtp-error.ts';
+
+export const SEND_OUTCOMES = [
+  'sent',
+  'skipped_duplicate',
+  'suppressed',
+  'bounced',
+  'retried',
+  'ambiguous',
+  'rejected',
+  'deferred',
+] as const;
+export type SendOutcomeLabel = (typeof SEND_OUTCOMES)[number];
+
+const PROBLEMS: readonly OperatorProblem[] = ['auth', 'sender-rejected', 'unknown-host', 'tls', 'config'];
+
+export function createSenderMetrics(registry: Registry) {
+  const messages = counter<'outcome'>(registry, {
+    name: 'tidings_email_sender_messages_total',
+    help: 'notify.email-send records by outcome: sent, skipped_duplicate (already sent), suppressed, bounced (5xx for the recipient), retried (transient SMTP failure), ambiguous (may have been sent before a crash; not resent), rejected (dead-lettered), deferred (held back by the send cap or an operator error)',
+    labelNames: ['outcome'],
+  });
+  for (const outcome of SEND_OUTCOMES) messages.inc({ outcome }, 0);
+  const sendSeconds = histogram(registry, {
+    name: 'tidings_email_sender_send_seconds',
+    help: 'time from handing a message to the SMTP pool to the server accepting it',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  });
+  const operatorError = gauge<'problem'>(registry, {
+    name: 'tidings_email_sender_operator_error',
+    help: '1 while an SMTP misconfiguration holds sending (auth, sender-rejected, unknown-host, tls, config); see the log for what to fix',
+    labelNames: ['problem'],
+  });
+  for (const problem of PROBLEMS) operatorError.set({ problem }, 0);
+  const held = gauge<'reason'>(registry, {
+    name: 'tidings_email_sender_held',
+    help: '1 while consumption is paused for a reason: send-budget, smtp-unreachable, smtp-misconfigured',
+    labelNames: ['reason'],
+  });
+  return {
+    outcome: (outcome: SendOutcomeLabel) => messages.inc({ outcome }),
+    sendTimer: () => sendSeconds.startTimer(),
+    operatorError: (problem: OperatorProblem, active: boolean) =>
+      operatorError.set({ problem }, active ? 1 : 0),
+    held: (reason: string, active: boolean) => held.set({ reason }, active ? 1 : 0),
+  };
+}
+
+export type SenderMetrics = ReturnType<typeof createSenderMetrics>;

@@ -1,0 +1,62 @@
+/**
+ * The pooled nodemailer transport behind SMTP_URL. Credentials come from the URL's user info and
+ * never appear in what this module reports (`target` is host and port only).
+ */
+import nodemailer from 'nodemailer';
+import type { OutgoingMail } from './outgoing-mail.ts';
+
+export interface SmtpTransportOptions {
+  readonly url: string;
+  readonly maxConnections: number;
+  readonly timeoutMs: number;
+}
+
+export interface SmtpTransport {
+  /** Resolves with the server's reply once it accepted the message; rejects with nodemailer's error. */
+  send(mail: OutgoingMail): Promise<string>;
+  /** Connects and logs in without sending: the probe while a misconfiguration is held. */
+  verify(): Promise<void>;
+  close(): void;
+  /** Where mail goes, safe to log: scheme, host and port. */
+  readonly target: string;
+}
+
+export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
+  const url = new URL(options.url);
+  const secure = url.protocol === 'smtps:';
+  const port = Number(url.port) || (secure ? 465 : 25);
+  const user = decodeURIComponent(url.username);
+  const transporter = nodemailer.createTransport({
+    pool: true,
+    maxConnections: options.maxConnections,
+    // No cap on messages per connection: reconnecting costs a handshake for nothing.
+    maxMessages: Number.POSITIVE_INFINITY,
+    host: url.hostname,
+    port,
+    secure,
+    ...(user ? { auth: { user, pass: decodeURIComponent(url.password) } } : {}),
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+  });
+  return {
+    async send(mail) {
+      const info = await transporter.sendMail({
+        envelope: { from: mail.envelope.from, to: [...mail.envelope.to] },
+        from: mail.from,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        messageId: mail.messageId,
+        headers: { ...mail.headers },
+      });
+      return String(info.response ?? '');
+    },
+    async verify() {
+      await transporter.verify();
+    },
+    close: () => transporter.close(),
+    target: `${url.protocol}//${url.hostname}:${port}`,
+  };
+}

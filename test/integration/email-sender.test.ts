@@ -1,0 +1,561 @@
+/**
+ * The email service's sender side as a process (EMAIL_SIDES=sender) against the real stack, with
+ * test/smtp-sink as the real SMTP server: headers and the VERP envelope, suppressions, an SMTP
+ * outage, a crash mid-batch, a 5xx for one recipient, bad credentials fixed while running, header
+ * injection, and the daily send cap. Records are published straight to notify.email-send.
+ * Group names are the service's own, not per datacenter: each test stops its process before the
+ * next one starts, or a leftover member would be handed the next test's partitions.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { migrate } from '../../libs/db/migrate.ts';
+import { createPool } from '../../libs/db/pool.ts';
+import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
+import { addressHash, issuedFor, parseVerpKeyring, verifyReturnPath } from '../../libs/mail/verp.ts';
+import type { Publisher } from '../../libs/publish/publish.ts';
+import { createSerde } from '../../libs/schemas/serde.ts';
+import type { NotifyEmailSendInput } from '../../libs/schemas/types.generated.ts';
+import { createDailyBudget, sentOnDay } from '../../services/email/send-budget.ts';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../smtp-sink/sink.ts';
+import {
+  createStreamTopics,
+  deleteDcTopics,
+  eventually,
+  freePort,
+  quietLog,
+  REGISTRY_URL,
+  readTopic,
+  serviceEnv,
+  testKafka,
+  testPublisher,
+  uniqueDc,
+  withAdmin,
+} from './harness.ts';
+
+const kafka = testKafka('eqiad');
+const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
+const serde = createSerde({ registryUrl: REGISTRY_URL });
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+
+const VERP_KEYS = `3:${randomBytes(32).toString('base64')}`;
+const VERP_DOMAIN = 'bounces.example.org';
+const FROM = 'Wiki <wiki@mail.example.org>';
+
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await db.end();
+});
+
+interface Setup {
+  dc: string;
+  schema: string;
+  publisher: Publisher;
+  sink: SmtpSink;
+}
+
+/** A datacenter, database schema and SMTP sink of the test's own. */
+async function setUp(sinkOptions: SmtpSinkOptions = {}): Promise<Setup> {
+  const dc = uniqueDc();
+  const schema = `email_${dc}`;
+  await createStreamTopics(kafka, dc, ['notify.email-send', 'notify.suppression', 'notify.bounce'], 2);
+  await createStreamTopics(kafka, dc, ['notify.checkpoint'], 1);
+  const publisher = testPublisher(dc, 'test');
+  const sink = await startSmtpSink(sinkOptions);
+  cleanups.push(async () => {
+    await sink.stop();
+    await publisher.close();
+    await deleteDcTopics(kafka, dc);
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  });
+  return { dc, schema, publisher, sink };
+}
+
+interface Sender {
+  port: number;
+  child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr. */
+  output(): string;
+}
+
+async function spawnSender(setup: Setup, env: Record<string, string> = {}): Promise<Sender> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')],
+    {
+      env: serviceEnv(setup.dc, port, {
+        EMAIL_SIDES: 'sender',
+        DATABASE_SCHEMA: setup.schema,
+        CONSUMER_SESSION_TIMEOUT: '6s',
+        CHECKPOINT_INTERVAL: '500ms',
+        RETRY_DELAYS: '300ms,1s,2s',
+        SMTP_URL: `smtp://${setup.sink.host}:${setup.sink.port}`,
+        SMTP_TIMEOUT: '5s',
+        VERP_DOMAIN,
+        VERP_KEYS,
+        EMAIL_SMTP_PROBE_INTERVAL: '300ms',
+        ...env,
+      }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  cleanups.push(() => stop(child));
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`email exited with ${child.exitCode}:\n${output}`);
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    'the email sender to be ready',
+    60_000,
+  );
+  return { port, child, output: () => output };
+}
+
+/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function emailSend(to: string, overrides: Partial<NotifyEmailSendInput> = {}): NotifyEmailSendInput {
+  const sendId = randomBytes(16).toString('hex');
+  return {
+    meta: { dt: Date.now() },
+    send_id: sendId,
+    notification_ids: [randomUUID()],
+    recipient_id: `user-${to}`,
+    to,
+    from: FROM,
+    subject: 'Someone left a message on your talk page',
+    text: 'Hello, see https://example.org/wiki/User_talk:X',
+    html: '<p>Hello, see <a href="https://example.org/wiki/User_talk:X">your talk page</a></p>',
+    headers: {
+      'List-Unsubscribe': `<https://example.org/unsubscribe/${sendId}>`,
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    },
+    category: 'edit-user-talk',
+    locale: 'en',
+    kind: 'instant',
+    ...overrides,
+  } as NotifyEmailSendInput;
+}
+
+async function publish(setup: Setup, records: readonly NotifyEmailSendInput[]): Promise<void> {
+  await setup.publisher.publishMany(records.map((record) => ({ stream: 'notify.email-send', record })));
+}
+
+const sendIdOf = (mail: SmtpSink['received'][number]) =>
+  mail.parsed?.headers.get('x-tidings-send-id')?.toString() ?? '';
+
+/** The header fields as they arrived, unfolded: [lower-case name, value]. */
+function rawHeaders(mail: SmtpSink['received'][number]): [string, string][] {
+  const block = String(mail.raw).split(/\r?\n\r?\n/)[0] ?? '';
+  return block
+    .replace(/\r?\n(?=[ \t])/g, '')
+    .split(/\r?\n/)
+    .map((line) => [
+      line.slice(0, line.indexOf(':')).toLowerCase(),
+      line.slice(line.indexOf(':') + 1).trim(),
+    ]);
+}
+
+const headerValues = (mail: SmtpSink['received'][number], name: string) =>
+  rawHeaders(mail)
+    .filter(([n]) => n === name)
+    .map(([, v]) => v);
+
+/** How many copies of each send id the sink received. */
+function copies(sink: SmtpSink): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const mail of sink.received) counts.set(sendIdOf(mail), (counts.get(sendIdOf(mail)) ?? 0) + 1);
+  return counts;
+}
+
+async function arrived(sink: SmtpSink, sendIds: readonly string[], timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    () => (sendIds.every((id) => copies(sink).has(id)) ? true : undefined),
+    `${sendIds.length} messages to arrive at the sink`,
+    timeoutMs,
+  );
+}
+
+/** Sum of a metric's samples whose labels include `labels`, from the service's /metrics. */
+async function metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample || sample[1] !== name) continue;
+    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
+  }
+  return sum;
+}
+
+const outcome = (port: number, name: string) =>
+  metric(port, 'tidings_email_sender_messages_total', { outcome: name });
+
+async function metricReaches(port: number, name: string, labels: Record<string, string>, value: number) {
+  await eventually(
+    async () => ((await metric(port, name, labels)) >= value ? true : undefined),
+    `${name}${JSON.stringify(labels)} to reach ${value}`,
+  );
+}
+
+/** Records of the sender group's topics (main and retry) not committed yet. */
+async function lag(dc: string): Promise<number> {
+  const main = topicFor(dc, 'notify.email-send');
+  return withAdmin(kafka, async (admin) => {
+    const topics = (await admin.listTopics()).filter(
+      (t) => t === main || t.startsWith(`${main}.email.retry-`),
+    );
+    let total = 0;
+    for (const topic of topics) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId: 'email-sender', topics: [topic] });
+      for (const end of ends) {
+        const done = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
+        total += Number(end.high) - Math.max(0, done);
+      }
+    }
+    return total;
+  });
+}
+
+async function drained(dc: string): Promise<void> {
+  await eventually(
+    async () => ((await lag(dc)) === 0 ? true : undefined),
+    'the sender to commit everything',
+    60_000,
+  );
+}
+
+async function deadLetters(dc: string): Promise<number> {
+  return withAdmin(kafka, async (admin) => {
+    const topic = dlqTopic(dc, 'notify.email-send', 'email');
+    if (!(await admin.listTopics()).includes(topic)) return 0;
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, p) => sum + Number(p.high), 0);
+  });
+}
+
+async function suppress(setup: Setup, address: string, until: number | null = null): Promise<void> {
+  await setup.publisher.publish('notify.suppression', {
+    meta: { dt: Date.now() },
+    address_hash: addressHash(address),
+    address,
+    reason: 'hard_bounce',
+    until,
+    detail: '550 5.1.1 no such user',
+  });
+  await eventually(async () => {
+    const { rows } = await db.query(`SELECT 1 FROM ${setup.schema}.suppressions WHERE address_hash = $1`, [
+      addressHash(address),
+    ]);
+    return rows.length === 1 ? true : undefined;
+  }, 'the suppression to be materialized');
+}
+
+/** Waits a little so a message that should not arrive had its chance to. */
+const settle = (ms = 1_500) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('email sender, delivering', () => {
+  let setup: Setup;
+  let sender: Sender;
+  before(async () => {
+    setup = await setUp({
+      refuseRecipient: (address) =>
+        address.startsWith('gone') ? [550, '5.1.1 No such user here'] : undefined,
+    });
+    sender = await spawnSender(setup);
+  });
+  after(() => stop(sender.child));
+
+  test('a message arrives with Message-ID, the record’s List-Unsubscribe headers, a VERP envelope sender and its send id', async () => {
+    const record = emailSend('alice@example.org');
+    await publish(setup, [record]);
+    await arrived(setup.sink, [record.send_id]);
+    const mail = setup.sink.received.find((m) => sendIdOf(m) === record.send_id);
+    assert.ok(mail?.parsed);
+    assert.equal(mail.parsed.messageId, `<${record.send_id}@mail.example.org>`);
+    assert.deepEqual(headerValues(mail, 'list-unsubscribe-post'), ['List-Unsubscribe=One-Click']);
+    assert.deepEqual(headerValues(mail, 'list-unsubscribe'), [
+      `<https://example.org/unsubscribe/${record.send_id}>`,
+    ]);
+    assert.deepEqual(headerValues(mail, 'x-tidings-send-id'), [record.send_id]);
+    assert.deepEqual(mail.rcptTo, ['alice@example.org']);
+    assert.equal(mail.parsed.subject, record.subject);
+
+    const verified = verifyReturnPath(mail.mailFrom, parseVerpKeyring(VERP_KEYS).keys, {
+      now: Date.now(),
+      maxAgeMs: 3_600_000,
+      domain: VERP_DOMAIN,
+    });
+    assert.ok(verified.ok, `return path ${mail.mailFrom} does not verify`);
+    assert.equal(verified.fields.messageId, record.send_id);
+    assert.ok(issuedFor(verified.fields, 'alice@example.org'));
+  });
+
+  test('CR/LF in the subject or a header value, and reserved or malformed header names, add no header', async () => {
+    const record = emailSend('bob@example.org', {
+      subject: 'Hi\r\nBcc: victim@example.org\r\nX-Injected: subject',
+      headers: {
+        'X-Note': 'fine\r\nX-Injected: value\r\n\r\n<html>body</html>',
+        Bcc: 'victim@example.org',
+        'Reply-To': 'attacker@example.org',
+        'X-Bad\r\nX-Injected': 'name',
+      },
+    });
+    await publish(setup, [record]);
+    await arrived(setup.sink, [record.send_id]);
+    const mail = setup.sink.received.find((m) => sendIdOf(m) === record.send_id);
+    assert.ok(mail?.parsed);
+    assert.deepEqual(mail.rcptTo, ['bob@example.org']);
+    const names = rawHeaders(mail).map(([name]) => name);
+    for (const forbidden of ['x-injected', 'bcc', 'reply-to'])
+      assert.ok(!names.includes(forbidden), forbidden);
+    assert.equal(names.filter((n) => n === 'subject').length, 1);
+    assert.match(mail.parsed.subject ?? '', /^Hi Bcc: victim@example.org X-Injected: subject$/);
+    assert.deepEqual(headerValues(mail, 'x-note'), ['fine X-Injected: value <html>body</html>']);
+  });
+
+  test('a suppressed address is not mailed; after the tombstone it is, and an expired suppression does not hold', async () => {
+    await suppress(setup, 'carol@example.org');
+    await suppress(setup, 'dave@example.org', Date.now() - 60_000);
+    const held = emailSend('carol@example.org');
+    const expired = emailSend('dave@example.org');
+    const before = await outcome(sender.port, 'suppressed');
+    await publish(setup, [held, expired]);
+    await arrived(setup.sink, [expired.send_id]);
+    await metricReaches(
+      sender.port,
+      'tidings_email_sender_messages_total',
+      { outcome: 'suppressed' },
+      before + 1,
+    );
+    await drained(setup.dc);
+    assert.equal(copies(setup.sink).has(held.send_id), false);
+
+    await setup.publisher.tombstone('notify.suppression', addressHash('carol@example.org'));
+    await eventually(async () => {
+      const { rows } = await db.query(`SELECT 1 FROM ${setup.schema}.suppressions WHERE address_hash = $1`, [
+        addressHash('carol@example.org'),
+      ]);
+      return rows.length === 0 ? true : undefined;
+    }, 'the suppression to be lifted');
+    const next = emailSend('carol@example.org');
+    await publish(setup, [next]);
+    await arrived(setup.sink, [next.send_id]);
+  });
+
+  test('a 5xx for one recipient becomes a notify.bounce; the others are still sent', async () => {
+    const gone = emailSend('gone@example.org');
+    const others = [emailSend('erin@example.org'), emailSend('frank@example.org')];
+    await publish(setup, [gone, ...others]);
+    await arrived(
+      setup.sink,
+      others.map((r) => r.send_id),
+    );
+    const [message] = await readTopic(kafka, topicFor(setup.dc, 'notify.bounce'), (m) => m.length >= 1);
+    assert.ok(message?.value);
+    assert.equal(message.key?.toString(), addressHash('gone@example.org'));
+    const bounce = await serde.decode('notify.bounce', message.value);
+    assert.equal(bounce.source, 'sender');
+    assert.equal(bounce.kind, 'hard');
+    assert.equal(bounce.smtp_code, 550);
+    assert.equal(bounce.status, '5.1.1');
+    assert.equal(bounce.send_id, gone.send_id);
+    assert.equal(bounce.address_hash, addressHash('gone@example.org'));
+    assert.equal(bounce.sending_domain, 'mail.example.org');
+    await drained(setup.dc);
+    assert.equal(copies(setup.sink).has(gone.send_id), false);
+    assert.equal(await deadLetters(setup.dc), 0);
+  });
+});
+
+describe('email sender, SMTP down for a while', () => {
+  test('the message is delivered once the server is back, exactly once, and nothing is dead-lettered', async () => {
+    const setup = await setUp();
+    const sender = await spawnSender(setup);
+    await setup.sink.stop();
+    const record = emailSend('grace@example.org');
+    await publish(setup, [record]);
+    await metricReaches(sender.port, 'tidings_email_sender_messages_total', { outcome: 'retried' }, 1);
+    await metricReaches(sender.port, 'tidings_email_sender_held', { reason: 'smtp-unreachable' }, 1);
+    await settle(3_000);
+    await setup.sink.start();
+    await arrived(setup.sink, [record.send_id]);
+    await drained(setup.dc);
+    await settle();
+    assert.equal(copies(setup.sink).get(record.send_id), 1);
+    assert.equal(await deadLetters(setup.dc), 0);
+    await stop(sender.child);
+  });
+});
+
+describe('email sender, killed mid-batch', () => {
+  test('after SIGKILL and a restart every message arrives at most once, and all but the ambiguous ones arrive', async () => {
+    const setup = await setUp();
+    const slow = { EMAIL_SEND_PER_SECOND: '100', EMAIL_SEND_BURST: '10' };
+    const first = await spawnSender(setup, slow);
+    const records = Array.from({ length: 300 }, (_, i) => emailSend(`person${i}@example.org`));
+    await publish(setup, records);
+    await eventually(() => (setup.sink.received.length >= 60 ? true : undefined), 'some mail to arrive');
+    first.child.kill('SIGKILL');
+    await once(first.child, 'exit');
+    const atKill = setup.sink.received.length;
+    assert.ok(atKill < records.length, `all ${atKill} arrived before the kill; the test proves nothing`);
+
+    const second = await spawnSender(setup);
+    await drained(setup.dc);
+    await settle();
+    const counts = copies(setup.sink);
+    for (const [id, n] of counts) assert.equal(n, 1, `${id} arrived ${n} times`);
+    const { rows } = await db.query<{ send_id: string }>(
+      `SELECT send_id FROM ${setup.schema}.sent_messages WHERE state = 'sending'`,
+    );
+    const ambiguous = new Set(rows.map((r) => r.send_id));
+    const missing = records.filter((r) => !counts.has(r.send_id)).map((r) => r.send_id);
+    for (const id of missing) assert.ok(ambiguous.has(id), `${id} neither arrived nor is counted ambiguous`);
+    assert.equal(await outcome(second.port, 'ambiguous'), ambiguous.size);
+    await stop(second.child);
+  });
+});
+
+describe('email sender, bad credentials', () => {
+  test('an operator error holds the messages without dead-lettering; once the server accepts, they go out once', async () => {
+    const setup = await setUp({ credentials: { user: 'tidings', pass: 'the-right-one' } });
+    const password = `pw-${randomBytes(6).toString('hex')}`;
+    const sender = await spawnSender(setup, {
+      SMTP_URL: `smtp://tidings:${password}@${setup.sink.host}:${setup.sink.port}`,
+    });
+    const records = [
+      emailSend('heidi@example.org'),
+      emailSend('ivan@example.org'),
+      emailSend('judy@example.org'),
+    ];
+    await publish(setup, records);
+    await metricReaches(sender.port, 'tidings_email_sender_operator_error', { problem: 'auth' }, 1);
+    const ready = await fetch(`http://127.0.0.1:${sender.port}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.match(await ready.text(), /SMTP misconfiguration \(auth\)/);
+    await settle(2_000);
+    assert.equal(setup.sink.received.length, 0);
+    assert.equal(await deadLetters(setup.dc), 0);
+    assert.ok((await lag(setup.dc)) >= records.length, 'the held messages are not committed');
+
+    setup.sink.setCredentials({ user: 'tidings', pass: password });
+    await arrived(
+      setup.sink,
+      records.map((r) => r.send_id),
+    );
+    await drained(setup.dc);
+    await settle();
+    for (const [id, n] of copies(setup.sink)) assert.equal(n, 1, `${id} arrived ${n} times`);
+    assert.equal(await metric(sender.port, 'tidings_email_sender_operator_error', { problem: 'auth' }), 0);
+    assert.equal(await deadLetters(setup.dc), 0);
+    const logged = sender
+      .output()
+      .match(/SMTP misconfiguration \(auth\): [^"]*check the SMTP user and password/g);
+    assert.equal(logged?.length, 1, 'logged once for the period, with what to fix');
+    assert.ok(!sender.output().includes(password), 'the password never reaches the log');
+    await stop(sender.child);
+  });
+});
+
+describe('email sender, daily cap', () => {
+  test('only the cap is sent; duplicates and suppressed mail do not spend it; the rest goes once the cap allows', async () => {
+    const setup = await setUp();
+    const first = await spawnSender(setup, { EMAIL_SEND_DAILY_CAPS: '3' });
+    const sent = emailSend('kim@example.org');
+    await publish(setup, [sent]);
+    await arrived(setup.sink, [sent.send_id]);
+    await suppress(setup, 'leo@example.org');
+    const fresh = [emailSend('mia@example.org'), emailSend('ned@example.org'), emailSend('oli@example.org')];
+    await publish(setup, [sent, emailSend('leo@example.org'), ...fresh]);
+    await metricReaches(
+      first.port,
+      'tidings_email_sender_messages_total',
+      { outcome: 'skipped_duplicate' },
+      1,
+    );
+    await metricReaches(first.port, 'tidings_email_sender_messages_total', { outcome: 'suppressed' }, 1);
+    await metricReaches(first.port, 'tidings_email_sender_held', { reason: 'send-budget' }, 1);
+    await eventually(() => (setup.sink.received.length >= 3 ? true : undefined), 'the cap to be used up');
+    await settle();
+    assert.equal(setup.sink.received.length, 3);
+    const { rows } = await db.query<{ sent: number }>(`SELECT sent FROM ${setup.schema}.send_counts`);
+    assert.deepEqual(
+      rows.map((r) => r.sent),
+      [3],
+    );
+    await stop(first.child);
+
+    const second = await spawnSender(setup, { EMAIL_SEND_DAILY_CAPS: '10' });
+    await arrived(setup.sink, [sent.send_id, ...fresh.map((r) => r.send_id)]);
+    await drained(setup.dc);
+    await settle();
+    assert.equal(setup.sink.received.length, 4);
+    for (const [id, n] of copies(setup.sink)) assert.equal(n, 1, `${id} arrived ${n} times`);
+    await stop(second.child);
+  });
+});
+
+describe('email sender, daily budget shared through Postgres', () => {
+  test('two processes taking slots at once never pass the cap together, and unused slots go back', async () => {
+    const schema = `email_${uniqueDc()}`;
+    const pool = createPool({ url: DEFAULT_DATABASE_URL, schema, applicationName: 'test', log: quietLog });
+    cleanups.push(async () => {
+      await pool.end();
+      await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    });
+    await migrate(pool, {
+      schema,
+      dir: join(import.meta.dirname, '..', '..', 'services', 'email', 'migrations'),
+      log: quietLog,
+    });
+    const [a, b] = [createDailyBudget(pool, 7), createDailyBudget(pool, 7)];
+    const takes = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => ((i % 2 === 0 ? a : b) as typeof a).take(0, 40)),
+    );
+    const taken = takes.filter(Boolean).length;
+    // One process may still hold a few reserved slots the other was refused: fewer, never more.
+    assert.ok(taken <= 40 && taken > 40 - 7, `${taken} slots taken`);
+    assert.equal(await sentOnDay(pool, 0), 40);
+    await a.release();
+    await b.release();
+    assert.equal(await sentOnDay(pool, 0), taken, 'after release the count is the real sends');
+
+    const c = createDailyBudget(pool, 7);
+    const d = createDailyBudget(pool, 7);
+    assert.equal(await c.take(1, 100), true);
+    assert.equal(await d.take(1, 100), true);
+    assert.equal(await sentOnDay(pool, 1), 14, 'each reserved a few at once');
+    c.giveBack(1);
+    await c.release();
+    await d.release();
+    assert.equal(await sentOnDay(pool, 1), 1, 'only the send that was not given back still counts');
+  });
+});
