@@ -1,7 +1,8 @@
 /**
  * A notify.email-send record as the message handed to SMTP. The envelope sender is the signed VERP
  * return path, so a bounce names the message and the recipient; Message-ID derives from send_id;
- * X-Tidings-Send-Id names the record. Headers from the record are copied only under valid field
+ * X-Tidings-Send-Id names the record and X-Tidings-Recipient the person (returned inside complaint
+ * reports, it lets the bounce service turn off that person's email without an address lookup). Headers from the record are copied only under valid field
  * names that do not collide with the ones set here or with routing (a "Bcc" in the map must not add
  * a recipient), and CR/LF in any value becomes a space, so user content cannot start a header.
  */
@@ -20,6 +21,7 @@ export interface OutgoingMail {
 }
 
 export const SEND_ID_HEADER = 'X-Tidings-Send-Id';
+export const RECIPIENT_HEADER = 'X-Tidings-Recipient';
 
 // Set from the record's own fields or by the transport, or deciding where the mail goes.
 const RESERVED = new Set(
@@ -38,6 +40,7 @@ const RESERVED = new Set(
     'content-type',
     'content-transfer-encoding',
     SEND_ID_HEADER,
+    RECIPIENT_HEADER,
   ].map((name) => name.toLowerCase()),
 );
 
@@ -74,6 +77,7 @@ export function outgoingMail(record: NotifyEmailSend, returnPath: string): Outgo
     if (FIELD_NAME.test(name) && !RESERVED.has(name.toLowerCase())) headers[name] = oneLine(value);
   }
   headers[SEND_ID_HEADER] = record.send_id;
+  headers[RECIPIENT_HEADER] = oneLine(record.recipient_id);
   return {
     envelope: { from: returnPath, to: [to] },
     from: oneLine(record.from),

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
-import { outgoingMail, SEND_ID_HEADER, UnsendableMailError } from '../../services/email/outgoing-mail.ts';
+import {
+  outgoingMail,
+  RECIPIENT_HEADER,
+  SEND_ID_HEADER,
+  UnsendableMailError,
+} from '../../services/email/outgoing-mail.ts';
 
 const SEND_ID = '0123456789abcdef0123456789abcdef';
 
@@ -32,6 +37,7 @@ test('the envelope sender is the return path, Message-ID comes from send_id and 
   assert.deepEqual(mail.envelope, { from: 'bounces+abc@bounces.example.org', to: ['alice@example.org'] });
   assert.equal(mail.messageId, `<${SEND_ID}@mail.example.org>`);
   assert.equal(mail.headers[SEND_ID_HEADER], SEND_ID);
+  assert.equal(mail.headers[RECIPIENT_HEADER], 'u1', 'complaint reports name the person');
   assert.equal(mail.headers['List-Unsubscribe-Post'], 'List-Unsubscribe=One-Click');
 });
 
@@ -43,6 +49,7 @@ test('headers that route or identify the mail, and malformed names, are not take
         cc: 'victim@example.org',
         'Message-ID': '<forged@example.org>',
         [SEND_ID_HEADER]: 'forged',
+        [RECIPIENT_HEADER.toLowerCase()]: 'someone-else',
         'X-Bad Name': 'v',
         'X-Bad\r\nX-Injected': 'v',
         'X-Fine': 'ok',
@@ -50,8 +57,9 @@ test('headers that route or identify the mail, and malformed names, are not take
     }),
     'rp@example.org',
   );
-  assert.deepEqual(Object.keys(mail.headers).sort(), ['X-Fine', SEND_ID_HEADER]);
+  assert.deepEqual(Object.keys(mail.headers).sort(), ['X-Fine', RECIPIENT_HEADER, SEND_ID_HEADER]);
   assert.equal(mail.headers[SEND_ID_HEADER], SEND_ID);
+  assert.equal(mail.headers[RECIPIENT_HEADER], 'u1');
 });
 
 test('CR and LF in values become spaces', () => {
