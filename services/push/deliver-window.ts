@@ -1,12 +1,9 @@
 /**
  * What happens when a window closes: one push per person however many of their notifications
- * arrived, to each of their devices that has not had it yet, in multicasts of at most 500 tokens per
- * provider and app; then the consequences of the providers' answers per person.
+ * arrived, to each of their devices that has not had it yet, through the multicast assembler; then
+ * the consequences of the providers' answers per person.
  */
-import type { BatchResponse, MulticastMessage } from 'firebase-admin/messaging';
-import type { PushProvider } from '../../libs/schemas/types.generated.ts';
-import { FCM_MULTICAST_LIMIT, planMulticasts, type Target } from './multicast-plan.ts';
-import { nudge } from './nudge.ts';
+import type { Target, TargetAnswer } from './multicast-assembler.ts';
 import { classifyFailure } from './provider-failure.ts';
 import type { Device } from './subscriptions.ts';
 
@@ -35,10 +32,9 @@ export interface WindowDeps {
   recordDelivered(pairs: readonly { notificationId: string; tokenHash: string }[]): Promise<void>;
   /** Tombstones the devices on notify.push-subscription and deletes them locally, durably. */
   dropDeadDevices(tokenHashes: readonly string[]): Promise<void>;
-  send(message: MulticastMessage): Promise<BatchResponse>;
-  maxTokens?: number;
+  /** Sends the nudge to every target (pooled with other windows'); answers in the same order. */
+  multicast(targets: readonly Target[]): Promise<TargetAnswer[]>;
   observe?: {
-    multicast(provider: PushProvider, tokens: number): void;
     token(outcome: 'delivered' | 'dead' | 'transient' | 'rejected' | 'skipped'): void;
   };
 }
@@ -91,48 +87,35 @@ export async function deliverWindow(
 
   const nowDelivered: { notificationId: string; tokenHash: string }[] = [];
   const dead: string[] = [];
-  const multicasts = planMulticasts(targets, deps.maxTokens ?? FCM_MULTICAST_LIMIT);
-  await Promise.all(
-    multicasts.map(async ({ provider, targets: batch }) => {
-      deps.observe?.multicast(provider, batch.length);
-      let response: BatchResponse;
-      try {
-        response = await deps.send(
-          nudge(
-            provider,
-            batch.map((t) => t.token),
-          ),
-        );
-      } catch (error) {
-        const failure = classifyFailure(error);
-        const outcome: RecipientOutcome =
-          failure.kind === 'transient'
-            ? failure
-            : { kind: 'transient', code: failure.code, retryAfterMs: null };
-        for (const target of batch)
-          outcomes.set(target.recipient, worse(outcomes.get(target.recipient), outcome));
-        return;
+  const answers = await deps.multicast(targets);
+  answers.forEach((answer, i) => {
+    const target = targets[i]!;
+    if (answer.kind === 'call-failed') {
+      // A call failing as a whole says nothing about any one token: retry everyone in it.
+      const failure = classifyFailure(answer.error);
+      const outcome: RecipientOutcome =
+        failure.kind === 'transient'
+          ? failure
+          : { kind: 'transient', code: failure.code, retryAfterMs: null };
+      outcomes.set(target.recipient, worse(outcomes.get(target.recipient), outcome));
+      return;
+    }
+    if (answer.response.success) {
+      deps.observe?.token('delivered');
+      for (const id of byRecipient.get(target.recipient) ?? []) {
+        nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });
       }
-      response.responses.forEach((answer, i) => {
-        const target = batch[i]!;
-        if (answer.success) {
-          deps.observe?.token('delivered');
-          for (const id of byRecipient.get(target.recipient) ?? []) {
-            nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });
-          }
-          return;
-        }
-        const failure = classifyFailure(answer.error);
-        if (failure.kind === 'dead-token') {
-          deps.observe?.token('dead');
-          dead.push(target.tokenHash);
-          return;
-        }
-        deps.observe?.token(failure.kind);
-        outcomes.set(target.recipient, worse(outcomes.get(target.recipient), failure));
-      });
-    }),
-  );
+      return;
+    }
+    const failure = classifyFailure(answer.response.error);
+    if (failure.kind === 'dead-token') {
+      deps.observe?.token('dead');
+      dead.push(target.tokenHash);
+      return;
+    }
+    deps.observe?.token(failure.kind);
+    outcomes.set(target.recipient, worse(outcomes.get(target.recipient), failure));
+  });
   const targetsOf = Map.groupBy(targets, (t) => t.recipient);
   const result = new Map<string, WindowOutcome>();
   for (const [recipient, outcome] of outcomes) {

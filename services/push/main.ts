@@ -5,7 +5,11 @@
  * closes each person gets one push on each device, and only then do the window's records resolve and
  * commit, so a crash before the flush loses nothing. The runtime hands a partition its next fetch
  * only once this one is committed, so a window holds what one fetch brought (up to the fetch size)
- * and flushes early at PUSH_WINDOW_MAX_RECORDS. Dead tokens are tombstoned on
+ * and flushes early at PUSH_WINDOW_MAX_RECORDS. Its last multicast per provider and app would be
+ * partial, so closing windows hand their devices to one multicast assembler for the process, which
+ * pools them across partitions within each window's bound (see multicast-assembler.ts); every
+ * partition of a fetch gets its window at once (PUSH_CONCURRENT_PARTITIONS), so at saturation their
+ * windows close within each other's bounds. Dead tokens are tombstoned on
  * notify.push-subscription; 429/5xx go through the retry topics, and a Retry-After pauses consumption
  * for that long. PUSH_ENABLED=false consumes and commits without sending: nothing piles up, and
  * turning it back on does not fire a stale flood.
@@ -20,6 +24,7 @@ import { runService } from '../../libs/service/run-service.ts';
 import { createBatchingWindows } from './batching-window.ts';
 import { deliverWindow, type PushRequest, type WindowResult } from './deliver-window.ts';
 import { createFcmClient } from './fcm-client.ts';
+import { type Contribution, createMulticastAssembler } from './multicast-assembler.ts';
 import { createPushMetrics } from './push-metrics.ts';
 import {
   deleteSubscriptions,
@@ -45,6 +50,11 @@ const spec = {
     default: 5_000,
     min: 1,
     help: 'a window holding this many notifications flushes early',
+  }),
+  PUSH_CONCURRENT_PARTITIONS: int({
+    default: 64,
+    min: 1,
+    help: 'partitions whose batching windows are open at once; beyond it a fetched partition waits its turn, and its window shares no multicast with the others',
   }),
   PUSH_DEVICES_PER_USER: int({ default: 10, min: 1, help: 'devices kept per person; the oldest go first' }),
   PUSH_DELIVERED_RETENTION: duration({
@@ -149,29 +159,39 @@ await runService({
     prune.unref();
     onShutdown('prune timer', () => clearInterval(prune));
 
-    const windows = createBatchingWindows<PushRequest, WindowResult>({
+    const assembler = createMulticastAssembler({
+      send: (message) => fcm.sendEachForMulticast(message),
+      observe: metrics.multicast,
+    });
+    const windows = createBatchingWindows<PushRequest, WindowResult, Contribution>({
       windowMs: () => chooseWindowMs(config.PUSH_WINDOW_MIN, config.PUSH_WINDOW_MAX),
       maxItems: config.PUSH_WINDOW_MAX_RECORDS,
-      async flush(requests) {
-        const result = await deliverWindow(requests, {
-          devicesOf: (users) => devicesOf(db, users),
-          deliveredPairs: (ids) => deliveredPairs(db, ids),
-          recordDelivered: (pairs) => recordDelivered(db, pairs),
-          async dropDeadDevices(tokenHashes) {
-            if (tokenHashes.length === 0) return;
-            await producer.send({
-              ...DURABLE_SEND,
-              topic: topicFor(config.TIDINGS_DC, 'notify.push-subscription'),
-              messages: tokenHashes.map((key) => ({ key, value: null })),
-            });
-            await deleteSubscriptions(db, tokenHashes);
-            log.info({ tokens: tokenHashes.length }, 'tombstoned devices the provider reported dead');
-          },
-          send: (message) => fcm.sendEachForMulticast(message),
-          observe: metrics.observe,
-        });
-        metrics.window(requests.length, result.pushes);
-        return result;
+      opened: (closesAt) => assembler.join({ closesAt, sendBy: Date.now() + config.PUSH_WINDOW_MAX }),
+      async flush(requests, contribution) {
+        try {
+          const result = await deliverWindow(requests, {
+            devicesOf: (users) => devicesOf(db, users),
+            deliveredPairs: (ids) => deliveredPairs(db, ids),
+            recordDelivered: (pairs) => recordDelivered(db, pairs),
+            async dropDeadDevices(tokenHashes) {
+              if (tokenHashes.length === 0) return;
+              await producer.send({
+                ...DURABLE_SEND,
+                topic: topicFor(config.TIDINGS_DC, 'notify.push-subscription'),
+                messages: tokenHashes.map((key) => ({ key, value: null })),
+              });
+              await deleteSubscriptions(db, tokenHashes);
+              log.info({ tokens: tokenHashes.length }, 'tombstoned devices the provider reported dead');
+            },
+            multicast: (targets) => contribution.send(targets),
+            observe: metrics.observe,
+          });
+          metrics.window(requests.length, result.pushes);
+          return result;
+        } finally {
+          // A window whose lookups failed sends nothing: other windows' multicasts must not wait for it.
+          contribution.leave();
+        }
       },
     });
 
@@ -195,6 +215,7 @@ await runService({
 
     runtime = await consume({
       stream: 'notify.push',
+      partitionsConsumedConcurrently: config.PUSH_CONCURRENT_PARTITIONS,
       handler: {
         // Records join their window here, all at once, so a person's notifications in one fetch
         // share a window even though the runtime handles one person's records one after another.

@@ -35,16 +35,16 @@ export function createPushMetrics(registry: Registry) {
     registers: [registry],
   });
   const observe: NonNullable<WindowDeps['observe']> = {
-    multicast(provider: PushProvider, count: number) {
-      calls.inc({ provider });
-      tokensPerCall.observe({ provider }, count);
-    },
     token(outcome) {
       tokens.inc({ outcome });
     },
   };
   return {
     observe,
+    multicast(provider: PushProvider, count: number) {
+      calls.inc({ provider });
+      tokensPerCall.observe({ provider }, count);
+    },
     window(records: number, pushes: number) {
       windows.inc();
       notifications.inc({ kind: 'records' }, records);

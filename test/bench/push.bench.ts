@@ -3,8 +3,9 @@
  * and a Postgres schema of its own: BENCH_PUSH_NOTIFICATIONS notifications (default 20,000), one per
  * person with one device each, published while push runs; timed from the first publish until the
  * emulator accepted a push for every person. Reports notifications/s, mean tokens per multicast
- * call (goal: above 450 of 500) and TLS connections opened, against a baseline in the same run: a
- * raw firebase-admin loop (the same client construction) sending 500-token multicasts, 4 at a time.
+ * call (goal: above 450 of 500) and how they spread, windows flushed and TLS connections opened,
+ * against a baseline in the same run: a raw firebase-admin loop (the same client construction)
+ * sending 500-token multicasts, 4 at a time.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -125,6 +126,7 @@ export async function run(): Promise<Record<string, unknown>> {
         },
       },
     }));
+    const publishSeconds = (performance.now() - start) / 1000;
     await eventually(
       () => (emulator.requests().filter((r) => r.status === 200).length >= NOTIFICATIONS ? true : undefined),
       'every push to arrive',
@@ -138,6 +140,18 @@ export async function run(): Promise<Record<string, unknown>> {
         .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
         .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
     const calls = total('tidings_push_multicast_calls_total');
+    // Calls per tokens-per-call bucket (non-cumulative), from the service's histogram.
+    const cumulative = new Map<string, number>();
+    for (const line of metrics.split('\n')) {
+      const le = /^tidings_push_multicast_tokens_bucket\{.*le="([^"]+)".*\} (\d+)/.exec(line);
+      if (le?.[1] && le[2]) cumulative.set(le[1], (cumulative.get(le[1]) ?? 0) + Number(le[2]));
+    }
+    let below = 0;
+    const tokensPerCall: Record<string, number> = {};
+    for (const [le, count] of cumulative) {
+      tokensPerCall[`<=${le}`] = count - below;
+      below = count;
+    }
     const pushNotificationsPerSecond = NOTIFICATIONS / seconds;
     const rawTokensPerSecond = NOTIFICATIONS / rawSeconds;
     return {
@@ -145,8 +159,11 @@ export async function run(): Promise<Record<string, unknown>> {
       push: {
         notifications_per_s: round(pushNotificationsPerSecond),
         seconds: round(seconds),
+        publish_seconds: round(publishSeconds),
         multicast_calls: calls,
         mean_tokens_per_call: round(total('tidings_push_multicast_tokens_sum') / calls),
+        tokens_per_call: tokensPerCall,
+        windows: total('tidings_push_windows_total'),
         connections: connections(emulator.requests()),
       },
       raw_firebase_admin: {

@@ -1,7 +1,8 @@
 /**
  * services/push as a process against the real stack and the FCM emulator (firebase-admin reaching
  * it through its normal HTTPS path): batching into one push per person per window, multicasts of at
- * most 500 tokens, dead-token tombstones, Retry-After, the kill switch, and a crash mid-window.
+ * most 500 tokens, pooled across partitions, dead-token tombstones, Retry-After, the kill switch, and
+ * a crash mid-window.
  * Group names are the service's own, not per datacenter: each test stops its process before the next
  * one starts, or a leftover member would be handed the next test's partitions.
  */
@@ -298,6 +299,28 @@ describe('push, sending', () => {
     );
     // Retry delays here are 200 and 400 ms: only the Retry-After explains a later second attempt.
     assert.ok(answers[1]!.at - answers[0]!.at >= 3_000, 'the second attempt waited for Retry-After');
+  });
+});
+
+describe('push, pooling across partitions', () => {
+  test('windows of different partitions that close within each other’s bounds share their multicasts', async () => {
+    const push = await startPush({}, 3);
+    const users = Array.from({ length: 300 }, (_, i) => `pool${i}`);
+    await subscribe(
+      push,
+      users.map((u) => subscription(u, `tok-${u}`)),
+    );
+    // Published while push is down, so one fetch brings all three partitions and their windows open together.
+    await stop(push.child);
+    await push.publisher.publishMany(users.map((u) => notification(u)));
+    const restarted = await spawnPush(push.dc, {});
+    await drained(push.dc);
+    const windows = await metric(restarted.port, 'tidings_push_windows_total');
+    const calls = await metric(restarted.port, 'tidings_push_multicast_calls_total');
+    assert.ok(windows >= 3, `one window per partition at least (${windows})`);
+    assert.ok(calls < 3, `${calls} calls for three windows of about 100 tokens each`);
+    for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
+    await stop(restarted.child);
   });
 });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BatchResponse, MulticastMessage } from 'firebase-admin/messaging';
 import { deliverWindow, type WindowDeps } from '../../services/push/deliver-window.ts';
-import { planMulticasts, type Target } from '../../services/push/multicast-plan.ts';
+import { createMulticastAssembler } from '../../services/push/multicast-assembler.ts';
 import { classifyFailure } from '../../services/push/provider-failure.ts';
 import type { Device } from '../../services/push/subscriptions.ts';
 
@@ -20,6 +20,18 @@ function fakeDeps(devices: Device[], answers: Record<string, Answer> = {}) {
   const sent: MulticastMessage[] = [];
   const delivered = new Set<string>();
   const dropped: string[] = [];
+  const provider = {
+    async send(message: MulticastMessage): Promise<BatchResponse> {
+      sent.push(message);
+      const responses = message.tokens.map((t) => answers[t] ?? { success: true });
+      return {
+        responses,
+        successCount: responses.filter((r) => r.success).length,
+        failureCount: responses.filter((r) => !r.success).length,
+      } as unknown as BatchResponse;
+    },
+  };
+  const assembler = createMulticastAssembler({ send: (message) => provider.send(message) });
   const deps: WindowDeps = {
     async devicesOf(users) {
       const map = new Map<string, Device[]>();
@@ -37,17 +49,10 @@ function fakeDeps(devices: Device[], answers: Record<string, Answer> = {}) {
     async dropDeadDevices(hashes) {
       dropped.push(...hashes);
     },
-    async send(message) {
-      sent.push(message);
-      const responses = message.tokens.map((t) => answers[t] ?? { success: true });
-      return {
-        responses,
-        successCount: responses.filter((r) => r.success).length,
-        failureCount: responses.filter((r) => !r.success).length,
-      } as unknown as BatchResponse;
-    },
+    // A window of its own, with nobody else's to wait for: its multicasts leave at once.
+    multicast: (targets) => assembler.join({ closesAt: 0, sendBy: 0 }).send(targets),
   };
-  return { deps, sent, delivered, dropped };
+  return { deps, sent, delivered, dropped, provider };
 }
 
 describe('deliverWindow', () => {
@@ -112,9 +117,9 @@ describe('deliverWindow', () => {
 
   test('a retry is carried by one notification; no other record of the person pushes again', async () => {
     let busy = true;
-    const { deps, sent } = fakeDeps([device('u1', 'phone'), device('u1', 'tablet')]);
-    const send = deps.send;
-    deps.send = async (message) => {
+    const { deps, sent, provider } = fakeDeps([device('u1', 'phone'), device('u1', 'tablet')]);
+    const send = provider.send;
+    provider.send = async (message) => {
       const response = await send(message);
       const tablet = message.tokens.indexOf('tablet');
       if (busy && tablet >= 0) {
@@ -140,8 +145,8 @@ describe('deliverWindow', () => {
   });
 
   test('a call that fails as a whole is retried for everyone in it', async () => {
-    const { deps } = fakeDeps([device('u1', 'a'), device('u2', 'b')]);
-    deps.send = async () => {
+    const { deps, provider } = fakeDeps([device('u1', 'a'), device('u2', 'b')]);
+    provider.send = async () => {
       throw Object.assign(new Error('socket hang up'), { code: 'app/network-error' });
     };
     const result = await deliverWindow(
@@ -153,32 +158,6 @@ describe('deliverWindow', () => {
     );
     assert.equal(result.outcomes.get('u1')?.kind, 'transient');
     assert.equal(result.outcomes.get('u2')?.kind, 'transient');
-  });
-});
-
-describe('planMulticasts', () => {
-  test('1,200 tokens of one kind become calls of 500, 500 and 200; providers and apps never share a call', () => {
-    const targets: Target[] = Array.from({ length: 1_200 }, (_, i) => ({
-      recipient: `u${i}`,
-      provider: 'fcm',
-      app: 'org.wikipedia',
-      token: `t${i}`,
-      tokenHash: `h${i}`,
-    }));
-    targets.push({ recipient: 'x', provider: 'apns', app: 'org.wikipedia', token: 'ios', tokenHash: 'hios' });
-    targets.push({ recipient: 'y', provider: 'fcm', app: 'org.other', token: 'o', tokenHash: 'ho' });
-    const plan = planMulticasts(targets);
-    assert.deepEqual(
-      plan.map((m) => [m.provider, m.app, m.targets.length]),
-      [
-        ['fcm', 'org.wikipedia', 500],
-        ['fcm', 'org.wikipedia', 500],
-        ['fcm', 'org.wikipedia', 200],
-        ['apns', 'org.wikipedia', 1],
-        ['fcm', 'org.other', 1],
-      ],
-    );
-    assert.equal(new Set(plan.flatMap((m) => m.targets.map((t) => t.token))).size, 1_202, 'every token once');
   });
 });
 

@@ -33,9 +33,10 @@ describe('push window duration', () => {
 describe('batching windows', () => {
   test('a full window flushes early; the rest wait for the time; partitions do not mix', async () => {
     const flushed: string[][] = [];
-    const windows = createBatchingWindows<string, number>({
+    const windows = createBatchingWindows<string, number, undefined>({
       windowMs: () => 20,
       maxItems: 2,
+      opened: () => undefined,
       flush: async (items) => {
         flushed.push(items);
         return flushed.length;
@@ -55,9 +56,10 @@ describe('batching windows', () => {
   });
 
   test('every item of a window sees its failed flush', async () => {
-    const windows = createBatchingWindows<string, void>({
+    const windows = createBatchingWindows<string, void, undefined>({
       windowMs: () => 1,
       maxItems: 10,
+      opened: () => undefined,
       flush: async () => {
         throw new Error('provider down');
       },
@@ -67,5 +69,26 @@ describe('batching windows', () => {
       results.map((r) => r.status),
       ['rejected', 'rejected'],
     );
+  });
+
+  test('a window is announced as it opens, with its closing time, and flushes with what that returned', async () => {
+    const clock = 1_000_000;
+    const announced: number[] = [];
+    const flushedWith: string[] = [];
+    const windows = createBatchingWindows<string, void, string>({
+      windowMs: () => 5,
+      maxItems: 10,
+      now: () => clock,
+      opened: (closesAt) => {
+        announced.push(closesAt);
+        return `window-${announced.length}`;
+      },
+      flush: async (_items, opened) => {
+        flushedWith.push(opened);
+      },
+    });
+    await Promise.all([windows.add('p0', 'a'), windows.add('p0', 'b'), windows.add('p1', 'c')]);
+    assert.deepEqual(announced, [clock + 5, clock + 5], 'one announcement per window, not per item');
+    assert.deepEqual(flushedWith.sort(), ['window-1', 'window-2']);
   });
 });
