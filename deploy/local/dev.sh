@@ -32,21 +32,23 @@ for _ in $(seq 50); do [[ -s "$fcm_ca" ]] && break; sleep 0.1; done
 export FCM_PROJECT_ID=tidings-dev FCM_EMULATOR=127.0.0.1:8443 FCM_EMULATOR_CA="$fcm_ca"
 
 # Email goes to the local SMTP sink, which stores every message as an .eml file; the bounce
-# receiver and the sender share a VERP key ring kept under .data so return paths stay verifiable
-# across runs.
+# receiver and the sender share a VERP key ring, and the digest side signs unsubscribe links with
+# its own; both are kept under .data so links and return paths stay verifiable across runs.
 mail_dir="$DATA_DIR/mail"
 SMTP_SINK_PORT=2525 SMTP_SINK_DIR="$mail_dir" setsid ./node_modules/.bin/node test/smtp-sink/main.ts > >(
   trap '' INT
   exec sed -u "s/^/[smtp-sink] /"
 ) 2>&1 &
 running[$!]=smtp-sink
-verp_keys_file="$DATA_DIR/dev-verp-keys"
-if [[ ! -s "$verp_keys_file" ]]; then
-  (umask 077 && printf '1:%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" >"$verp_keys_file")
-fi
+# dev_key FILE KEY_ID: a key ring entry `<id>:<base64 secret>`, made once and kept in FILE.
+dev_key() {
+  [[ -s $1 ]] || (umask 077 && printf '%s:%s\n' "$2" "$(head -c 32 /dev/urandom | base64 -w0)" >"$1")
+  cat "$1"
+}
 export SMTP_URL=smtp://127.0.0.1:2525 VERP_DOMAIN=bounces.tidings.localhost
-VERP_KEYS=$(<"$verp_keys_file")
-export VERP_KEYS
+VERP_KEYS=$(dev_key "$DATA_DIR/dev-verp-keys" 1)
+EMAIL_UNSUBSCRIBE_KEYS=$(dev_key "$DATA_DIR/dev-unsubscribe-keys" dev1)
+export VERP_KEYS EMAIL_UNSUBSCRIBE_KEYS
 say "email: SMTP goes to the dev sink on 127.0.0.1:2525; received mail is stored as .eml files in $mail_dir"
 
 stop_services() {

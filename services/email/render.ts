@@ -169,13 +169,22 @@ export function safeUrl(url: string): string {
   }
 }
 
+// Building a formatter costs far more than formatting with one; a digest run meets few pairs.
+const timeFormatters = new Map<string, Intl.DateTimeFormat>();
+
 function timeFormatter(locale: string, timeZone: string): Intl.DateTimeFormat {
-  const options: Intl.DateTimeFormatOptions = { dateStyle: 'medium', timeStyle: 'short', timeZone };
-  try {
-    return new Intl.DateTimeFormat(locale, options);
-  } catch {
-    return new Intl.DateTimeFormat(FALLBACK_LOCALE, { ...options, timeZone: 'UTC' });
+  const key = `${locale}\u0000${timeZone}`;
+  let formatter = timeFormatters.get(key);
+  if (!formatter) {
+    const options: Intl.DateTimeFormatOptions = { dateStyle: 'medium', timeStyle: 'short', timeZone };
+    try {
+      formatter = new Intl.DateTimeFormat(locale, options);
+    } catch {
+      formatter = new Intl.DateTimeFormat(FALLBACK_LOCALE, { ...options, timeZone: 'UTC' });
+    }
+    timeFormatters.set(key, formatter);
   }
+  return formatter;
 }
 
 export function renderMail(set: TemplateSet, request: RenderRequest): RenderedMail {
