@@ -4,7 +4,8 @@
  * offsets.
  */
 import { writeFileSync } from 'node:fs';
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import { commitGroupOffsets } from '../libs/kafka/commit-offsets.ts';
 import { describeGroup, describeMembers } from '../libs/kafka/group-offsets.ts';
 import { type OffsetMove, rollbackFor } from '../libs/kafka/offset-plan.ts';
 import { type CliContext, CliError, EXIT } from './context.ts';
@@ -20,6 +21,7 @@ export const MOVE_COLUMNS = ['group', 'topic', 'partition', 'current', 'new', 'r
 
 export async function showOrApply(
   ctx: CliContext,
+  kafka: Kafka,
   admin: Admin,
   group: string,
   moves: readonly OffsetMove[],
@@ -27,7 +29,7 @@ export async function showOrApply(
 ): Promise<void> {
   if (execute) {
     await refuseLiveGroup(admin, group);
-    await applyMoves(admin, group, moves, rollbackFile);
+    await applyMoves(kafka, group, moves, rollbackFile);
   }
   ctx.print(moveRows(group, moves, execute), MOVE_COLUMNS);
   if (!execute) progress('plan only: nothing changed (run with --execute to apply)');
@@ -46,7 +48,7 @@ export async function refuseLiveGroup(admin: Admin, group: string): Promise<void
 
 /** Writes the rollback file (if any) before committing the new offsets. */
 export async function applyMoves(
-  admin: Admin,
+  kafka: Kafka,
   group: string,
   moves: readonly OffsetMove[],
   rollbackFile: string | undefined,
@@ -55,15 +57,13 @@ export async function applyMoves(
     writeFileSync(rollbackFile, `${JSON.stringify(rollbackFor(group, moves, new Date()), null, 2)}\n`);
     progress(`previous offsets written to ${rollbackFile}`);
   }
-  const byTopic = Map.groupBy(moves, (m) => m.topic);
-  for (const [topic, topicMoves] of byTopic) {
-    progress(`moving ${group} on ${topic} (${topicMoves.length} partition(s))`);
-    await admin.setOffsets({
-      groupId: group,
-      topic,
-      partitions: topicMoves.map((m) => ({ partition: m.partition, offset: String(m.next) })),
-    });
-  }
+  const topics = new Set(moves.map((m) => m.topic));
+  progress(`moving ${group} on ${topics.size} topic(s), ${moves.length} partition(s)`);
+  await commitGroupOffsets(
+    kafka,
+    group,
+    moves.map((m) => ({ topic: m.topic, partition: m.partition, offset: String(m.next) })),
+  );
 }
 
 export function moveRows(group: string, moves: readonly OffsetMove[], execute: boolean) {

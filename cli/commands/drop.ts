@@ -56,7 +56,7 @@ async function dropForGroup(ctx: CliContext, group: string, options: DropOptions
     throw usageError('--group needs exactly one of --until <time> or --to-latest');
   }
   const until = options.until === undefined ? undefined : pointInTime(options.until, '--until');
-  await withKafka(ctx, async (_kafka, admin) => {
+  await withKafka(ctx, async (kafka, admin) => {
     const positions = await readPositions(admin, group, options.topic);
     const topics = [...new Set(positions.map((p) => p.topic))];
     await refuseCompacted(admin, topics);
@@ -64,7 +64,7 @@ async function dropForGroup(ctx: CliContext, group: string, options: DropOptions
       until === undefined
         ? new Map(positions.map((p) => [partitionKey(p.topic, p.partition), p.end] as const))
         : await offsetsAt(admin, topics, until);
-    await showOrApply(ctx, admin, group, planMoves(positions, targets, 'forward'), {
+    await showOrApply(ctx, kafka, admin, group, planMoves(positions, targets, 'forward'), {
       execute: options.execute ?? false,
       rollbackFile: options.rollbackFile ?? `tidings-rollback-${group}-${Date.now()}.json`,
     });

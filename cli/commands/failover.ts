@@ -85,7 +85,7 @@ export function failoverCommand(program: Command): void {
           const stamp = Date.now();
           for (const { restart, moves } of plans) {
             await applyMoves(
-              admin,
+              kafka,
               restart.group,
               moves,
               rollbackPath(options, restart.group, plans.length, stamp),

@@ -49,10 +49,10 @@ export function replayCommand(program: Command): void {
           p.offset === null ? [] : [[partitionKey(p.topic, p.partition), p.offset] as const],
         );
         const topics = [...new Set(file.partitions.map((p) => p.topic))];
-        await withKafka(ctx, async (_kafka, admin) => {
+        await withKafka(ctx, async (kafka, admin) => {
           const positions = await readPositions(admin, file.group, topics);
           const moves = planMoves(positions, new Map(restorable), 'any');
-          await showOrApply(ctx, admin, file.group, moves, { execute });
+          await showOrApply(ctx, kafka, admin, file.group, moves, { execute });
         });
         return;
       }
@@ -60,11 +60,11 @@ export function replayCommand(program: Command): void {
       if (options.since === undefined) throw usageError('--since is required (or --from-file)');
       const group = options.group;
       const since = pointInTime(options.since, '--since');
-      await withKafka(ctx, async (_kafka, admin) => {
+      await withKafka(ctx, async (kafka, admin) => {
         const positions = await readPositions(admin, group, options.topic);
         const topics = [...new Set(positions.map((p) => p.topic))];
         const moves = planMoves(positions, await offsetsAt(admin, topics, since), 'back');
-        await showOrApply(ctx, admin, group, moves, {
+        await showOrApply(ctx, kafka, admin, group, moves, {
           execute,
           rollbackFile: options.rollbackFile ?? `tidings-rollback-${group}-${Date.now()}.json`,
         });

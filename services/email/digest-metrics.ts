@@ -1,6 +1,6 @@
 /**
- * What the digest side decided and sent: email_digest_outcomes_total, email_digest_mails_total,
- * email_unsubscribe_requests_total, and the email_pending_mails gauge.
+ * What the digest side decided and sent: tidings_email_digest_outcomes_total, tidings_email_digest_mails_total,
+ * tidings_email_unsubscribe_requests_total, and the tidings_email_pending_mails gauge.
  */
 import type { Registry } from 'prom-client';
 import { counter, gauge, histogram } from '../../libs/metrics/registry.ts';
@@ -32,33 +32,33 @@ export interface DigestMetrics {
 
 export function createDigestMetrics(registry: Registry): DigestMetrics {
   const outcomes = counter(registry, {
-    name: 'email_digest_outcomes_total',
+    name: 'tidings_email_digest_outcomes_total',
     help: 'notify.email records by what the digest side did with them',
     labelNames: ['outcome'] as const,
   });
   const mails = counter(registry, {
-    name: 'email_digest_mails_total',
+    name: 'tidings_email_digest_mails_total',
     help: 'Bundles and digests taken from the pending tables, by kind and result',
     labelNames: ['kind', 'result'] as const,
   });
   const mailItems = counter(registry, {
-    name: 'email_digest_mail_items_total',
+    name: 'tidings_email_digest_mail_items_total',
     help: 'Notifications carried by bundles and digests sent',
     labelNames: ['kind'] as const,
   });
   const polls = histogram(registry, {
-    name: 'email_due_poll_seconds',
+    name: 'tidings_email_due_poll_seconds',
     help: 'Duration of one due-mail transaction (claim, render, produce with acks=all, commit)',
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
   const unsubscribes = counter(registry, {
-    name: 'email_unsubscribe_requests_total',
+    name: 'tidings_email_unsubscribe_requests_total',
     help: 'Requests to the one-click unsubscribe endpoint, by method and result',
     labelNames: ['method', 'result'] as const,
   });
   let countPending: (() => Promise<{ pending: number; due: number }>) | undefined;
   gauge(registry, {
-    name: 'email_pending_mails',
+    name: 'tidings_email_pending_mails',
     help: 'Bundles and digests waiting in the pending tables; state=due: past their due time',
     labelNames: ['state'] as const,
     async collect() {

@@ -15,6 +15,12 @@ export type BudgetGrant =
   | { readonly ok: false; readonly retryAt: number };
 
 export interface SendDeps {
+  /**
+   * Runs a claim-to-verdict stretch in one of the SMTP pool's connections. A message is claimed
+   * only once a connection is free for it, so a crash leaves at most one unconfirmed claim per
+   * connection instead of every message queued for the pool.
+   */
+  smtpSlot<T>(task: () => Promise<T>): Promise<T>;
   claim(sendId: string, recipientId: string): Promise<Claim>;
   /** Records the server's acceptance; may write later (see createSentMarker). */
   markSent(sendId: string, smtpResponse: string): void;
@@ -66,6 +72,14 @@ export async function sendMessage(
     throw error;
   }
 
+  return deps.smtpSlot(() => claimAndSend(record, mail, deps));
+}
+
+async function claimAndSend(
+  record: NotifyEmailSend,
+  mail: OutgoingMail,
+  deps: SendDeps,
+): Promise<SendOutcome> {
   const claim = await deps.claim(record.send_id, record.recipient_id);
   if (claim !== 'claimed') return fromLedger(claim);
   const budget = await deps.takeBudget();

@@ -17,6 +17,7 @@ import {
   DeferredRecordError,
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
+import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
 import { addressHash, parseVerpKeyring, returnPath } from '../../libs/mail/verp.ts';
 import type { EmailContext } from './config.ts';
 import { createConsumptionHold } from './consumption-hold.ts';
@@ -150,7 +151,9 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     }
   }
 
+  const smtpSlots = createKeyedLimiter(config.SMTP_MAX_CONNECTIONS);
   const deps = {
+    smtpSlot: <T>(task: () => Promise<T>) => smtpSlots.run(null, task),
     claim: (sendId: string, recipientId: string) => claimSend(db, sendId, recipientId),
     markSent: sentMarks.mark,
     release: (sendId: string) => releaseSend(db, sendId),

@@ -1,4 +1,4 @@
-/** What the router decided, by outcome and reason: router_events_total and router_deliveries_total. */
+/** What the router decided, by outcome and reason: tidings_router_events_total and tidings_router_deliveries_total. */
 import type { Registry } from 'prom-client';
 import { counter } from '../../libs/metrics/registry.ts';
 import type { Channel } from '../../libs/schemas/types.generated.ts';
@@ -13,17 +13,17 @@ export interface RoutingMetrics {
 
 export function createRoutingMetrics(registry: Registry): RoutingMetrics {
   const events = counter(registry, {
-    name: 'router_events_total',
+    name: 'tidings_router_events_total',
     help: 'Events the router decided on, by outcome and reason',
     labelNames: ['outcome', 'reason'] as const,
   });
   const deliveries = counter(registry, {
-    name: 'router_deliveries_total',
+    name: 'tidings_router_deliveries_total',
     help: 'Per recipient and channel decisions, by outcome and reason',
     labelNames: ['channel', 'outcome', 'reason'] as const,
   });
   const trips = counter(registry, {
-    name: 'router_chatty_trips_total',
+    name: 'tidings_router_chatty_trips_total',
     help: 'Times an event type passed the chatty cap in a window and its events started to be held',
     labelNames: ['type'] as const,
   });

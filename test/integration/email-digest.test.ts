@@ -560,7 +560,7 @@ describe('one-click unsubscribe', () => {
     recordsUntil('notify.preference-change', until);
 
   async function unsubscribesCounted(result: string): Promise<number> {
-    const metric = await registry.getSingleMetric('email_unsubscribe_requests_total')?.get();
+    const metric = await registry.getSingleMetric('tidings_email_unsubscribe_requests_total')?.get();
     return (metric?.values ?? [])
       .filter((v) => v.labels.result === result)
       .reduce((sum, v) => sum + v.value, 0);
@@ -691,7 +691,7 @@ describe('the email process', () => {
       const link = /^<([^>]+)>/.exec(mail.headers['List-Unsubscribe'] ?? '')?.[1] ?? '';
       assert.equal((await fetch(link)).status, 200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      assert.match(metrics, /email_digest_outcomes_total\{outcome="instant"[^}]*\} 1/);
+      assert.match(metrics, /tidings_email_digest_outcomes_total\{outcome="instant"[^}]*\} 1/);
     } finally {
       await processPublisher.close();
       child.kill('SIGTERM');

@@ -361,15 +361,15 @@ describe('router', () => {
   test('every decision is counted by outcome and reason in /metrics', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${routerPort}/metrics`)).text();
     for (const series of [
-      /router_events_total\{outcome="routed",reason=""[^}]*\} \d/,
-      /router_events_total\{outcome="skipped",reason="duplicate-event"[^}]*\} [1-9]/,
-      /router_events_total\{outcome="dead-letter",reason="unknown-category"[^}]*\} [1-9]/,
-      /router_events_total\{outcome="held",reason="chatty-type"[^}]*\} [1-9]/,
-      /router_deliveries_total\{channel="email",outcome="skipped",reason="email-sunset"[^}]*\} [1-9]/,
-      /router_deliveries_total\{channel="web",outcome="skipped",reason="agent-muted"[^}]*\} [1-9]/,
-      /router_deliveries_total\{channel="email",outcome="skipped",reason="channel-off"[^}]*\} [1-9]/,
-      /router_deliveries_total\{channel="web",outcome="folded",reason=""[^}]*\} [1-9]/,
-      /router_deliveries_total\{channel="push",outcome="skipped",reason="unknown-recipient"[^}]*\} [1-9]/,
+      /tidings_router_events_total\{outcome="routed",reason=""[^}]*\} \d/,
+      /tidings_router_events_total\{outcome="skipped",reason="duplicate-event"[^}]*\} [1-9]/,
+      /tidings_router_events_total\{outcome="dead-letter",reason="unknown-category"[^}]*\} [1-9]/,
+      /tidings_router_events_total\{outcome="held",reason="chatty-type"[^}]*\} [1-9]/,
+      /tidings_router_deliveries_total\{channel="email",outcome="skipped",reason="email-sunset"[^}]*\} [1-9]/,
+      /tidings_router_deliveries_total\{channel="web",outcome="skipped",reason="agent-muted"[^}]*\} [1-9]/,
+      /tidings_router_deliveries_total\{channel="email",outcome="skipped",reason="channel-off"[^}]*\} [1-9]/,
+      /tidings_router_deliveries_total\{channel="web",outcome="folded",reason=""[^}]*\} [1-9]/,
+      /tidings_router_deliveries_total\{channel="push",outcome="skipped",reason="unknown-recipient"[^}]*\} [1-9]/,
     ]) {
       assert.match(metrics, series);
     }

@@ -26,6 +26,7 @@ function fakes(options: { claim?: Claim; budget?: boolean; send?: () => Promise<
   const calls: string[] = [];
   const sent: OutgoingMail[] = [];
   const deps: SendDeps = {
+    smtpSlot: (task) => task(),
     async claim() {
       calls.push('claim');
       return options.claim ?? 'claimed';
@@ -51,6 +52,26 @@ function fakes(options: { claim?: Claim; budget?: boolean; send?: () => Promise<
 }
 
 const fresh = { ledger: undefined, suppressed: false };
+
+test('a message is claimed only once an SMTP connection is free for it', async () => {
+  const { deps, calls } = fakes();
+  let grant: () => void = () => undefined;
+  const slotFree = new Promise<void>((resolve) => {
+    grant = resolve;
+  });
+  const outcome = sendMessage(record, fresh, {
+    ...deps,
+    smtpSlot: async (task) => {
+      await slotFree;
+      return task();
+    },
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(calls, [], 'nothing is claimed while every connection is busy');
+  grant();
+  assert.equal((await outcome).kind, 'sent');
+  assert.deepEqual(calls, ['claim', 'takeBudget', 'send', 'markSent']);
+});
 const error = (fields: Record<string, unknown>) => Object.assign(new Error('failed'), fields);
 
 test('a new message is claimed, takes a budget slot, is sent, then marked sent', async () => {

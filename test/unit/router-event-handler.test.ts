@@ -98,7 +98,7 @@ describe('router event handler', () => {
     assert.deepEqual(emitted.map((e) => e.stream).sort(), ['notify.email', 'notify.web']);
     assert.match(
       await metricsRegistry.metrics(),
-      /router_deliveries_total\{channel="push",outcome="skipped",reason="push-disabled"\} 1/,
+      /tidings_router_deliveries_total\{channel="push",outcome="skipped",reason="push-disabled"\} 1/,
     );
   });
 
