@@ -22,7 +22,13 @@ import type { Publisher } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { NotifyEmailSendInput } from '../../libs/schemas/types.generated.ts';
 import { createDailyBudget, sentOnDay } from '../../services/email/send-budget.ts';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../smtp-sink/sink.ts';
+import {
+  headerValues,
+  rawHeaders,
+  type SmtpSink,
+  type SmtpSinkOptions,
+  startSmtpSink,
+} from '../smtp-sink/sink.ts';
 import {
   createStreamTopics,
   deleteDcTopics,
@@ -168,23 +174,6 @@ async function publish(setup: Setup, records: readonly NotifyEmailSendInput[]): 
 
 const sendIdOf = (mail: SmtpSink['received'][number]) =>
   mail.parsed?.headers.get('x-tidings-send-id')?.toString() ?? '';
-
-/** The header fields as they arrived, unfolded: [lower-case name, value]. */
-function rawHeaders(mail: SmtpSink['received'][number]): [string, string][] {
-  const block = String(mail.raw).split(/\r?\n\r?\n/)[0] ?? '';
-  return block
-    .replace(/\r?\n(?=[ \t])/g, '')
-    .split(/\r?\n/)
-    .map((line) => [
-      line.slice(0, line.indexOf(':')).toLowerCase(),
-      line.slice(line.indexOf(':') + 1).trim(),
-    ]);
-}
-
-const headerValues = (mail: SmtpSink['received'][number], name: string) =>
-  rawHeaders(mail)
-    .filter(([n]) => n === name)
-    .map(([, v]) => v);
 
 /** How many copies of each send id the sink received. */
 function copies(sink: SmtpSink): Map<string, number> {

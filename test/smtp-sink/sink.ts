@@ -139,3 +139,21 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     start: listen,
   };
 }
+
+/** The header fields as they arrived, unfolded: [lower-case name, value]. */
+export function rawHeaders(mail: ReceivedMail): [string, string][] {
+  const block = String(mail.raw).split(/\r?\n\r?\n/)[0] ?? '';
+  return block
+    .replace(/\r?\n(?=[ \t])/g, '')
+    .split(/\r?\n/)
+    .map((line) => [
+      line.slice(0, line.indexOf(':')).toLowerCase(),
+      line.slice(line.indexOf(':') + 1).trim(),
+    ]);
+}
+
+/** Every value of one header field, as sent (mailparser folds some, like List-*, into objects). */
+export const headerValues = (mail: ReceivedMail, name: string): string[] =>
+  rawHeaders(mail)
+    .filter(([n]) => n === name)
+    .map(([, v]) => v);
