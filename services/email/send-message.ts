@@ -16,9 +16,9 @@ export type BudgetGrant =
 
 export interface SendDeps {
   /**
-   * Runs a claim-to-verdict stretch in one of the SMTP pool's connections. A message is claimed
-   * only once a connection is free for it, so a crash leaves at most one unconfirmed claim per
-   * connection instead of every message queued for the pool.
+   * Runs a claim-to-verdict stretch in a slot of the SMTP pool (a few per connection). A message is
+   * claimed only once a slot is free for it, so a crash leaves a bounded number of unconfirmed
+   * claims instead of every message queued for the pool.
    */
   smtpSlot<T>(task: () => Promise<T>): Promise<T>;
   claim(sendId: string, recipientId: string): Promise<Claim>;

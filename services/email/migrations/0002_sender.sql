@@ -6,9 +6,10 @@
 -- redelivered record whose row says 'sent' is skipped. A row still at 'sending' means the process
 -- died (or the connection broke) between handing the message over and recording the answer: the
 -- server may or may not have it. That is the window we accept, resolved towards at most once: such
--- a record is counted as ambiguous and not sent again. A message is claimed only once one of the
--- pool's connections is free for it, so a crash leaves at most SMTP_MAX_CONNECTIONS claims whose
--- mail may not have gone out (besides accepted ones whose 'sent' mark was not written yet). A
+-- a record is counted as ambiguous and not sent again. A message is claimed only once a slot of
+-- the pool is free for it (two per connection), so a crash leaves at most 2 x SMTP_MAX_CONNECTIONS
+-- claims whose mail may not have gone out (besides accepted ones whose 'sent' mark was not written
+-- yet). A
 -- definite failure (no connection, or an SMTP reply refusing the message) deletes the row, so a
 -- retry can send.
 CREATE TABLE sent_messages (
