@@ -271,14 +271,29 @@ describe('push, sending', () => {
       return { ...item, record: { ...item.record, meta: { dt: start + i * 1_000 } } } as PublishItem;
     });
     await push.publisher.publishMany(subs);
-    const kept = await eventually(async () => {
-      const { rows } = await db.query<{ token: string }>(
-        `SELECT token FROM push_${push.dc}.subscriptions WHERE user_id = 'many-devices' ORDER BY token`,
-      );
-      // Done once the newest device is in and the cap has been applied.
-      const tokens = rows.map((r) => r.token);
-      return tokens.includes('tok-device-4') && tokens.length <= 3 ? tokens : undefined;
-    }, 'the device cap to apply');
+    // Devices are keyed by token, so they arrive over several partitions in any order: look once
+    // every one of them has been handled and committed.
+    const topic = topicFor(push.dc, 'notify.push-subscription');
+    await eventually(
+      () =>
+        withAdmin(kafka, async (admin) => {
+          const ends = await admin.fetchTopicOffsets(topic);
+          const [committed] = await admin.fetchOffsets({ groupId: 'push-subscriptions', topics: [topic] });
+          // A partition never committed to reads -1; it is done when it holds nothing.
+          const behind = ends.some((end) => {
+            const done = Number(
+              committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1,
+            );
+            return Math.max(0, done) < Number(end.high);
+          });
+          return behind ? undefined : true;
+        }),
+      'every device to be handled',
+    );
+    const { rows } = await db.query<{ token: string }>(
+      `SELECT token FROM push_${push.dc}.subscriptions WHERE user_id = 'many-devices' ORDER BY token`,
+    );
+    const kept = rows.map((r) => r.token);
     assert.deepEqual(kept, ['tok-device-2', 'tok-device-3', 'tok-device-4']);
   });
 
