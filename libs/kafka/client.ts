@@ -35,12 +35,28 @@ export function createKafka({ clientId, brokers, logger }: KafkaClientOptions): 
  */
 const SILENCED = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees']);
 
+/**
+ * KafkaJS logs every error response at ERROR, also the ones it retries by itself while a new
+ * topic's leader is elected or a group coordinator loads (every service start creates topics):
+ * those are debug. An error KafkaJS gives up on reaches the caller, which logs it.
+ */
+const TRANSIENT_RESPONSES = [
+  'This server is not the leader for that topic-partition',
+  'This server does not host this topic-partition',
+  'There is no leader for this topic-partition as we are in the middle of a leadership election',
+  "The coordinator is loading and hence can't process requests for this group",
+  'The coordinator is not available',
+];
+
 function bridgeLog(logger: KafkaLogger) {
   return ({ level, log }: { level: logLevel; log: { message: string; [k: string]: unknown } }) => {
     const { message, timestamp: _ts, logger: _name, ...rest } = log;
     if (SILENCED.has(message)) return;
     const obj = { kafkajs: rest };
-    if (level === logLevel.ERROR) logger.error(obj, message);
+    const transient =
+      message.startsWith('Response ') && TRANSIENT_RESPONSES.includes(String(rest.error ?? ''));
+    if (transient) logger.debug(obj, message);
+    else if (level === logLevel.ERROR) logger.error(obj, message);
     else if (level === logLevel.WARN) logger.warn(obj, message);
     else if (level === logLevel.INFO) logger.info(obj, message);
     else logger.debug(obj, message);
