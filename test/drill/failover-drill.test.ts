@@ -138,6 +138,23 @@ function tidings(...args: string[]): Promise<{ status: number | null; stdout: st
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 
+/** `tidings failover` from eqiad to codfw for the drill's groups: a plan, unless given --execute. */
+const failoverCommand = (...args: string[]) =>
+  tidings(
+    '-o',
+    'json',
+    'failover',
+    '--from',
+    'eqiad',
+    '--to',
+    'codfw',
+    '--margin',
+    MARGIN,
+    '--group',
+    ...GROUPS,
+    ...args,
+  );
+
 /** Records of `topic` on `kafka` whose key starts with this run's prefix. */
 async function countRunRecords(kafka: Kafka, topic: string, keyPrefix: string): Promise<number> {
   const bounds = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
@@ -268,6 +285,13 @@ test('failover from eqiad to codfw: every event reaches its recipients, and nobo
     'eqiad to deliver mail',
     120_000,
   );
+  // A group checkpoints every CHECKPOINT_INTERVAL: kill only once each has one on codfw, or the
+  // failover has nothing to go by for it (and refuses, naming the group).
+  await eventually(
+    async () => ((await failoverCommand()).status === 0 ? true : undefined),
+    'a checkpoint of every group on codfw',
+    60_000,
+  );
   await stopService(router, 'SIGKILL');
   await stopService(email, 'SIGKILL');
   const deliveredByEqiad = deliveredSendIds().length;
@@ -301,18 +325,7 @@ test('failover from eqiad to codfw: every event reaches its recipients, and nobo
   eqiadStopped = true;
 
   const failoverAt = Date.now();
-  const failover = await tidings(
-    '-o',
-    'json',
-    'failover',
-    '--from',
-    'eqiad',
-    '--to',
-    'codfw',
-    '--margin',
-    MARGIN,
-    '--group',
-    ...GROUPS,
+  const failover = await failoverCommand(
     '--execute',
     '--rollback-file',
     join(root, '.data', `drill-rollback-${run}.json`),
