@@ -4,6 +4,7 @@
  * operator's lift never interleave on one address.
  */
 import type pg from 'pg';
+import { inTransaction } from '../../libs/db/transaction.ts';
 import type { SuppressionReason } from '../../libs/schemas/types.generated.ts';
 import type { AddressState } from './suppression-policy.ts';
 
@@ -63,9 +64,7 @@ export async function withAddress<T>(
   addressHash: string,
   fn: (tx: AddressTransaction) => Promise<T>,
 ): Promise<T> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     await client.query('INSERT INTO addresses (address_hash) VALUES ($1) ON CONFLICT DO NOTHING', [
       addressHash,
     ]);
@@ -102,14 +101,8 @@ export async function withAddress<T>(
         );
       },
     });
-    await client.query('COMMIT');
     return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** Addresses whose suppression ends at or before `now`, soonest first (by the partial index). */

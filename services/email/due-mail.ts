@@ -11,18 +11,11 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { inTransaction } from '../../libs/db/transaction.ts';
 import type { NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { type ComposeSettings, composeMail } from './compose-mail.ts';
 import type { DigestMetrics } from './digest-metrics.ts';
-import {
-  claimDue,
-  completeMails,
-  inTransaction,
-  itemsOf,
-  mailKeyOf,
-  type PendingMail,
-  postpone,
-} from './pending-store.ts';
+import { claimDue, completeMails, itemsOf, mailKeyOf, type PendingMail, postpone } from './pending-store.ts';
 
 /** A mail that fails to render is tried again this much later (a template fix, then a restart). */
 const RENDER_RETRY_MS = 3_600_000;

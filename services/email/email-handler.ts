@@ -15,6 +15,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { inTransaction } from '../../libs/db/transaction.ts';
 import {
   type ConsumedRecord,
   type RecordHandler,
@@ -28,7 +29,6 @@ import type { DigestMetrics } from './digest-metrics.ts';
 import { type DigestSchedule, nextDigestDue } from './digest-schedule.ts';
 import {
   holdItem,
-  inTransaction,
   knownNotifications,
   lockBundleState,
   recordBundleSends,

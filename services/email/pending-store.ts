@@ -45,22 +45,6 @@ export async function knownNotifications(db: Queryable, ids: readonly string[]):
   return new Set(rows.map((r) => r.id));
 }
 
-/** Runs `fn` in a transaction on one connection; rolls back if it throws. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 /** The bundling state of (recipient, bundle key), locking its rows until the transaction ends. */
 export async function lockBundleState(
   client: pg.PoolClient,

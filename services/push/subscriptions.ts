@@ -4,6 +4,7 @@
  * how many tokens a single person can add to a multicast.
  */
 import type pg from 'pg';
+import { inTransaction } from '../../libs/db/transaction.ts';
 import type { NotifyPushSubscription, PushProvider } from '../../libs/schemas/types.generated.ts';
 
 export interface Device {
@@ -20,9 +21,7 @@ export async function upsertSubscription(
   sub: NotifyPushSubscription,
   cap: number,
 ): Promise<string[]> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     // Serializes devices of one person so two subscriptions cannot both slip under the cap.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`push.subscriptions:${sub.user_id}`]);
     await client.query(
@@ -42,14 +41,8 @@ export async function upsertSubscription(
        RETURNING token_hash`,
       [sub.user_id, cap],
     );
-    await client.query('COMMIT');
     return rows.map((r) => r.token_hash);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export async function deleteSubscriptions(db: pg.Pool, tokenHashes: readonly string[]): Promise<void> {
