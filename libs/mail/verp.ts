@@ -15,6 +15,7 @@
  * With the default prefix a 16-byte id makes a 61-character local part, under RFC 5321's 64.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { parseKeyEntries } from '../config/key-ring.ts';
 
 const FORMAT_VERSION = 1;
 const MAC_BYTES = 8;
@@ -225,32 +226,13 @@ function base32Decode(text: string): Buffer | null {
   return Buffer.from(out);
 }
 
-/**
- * Parses `<key id 0–15>:<base64 secret>[,…]` (VERP_KEYS); the first entry signs new return paths,
- * the others still verify, so keys rotate without refusing bounces of mail already out. Every
- * problem is reported at once, without echoing secrets.
- */
+/** Parses `<key id 0–15>:<base64 secret>[,…]` (VERP_KEYS); the first entry signs new return paths. */
 export function parseVerpKeyring(spec: string): VerpKeyring {
-  const keys: VerpKey[] = [];
-  const problems: string[] = [];
-  const entries = spec
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-  for (const [index, entry] of entries.entries()) {
-    const match = /^(\d{1,2}):(.+)$/.exec(entry);
-    const id = match ? Number(match[1]) : Number.NaN;
-    if (!match || id > MAX_KEY_ID) {
-      problems.push(`entry ${index + 1}: expected <key id 0–${MAX_KEY_ID}>:<base64 secret>`);
-      continue;
-    }
-    const secret = Buffer.from(match[2] ?? '', 'base64');
-    if (secret.length < 32)
-      problems.push(`key ${id}: secret must be at least 32 bytes, got ${secret.length}`);
-    if (keys.some((k) => k.id === id)) problems.push(`key ${id}: listed twice`);
-    keys.push({ id, secret });
-  }
-  if (entries.length === 0) problems.push(`no keys: expected <key id 0–${MAX_KEY_ID}>:<base64 secret>[,…]`);
-  if (problems.length > 0) throw new Error(`invalid VERP key ring: ${problems.join('; ')}`);
-  return { current: keys[0]?.id ?? 0, keys };
+  const entries = parseKeyEntries(spec, {
+    what: 'VERP',
+    id: /^(?:[0-9]|1[0-5])$/,
+    idExpect: `key id 0–${MAX_KEY_ID}`,
+  });
+  const keys = entries.map((e) => ({ id: Number(e.id), secret: e.secret }));
+  return { current: keys[0]!.id, keys };
 }

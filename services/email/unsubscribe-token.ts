@@ -8,6 +8,7 @@
  * URL-safe and free of anything that could end a mail header.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { parseKeyEntries } from '../../libs/config/key-ring.ts';
 
 export interface UnsubscribeClaims {
   readonly userId: string;
@@ -28,37 +29,16 @@ export type VerifyResult =
   | { readonly ok: true; readonly claims: UnsubscribeClaims }
   | { readonly ok: false; readonly reason: 'malformed' | 'unknown-key' | 'bad-signature' | 'expired' };
 
-const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
-const MIN_KEY_BYTES = 32;
-
 /**
- * Parses `kid:base64secret[,kid:base64secret…]`; the first entry signs. Every problem is reported
- * at once, without echoing secrets.
+ * Parses `kid:base64secret[,kid:base64secret…]` (EMAIL_UNSUBSCRIBE_KEYS); the first entry signs.
  */
 export function parseKeyRing(spec: string): UnsubscribeKeyRing {
-  const keys = new Map<string, Uint8Array>();
-  const problems: string[] = [];
-  const entries = spec
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-  for (const [index, entry] of entries.entries()) {
-    const colon = entry.indexOf(':');
-    const id = colon > 0 ? entry.slice(0, colon) : '';
-    if (!KEY_ID.test(id)) {
-      problems.push(`entry ${index + 1}: expected <key id>:<base64 secret>, key id of [A-Za-z0-9_-]`);
-      continue;
-    }
-    const secret = Buffer.from(entry.slice(colon + 1), 'base64');
-    if (secret.length < MIN_KEY_BYTES)
-      problems.push(`key ${id}: secret must be at least ${MIN_KEY_BYTES} bytes, got ${secret.length}`);
-    if (keys.has(id)) problems.push(`key ${id}: listed twice`);
-    keys.set(id, secret);
-  }
-  const signingKeyId = entries.length > 0 ? entries[0]!.split(':')[0]! : '';
-  if (entries.length === 0) problems.push('no keys: expected <key id>:<base64 secret>[,...]');
-  if (problems.length > 0) throw new Error(`invalid unsubscribe key ring: ${problems.join('; ')}`);
-  return { signingKeyId, keys };
+  const entries = parseKeyEntries(spec, {
+    what: 'unsubscribe',
+    id: /^[A-Za-z0-9_-]{1,32}$/,
+    idExpect: 'key id of [A-Za-z0-9_-]',
+  });
+  return { signingKeyId: entries[0]!.id, keys: new Map(entries.map((e) => [e.id, e.secret])) };
 }
 
 function signature(key: Uint8Array, signed: string): Buffer {
