@@ -27,7 +27,17 @@ import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher } from '../../libs/publish/publish.ts';
 import { sendIdOf } from '../../services/email/message.ts';
 import { notificationId } from '../../services/router/notification-id.ts';
-import { BROKERS, eventually, freePort, REGISTRY_URL, testKafka, withAdmin } from '../integration/harness.ts';
+import {
+  BROKERS,
+  eventually,
+  freePort,
+  isCommitted,
+  metricValue,
+  REGISTRY_URL,
+  runTidings,
+  testKafka,
+  withAdmin,
+} from '../integration/harness.ts';
 import { type SmtpSink, startSmtpSink } from '../smtp-sink/sink.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -100,18 +110,6 @@ async function stopService(service: Service, signal: NodeJS.Signals): Promise<vo
   await once(child, 'exit');
 }
 
-/** A counter from a service's /metrics, summed over the series matching every given label. */
-async function metric(service: Service, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${service.port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-}
-
 function ctl(action: 'start' | 'stop' | 'restart', part: string): Promise<void> {
   const child = spawn('bash', [join(root, 'deploy', 'local', 'ctl.sh'), action, part], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -123,24 +121,9 @@ function ctl(action: 'start' | 'stop' | 'restart', part: string): Promise<void> 
   );
 }
 
-function tidings(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['cli/tidings.ts', '--registry', REGISTRY_URL, ...args], {
-    cwd: root,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-}
-
 /** `tidings failover` from eqiad to codfw for the drill's groups: a plan, unless given --execute. */
 const failoverCommand = (...args: string[]) =>
-  tidings(
+  runTidings(
     '-o',
     'json',
     'failover',
@@ -350,25 +333,16 @@ test('failover from eqiad to codfw: every event reaches its recipients, and nobo
     topicFor('codfw', stream),
   ];
   await eventually(
-    () =>
-      withAdmin(codfw, async (admin) => {
-        for (const [group, topics] of [
-          ['router', bothPrefixes('notify.event')],
-          ['email', bothPrefixes('notify.email')],
-          ['email-sender', bothPrefixes('notify.email-send')],
-        ] as const) {
-          for (const topic of topics) {
-            const ends = await admin.fetchTopicOffsets(topic);
-            const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-            const behind = ends.some((end) => {
-              const at = committed?.partitions.find((p) => p.partition === end.partition);
-              return Math.max(0, Number(at?.offset ?? -1)) < Number(end.high);
-            });
-            if (behind) return undefined;
-          }
-        }
-        return true;
-      }),
+    async () => {
+      for (const [group, topics] of [
+        ['router', bothPrefixes('notify.event')],
+        ['email', bothPrefixes('notify.email')],
+        ['email-sender', bothPrefixes('notify.email-send')],
+      ] as const) {
+        if (!(await isCommitted(codfw, group, topics))) return undefined;
+      }
+      return true;
+    },
     'codfw to catch up',
     300_000,
   ).catch(async (error: Error) => {
@@ -398,7 +372,9 @@ test('failover from eqiad to codfw: every event reaches its recipients, and nobo
     `at most two unconfirmed mails per SMTP connection at the kill, got ${missing.length}`,
   );
 
-  const duplicateEvents = await metric(router, 'tidings_router_events_total', { reason: 'duplicate-event' });
+  const duplicateEvents = await metricValue(router.port, 'tidings_router_events_total', {
+    reason: 'duplicate-event',
+  });
   const report = {
     events: produced,
     mails: expected.size,
@@ -409,15 +385,17 @@ test('failover from eqiad to codfw: every event reaches its recipients, and nobo
     failover_to_first_codfw_delivery_ms: firstDelivery - failoverAt,
     // What the margin made codfw read again, and each stage's deduplication of it. The counts
     // include earlier runs' records on the shared topics that fall inside the margin.
-    router_events_read: await metric(router, 'tidings_consumer_records_total', { group: 'router' }),
+    router_events_read: await metricValue(router.port, 'tidings_consumer_records_total', { group: 'router' }),
     router_duplicate_events_skipped: duplicateEvents,
-    email_duplicates_skipped: await metric(email, 'tidings_email_digest_outcomes_total', {
+    email_duplicates_skipped: await metricValue(email.port, 'tidings_email_digest_outcomes_total', {
       outcome: 'duplicate',
     }),
-    sender_duplicates_skipped: await metric(email, 'tidings_email_sender_messages_total', {
+    sender_duplicates_skipped: await metricValue(email.port, 'tidings_email_sender_messages_total', {
       outcome: 'skipped_duplicate',
     }),
-    sender_ambiguous: await metric(email, 'tidings_email_sender_messages_total', { outcome: 'ambiguous' }),
+    sender_ambiguous: await metricValue(email.port, 'tidings_email_sender_messages_total', {
+      outcome: 'ambiguous',
+    }),
     unconfirmed_at_kill_not_delivered: missing.length,
   };
   t.diagnostic(JSON.stringify(report));

@@ -42,6 +42,7 @@ import {
   deleteDcTopics,
   eventually,
   freePort,
+  metricValue,
   quietLog,
   REGISTRY_URL,
   readTopic,
@@ -194,19 +195,6 @@ async function state(hash: string) {
   return rows[0];
 }
 
-/** Sum of a metric's samples whose labels include `labels`, from a service's /metrics. */
-async function metric(name: string, labels: Record<string, string> = {}, port = ports.ops): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!sample || sample[1] !== name) continue;
-    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
-  }
-  return sum;
-}
-
 test('a DSN sent over SMTP becomes a notify.bounce record and suppresses the address', async () => {
   const to = address('alice');
   const sendId = randomBytes(16).toString('hex');
@@ -240,7 +228,7 @@ test('a DSN to a forged or foreign return path is refused at RCPT TO and counted
   // Flip one character of the token: the MAC no longer matches.
   const last = local.at(-1) === 'a' ? 'b' : 'a';
   const forged = `${local.slice(0, -1)}${last}@${domain}`;
-  const before = await metric('tidings_bounce_smtp_refused_total', { reason: 'forged' });
+  const before = await metricValue(ports.ops, 'tidings_bounce_smtp_refused_total', { reason: 'forged' });
 
   await assert.rejects(deliver(forged, raw), (error: { responseCode?: number }) => {
     assert.equal(error.responseCode, 550);
@@ -251,8 +239,13 @@ test('a DSN to a forged or foreign return path is refused at RCPT TO and counted
     return true;
   });
 
-  assert.equal(await metric('tidings_bounce_smtp_refused_total', { reason: 'forged' }), before + 1);
-  assert.ok((await metric('tidings_bounce_smtp_refused_total', { reason: 'foreign-domain' })) >= 1);
+  assert.equal(
+    await metricValue(ports.ops, 'tidings_bounce_smtp_refused_total', { reason: 'forged' }),
+    before + 1,
+  );
+  assert.ok(
+    (await metricValue(ports.ops, 'tidings_bounce_smtp_refused_total', { reason: 'foreign-domain' })) >= 1,
+  );
   assert.equal(await state(addressHash(to)), undefined, 'nothing was recorded about the address');
 });
 
@@ -410,7 +403,10 @@ test('the webhook refuses a bad signature and turns a signed notification into a
   assert.equal((await post(signWebhook(body, 'not-the-secret', Date.now()))).status, 401);
   assert.equal((await post(null)).status, 401);
   assert.equal(await state(addressHash(to)), undefined, 'a refused webhook records nothing');
-  assert.ok((await metric('tidings_bounce_webhook_requests_total', { outcome: 'bad-signature' })) >= 1);
+  assert.ok(
+    (await metricValue(ports.ops, 'tidings_bounce_webhook_requests_total', { outcome: 'bad-signature' })) >=
+      1,
+  );
 
   const accepted = await post(signWebhook(body, WEBHOOK_SECRET, Date.now()));
   assert.equal(accepted.status, 200);
@@ -569,16 +565,14 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       return rows.length === 1 ? true : undefined;
     }, 'the sender to learn the suppression');
 
-    const suppressedBefore = await metric(
-      'tidings_email_sender_messages_total',
-      { outcome: 'suppressed' },
-      emailPort,
-    );
+    const suppressedBefore = await metricValue(emailPort, 'tidings_email_sender_messages_total', {
+      outcome: 'suppressed',
+    });
     const secondId = randomBytes(16).toString('hex');
     await publisher.publish('notify.email-send', mail(secondId));
     await eventually(
       async () =>
-        (await metric('tidings_email_sender_messages_total', { outcome: 'suppressed' }, emailPort)) >
+        (await metricValue(emailPort, 'tidings_email_sender_messages_total', { outcome: 'suppressed' })) >
         suppressedBefore
           ? true
           : undefined,

@@ -5,7 +5,6 @@
  * this run's own, and expected offsets come from reading codfw's copy of the logs.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,34 +17,11 @@ import { partitionKey } from '../../libs/kafka/offset-plan.ts';
 import { readRanges } from '../../libs/kafka/topic-reader.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
-import { eventually, REGISTRY_URL, testKafka, withAdmin } from './harness.ts';
+import { eventually, REGISTRY_URL, runTidings, testKafka, withAdmin } from './harness.ts';
 
-const root = join(import.meta.dirname, '..', '..');
 const MIN = 60_000;
 const MIRROR_DEADLINE_MS = 60_000;
 const STREAM = 'notify.event';
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI as a child process, so a consumer started here keeps heartbeating meanwhile. */
-function tidings(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['cli/tidings.ts', '--registry', REGISTRY_URL, ...args], {
-    cwd: root,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-}
 
 interface LogRecord {
   partition: number;
@@ -243,7 +219,7 @@ describe('tidings failover', () => {
   });
 
   const failover = (...args: string[]) =>
-    tidings(
+    runTidings(
       '-o',
       'json',
       'failover',
@@ -298,7 +274,7 @@ describe('tidings failover', () => {
       file.partitions.filter((p: { offset: number | null }) => p.offset !== null),
       [{ topic: mirrored, partition: 0, offset: 0 }],
     );
-    const restore = await tidings('--dc', 'codfw', 'replay', '--from-file', rollback, '--execute');
+    const restore = await runTidings('--dc', 'codfw', 'replay', '--from-file', rollback, '--execute');
     assert.equal(restore.status, 0, restore.stderr);
     assert.equal((await committedOn(codfw, group)).get(partitionKey(mirrored, 0)), 0);
   });
@@ -331,7 +307,7 @@ describe('tidings failover', () => {
   });
 
   test('a group without checkpoints is refused with what is missing', async () => {
-    const result = await tidings(
+    const result = await runTidings(
       'failover',
       '--from',
       'eqiad',
@@ -350,7 +326,7 @@ describe('tidings failover', () => {
   });
 
   test('a lost datacenter without a checkpoint topic on the surviving cluster is a clear error', async () => {
-    const result = await tidings('failover', '--from', `x${run}`, '--to', 'codfw');
+    const result = await runTidings('failover', '--from', `x${run}`, '--to', 'codfw');
     assert.equal(result.status, 1);
     assert.match(result.stderr, new RegExp(`no checkpoint topic x${run}\\.notify\\.checkpoint on codfw`));
   });

@@ -3,7 +3,6 @@
  * eqiad cluster, on topics under a private datacenter prefix.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,44 +16,22 @@ import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
 import {
   BROKERS,
+  type CliRun,
   deleteDcTopics,
   eventually,
-  REGISTRY_URL,
   readTopic,
+  runTidings,
   testKafka,
   testPublisher,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
 
-const root = join(import.meta.dirname, '..', '..');
 const HOUR = 3_600_000;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+const tidings = (...args: string[]) => runTidings('--brokers', BROKERS.eqiad.join(','), ...args);
 
-/** Runs the CLI without blocking this process, so consumers started here keep heartbeating. */
-function tidings(...args: string[]): Promise<Run> {
-  const child = spawn(
-    process.execPath,
-    ['cli/tidings.ts', '--brokers', BROKERS.eqiad.join(','), '--registry', REGISTRY_URL, ...args],
-    { cwd: root },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-}
-
-async function json(...args: string[]): Promise<{ run: Run; rows: Record<string, unknown>[] }> {
+async function json(...args: string[]): Promise<{ run: CliRun; rows: Record<string, unknown>[] }> {
   const run = await tidings('-o', 'json', ...args);
   return { run, rows: run.stdout.trim() ? JSON.parse(run.stdout) : [] };
 }

@@ -34,13 +34,17 @@ import {
   deleteDcTopics,
   eventually,
   freePort,
+  groupLag,
+  metricValue,
   quietLog,
   REGISTRY_URL,
   readTopic,
   serviceEnv,
+  streamAndRetryTopics,
   testKafka,
   testPublisher,
   uniqueDc,
+  untilCommitted,
   withAdmin,
 } from './harness.ts';
 
@@ -190,52 +194,23 @@ async function arrived(sink: SmtpSink, sendIds: readonly string[], timeoutMs = 3
   );
 }
 
-/** Sum of a metric's samples whose labels include `labels`, from the service's /metrics. */
-async function metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!sample || sample[1] !== name) continue;
-    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
-  }
-  return sum;
-}
-
 const outcome = (port: number, name: string) =>
-  metric(port, 'tidings_email_sender_messages_total', { outcome: name });
+  metricValue(port, 'tidings_email_sender_messages_total', { outcome: name });
 
 async function metricReaches(port: number, name: string, labels: Record<string, string>, value: number) {
   await eventually(
-    async () => ((await metric(port, name, labels)) >= value ? true : undefined),
+    async () => ((await metricValue(port, name, labels)) >= value ? true : undefined),
     `${name}${JSON.stringify(labels)} to reach ${value}`,
   );
 }
 
-/** Records of the sender group's topics (main and retry) not committed yet. */
-async function lag(dc: string): Promise<number> {
-  const main = topicFor(dc, 'notify.email-send');
-  return withAdmin(kafka, async (admin) => {
-    const topics = (await admin.listTopics()).filter(
-      (t) => t === main || t.startsWith(`${main}.email.retry-`),
-    );
-    let total = 0;
-    for (const topic of topics) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      const [committed] = await admin.fetchOffsets({ groupId: 'email-sender', topics: [topic] });
-      for (const end of ends) {
-        const done = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
-        total += Number(end.high) - Math.max(0, done);
-      }
-    }
-    return total;
-  });
-}
+const senderTopics = (dc: string) => streamAndRetryTopics(kafka, dc, 'notify.email-send', 'email');
 
 async function drained(dc: string): Promise<void> {
-  await eventually(
-    async () => ((await lag(dc)) === 0 ? true : undefined),
+  await untilCommitted(
+    kafka,
+    'email-sender',
+    () => senderTopics(dc),
     'the sender to commit everything',
     60_000,
   );
@@ -453,7 +428,10 @@ describe('email sender, bad credentials', () => {
     await settle(2_000);
     assert.equal(setup.sink.received.length, 0);
     assert.equal(await deadLetters(setup.dc), 0);
-    assert.ok((await lag(setup.dc)) >= records.length, 'the held messages are not committed');
+    assert.ok(
+      (await groupLag(kafka, 'email-sender', await senderTopics(setup.dc))) >= records.length,
+      'the held messages are not committed',
+    );
 
     setup.sink.setCredentials({ user: 'tidings', pass: password });
     await arrived(
@@ -463,7 +441,10 @@ describe('email sender, bad credentials', () => {
     await drained(setup.dc);
     await settle();
     for (const [id, n] of copies(setup.sink)) assert.equal(n, 1, `${id} arrived ${n} times`);
-    assert.equal(await metric(sender.port, 'tidings_email_sender_operator_error', { problem: 'auth' }), 0);
+    assert.equal(
+      await metricValue(sender.port, 'tidings_email_sender_operator_error', { problem: 'auth' }),
+      0,
+    );
     assert.equal(await deadLetters(setup.dc), 0);
     const logged = sender
       .output()

@@ -3,8 +3,10 @@
  * own. A test's topics are `<its dc>.<stream>`, so tests never read each other's records, and
  * MirrorMaker (which copies only eqiad.* and codfw.*) leaves them alone.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { createKafka } from '../../libs/kafka/client.ts';
@@ -141,4 +143,109 @@ export function serviceEnv(dc: string, port: number, extra: Record<string, strin
 /** The publisher library as an upstream app would use it, writing under a test's own DC prefix. */
 export function testPublisher(dc: string, producer: string): Publisher {
   return createPublisher({ brokers: BROKERS.eqiad, dc, registryUrl: REGISTRY_URL, producer });
+}
+
+/**
+ * How many records `group` has not committed yet, per partition of `topics`. A partition the group
+ * never committed to reads -1: none of it is done.
+ */
+async function partitionLags(kafka: Kafka, group: string, topics: readonly string[]): Promise<number[]> {
+  return withAdmin(kafka, async (admin) => {
+    const lags: number[] = [];
+    for (const topic of topics) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      for (const end of ends) {
+        const done = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
+        lags.push(Number(end.high) - Math.max(0, done));
+      }
+    }
+    return lags;
+  });
+}
+
+/** Records `group` has not committed yet on `topics`, over all their partitions. */
+export async function groupLag(kafka: Kafka, group: string, topics: readonly string[]): Promise<number> {
+  return (await partitionLags(kafka, group, topics)).reduce((sum, lag) => sum + lag, 0);
+}
+
+/** Whether `group` has committed every partition of `topics` up to its log end. */
+export async function isCommitted(kafka: Kafka, group: string, topics: readonly string[]): Promise<boolean> {
+  return (await partitionLags(kafka, group, topics)).every((lag) => lag <= 0);
+}
+
+/**
+ * Waits until `group` has committed every partition of `topics` up to its log end. `topics` may be
+ * a function, asked again on every try, for lists that grow (retry topics are created on demand).
+ */
+export async function untilCommitted(
+  kafka: Kafka,
+  group: string,
+  topics: readonly string[] | (() => Promise<readonly string[]>),
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await eventually(
+    async () =>
+      (await isCommitted(kafka, group, typeof topics === 'function' ? await topics() : topics))
+        ? true
+        : undefined,
+    what,
+    timeoutMs,
+  );
+}
+
+/** A stream's topic under `dc` and the retry topics `service` has created for it so far. */
+export async function streamAndRetryTopics(
+  kafka: Kafka,
+  dc: string,
+  stream: string,
+  service: string,
+): Promise<string[]> {
+  const main = topicFor(dc, stream);
+  const retries = `${main}.${service}.retry-`;
+  const all = await withAdmin(kafka, (admin) => admin.listTopics());
+  return all.filter((t) => t === main || t.startsWith(retries));
+}
+
+/** Sum of a metric's samples whose labels include `labels`, from the /metrics of the service on `port`. */
+export async function metricValue(
+  port: number,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample || sample[1] !== name) continue;
+    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
+  }
+  return sum;
+}
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the `tidings` CLI against the test schema registry as a child process, without blocking
+ * this one, so consumers a test started keep heartbeating meanwhile.
+ */
+export function runTidings(...args: string[]): Promise<CliRun> {
+  const child = spawn(process.execPath, ['cli/tidings.ts', '--registry', REGISTRY_URL, ...args], {
+    cwd: join(import.meta.dirname, '..', '..'),
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }

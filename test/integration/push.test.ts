@@ -22,12 +22,15 @@ import {
   deleteDcTopics,
   eventually,
   freePort,
+  groupLag,
+  metricValue,
   readTopic,
   serviceEnv,
+  streamAndRetryTopics,
   testKafka,
   testPublisher,
   uniqueDc,
-  withAdmin,
+  untilCommitted,
 } from './harness.ts';
 
 const kafka = testKafka('eqiad');
@@ -158,44 +161,10 @@ async function subscribe(push: PushProcess, subs: PublishItem[]): Promise<void> 
   }, 'subscriptions to be materialized');
 }
 
-/** Records of the push group's topics (main and retry) not committed yet. */
-async function lag(dc: string, group = 'push'): Promise<number> {
-  return withAdmin(kafka, async (admin) => {
-    const topics = (await admin.listTopics()).filter(
-      (t) => t === topicFor(dc, 'notify.push') || t.startsWith(`${topicFor(dc, 'notify.push')}.push.retry-`),
-    );
-    let total = 0;
-    for (const topic of topics) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-      for (const end of ends) {
-        const done = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
-        total += Number(end.high) - Math.max(0, done);
-      }
-    }
-    return total;
-  });
-}
+const pushTopics = (dc: string) => streamAndRetryTopics(kafka, dc, 'notify.push', 'push');
 
 async function drained(dc: string): Promise<void> {
-  await eventually(
-    async () => ((await lag(dc)) === 0 ? true : undefined),
-    'push to commit everything',
-    45_000,
-  );
-}
-
-/** Sum of a metric's samples whose labels include `labels`, from the service's /metrics. */
-async function metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const sample = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!sample || sample[1] !== name) continue;
-    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
-  }
-  return sum;
+  await untilCommitted(kafka, 'push', () => pushTopics(dc), 'push to commit everything', 45_000);
 }
 
 /** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
@@ -231,14 +200,14 @@ describe('push, sending', () => {
       push,
       users.map((u) => subscription(u, `tok-${u}`)),
     );
-    const callsBefore = await metric(push.port, 'tidings_push_multicast_calls_total');
-    const fullBefore = await metric(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' });
+    const callsBefore = await metricValue(push.port, 'tidings_push_multicast_calls_total');
+    const fullBefore = await metricValue(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' });
     await push.publisher.publishMany(users.map((u) => notification(u)));
     await drained(push.dc);
-    const calls = (await metric(push.port, 'tidings_push_multicast_calls_total')) - callsBefore;
+    const calls = (await metricValue(push.port, 'tidings_push_multicast_calls_total')) - callsBefore;
     assert.equal(calls, 3);
     const withinLimit =
-      (await metric(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' })) - fullBefore;
+      (await metricValue(push.port, 'tidings_push_multicast_tokens_bucket', { le: '500' })) - fullBefore;
     assert.equal(withinLimit, 3, 'every call carried at most 500 tokens');
     for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
   });
@@ -261,7 +230,7 @@ describe('push, sending', () => {
       'asked once, never again',
     );
     assert.equal(emulator.delivered('tok-live').length, 2);
-    assert.equal(await metric(push.port, 'tidings_push_tokens_total', { outcome: 'dead' }), 1);
+    assert.equal(await metricValue(push.port, 'tidings_push_tokens_total', { outcome: 'dead' }), 1);
   });
 
   test('a person keeps at most PUSH_DEVICES_PER_USER devices: the oldest are dropped', async () => {
@@ -273,21 +242,10 @@ describe('push, sending', () => {
     await push.publisher.publishMany(subs);
     // Devices are keyed by token, so they arrive over several partitions in any order: look once
     // every one of them has been handled and committed.
-    const topic = topicFor(push.dc, 'notify.push-subscription');
-    await eventually(
-      () =>
-        withAdmin(kafka, async (admin) => {
-          const ends = await admin.fetchTopicOffsets(topic);
-          const [committed] = await admin.fetchOffsets({ groupId: 'push-subscriptions', topics: [topic] });
-          // A partition never committed to reads -1; it is done when it holds nothing.
-          const behind = ends.some((end) => {
-            const done = Number(
-              committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1,
-            );
-            return Math.max(0, done) < Number(end.high);
-          });
-          return behind ? undefined : true;
-        }),
+    await untilCommitted(
+      kafka,
+      'push-subscriptions',
+      [topicFor(push.dc, 'notify.push-subscription')],
       'every device to be handled',
     );
     const { rows } = await db.query<{ token: string }>(
@@ -330,8 +288,8 @@ describe('push, pooling across partitions', () => {
     await push.publisher.publishMany(users.map((u) => notification(u)));
     const restarted = await spawnPush(push.dc, {});
     await drained(push.dc);
-    const windows = await metric(restarted.port, 'tidings_push_windows_total');
-    const calls = await metric(restarted.port, 'tidings_push_multicast_calls_total');
+    const windows = await metricValue(restarted.port, 'tidings_push_windows_total');
+    const calls = await metricValue(restarted.port, 'tidings_push_multicast_calls_total');
     assert.ok(windows >= 3, `one window per partition at least (${windows})`);
     assert.ok(calls < 3, `${calls} calls for three windows of about 100 tokens each`);
     for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
@@ -346,7 +304,10 @@ describe('push, kill switch', () => {
     await push.publisher.publishMany(Array.from({ length: 40 }, () => notification('muted')));
     await drained(push.dc);
     assert.equal(emulator.requests().filter((r) => r.token === 'tok-muted').length, 0);
-    assert.equal(await metric(push.port, 'tidings_push_notifications_total', { kind: 'suppressed' }), 40);
+    assert.equal(
+      await metricValue(push.port, 'tidings_push_notifications_total', { kind: 'suppressed' }),
+      40,
+    );
     await stop(push.child);
   });
 });
@@ -358,13 +319,13 @@ describe('push, crash', () => {
     await subscribe(push, [subscription('crash', 'tok-crash')]);
     await push.publisher.publishMany([notification('crash'), notification('crash')]);
     await eventually(
-      async () => ((await metric(push.port, 'tidings_push_windows_open')) > 0 ? true : undefined),
+      async () => ((await metricValue(push.port, 'tidings_push_windows_open')) > 0 ? true : undefined),
       'the records to wait in a window',
     );
     push.child.kill('SIGKILL');
     await once(push.child, 'exit');
     assert.equal(emulator.requests().filter((r) => r.token === 'tok-crash').length, 0, 'nothing went out');
-    assert.ok((await lag(push.dc)) > 0, 'nothing was committed');
+    assert.ok((await groupLag(kafka, 'push', await pushTopics(push.dc))) > 0, 'nothing was committed');
 
     const restarted = await spawnPush(push.dc, env);
     await drained(push.dc);

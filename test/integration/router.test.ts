@@ -34,6 +34,7 @@ import {
   testKafka,
   testPublisher,
   uniqueDc,
+  untilCommitted,
   withAdmin,
 } from './harness.ts';
 
@@ -123,18 +124,10 @@ async function endOffsets(topic: string): Promise<Map<number, number>> {
 
 /** Every event published so far is handled and committed: its notifications are all in Kafka. */
 async function drained(): Promise<void> {
-  const topic = topicFor(dc, 'notify.event');
-  const ends = await endOffsets(topic);
-  await eventually(
-    () =>
-      withAdmin(kafka, async (a) => {
-        const [t] = await a.fetchOffsets({ groupId: 'router', topics: [topic] });
-        // A partition never committed to reads -1; it is drained when it has nothing.
-        const all = (t?.partitions ?? []).every(
-          (p) => Math.max(0, Number(p.offset)) >= (ends.get(p.partition) ?? 0),
-        );
-        return all ? true : undefined;
-      }),
+  await untilCommitted(
+    kafka,
+    'router',
+    [topicFor(dc, 'notify.event')],
     'the router to commit every event',
     60_000,
   );

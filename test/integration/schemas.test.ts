@@ -5,7 +5,6 @@
  * are classified for the DLQ, and records written with an older schema read as the current one.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +31,7 @@ import {
   eventually,
   REGISTRY_URL,
   readTopic,
+  runTidings,
   testKafka,
   testPublisher,
   uniqueDc,
@@ -39,7 +39,6 @@ import {
 } from './harness.ts';
 
 const { ConfigResourceTypes } = kafkajs;
-const root = join(import.meta.dirname, '..', '..');
 const kafka = testKafka('eqiad');
 const registry = createRegistryClient(REGISTRY_URL);
 const serde = createSerde({ registryUrl: REGISTRY_URL });
@@ -88,13 +87,6 @@ const withRequiredField = (schema: AvroSchemaObject): AvroSchemaObject => ({
   fields: [...(schema.fields as object[]), { name: 'severity', type: 'int', doc: 'New, without a default.' }],
 });
 
-function tidings(...args: string[]) {
-  return spawnSync(process.execPath, ['cli/tidings.ts', '--registry', REGISTRY_URL, ...args], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-}
-
 async function endOffset(topic: string): Promise<number> {
   // Right after a topic is created the broker may still answer NOT_LEADER_FOR_PARTITION for a
   // moment; KafkaJS does not retry that for offset requests.
@@ -131,7 +123,7 @@ describe('schema registration', () => {
       results.filter((r) => r.status !== 'compatible'),
       [],
     );
-    const run = tidings('schemas', 'check');
+    const run = await runTidings('schemas', 'check');
     assert.equal(run.status, 0, run.stdout + run.stderr);
   });
 
@@ -160,9 +152,18 @@ describe('schema registration', () => {
     assert.equal(result?.status, 'new');
   });
 
-  test('`tidings schemas check` exits 1 for an incompatible candidate and names the stream', () => {
+  test('`tidings schemas check` exits 1 for an incompatible candidate and names the stream', async () => {
     const dir = candidateSchemas(withRequiredField);
-    const run = tidings('-o', 'json', 'schemas', 'check', '--stream', 'notify.event', '--schemas-dir', dir);
+    const run = await runTidings(
+      '-o',
+      'json',
+      'schemas',
+      'check',
+      '--stream',
+      'notify.event',
+      '--schemas-dir',
+      dir,
+    );
     assert.equal(run.status, 1, run.stderr);
     const [row] = JSON.parse(run.stdout) as { stream: string; status: string }[];
     assert.deepEqual([row?.stream, row?.status], ['notify.event', 'incompatible']);
@@ -268,7 +269,7 @@ describe('publisher and serde', () => {
       file,
       JSON.stringify({ user_id: 'u5', channel: 'email', enabled: false, reason: 'one-click-unsubscribe' }),
     );
-    const run = tidings(
+    const run = await runTidings(
       '--dc',
       dc,
       '--brokers',
