@@ -13,11 +13,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTERS=(eqiad codfw)
-declare -A BROKER_PORT=([eqiad]=9092 [codfw]=9192)
-declare -A CONTROLLER_PORT=([eqiad]=9093 [codfw]=9193)
-REGISTRY_PORT=8081
+declare -A BROKER_PORT=([eqiad]=$((9092 + PORT_OFFSET)) [codfw]=$((9192 + PORT_OFFSET)))
+declare -A CONTROLLER_PORT=([eqiad]=$((9093 + PORT_OFFSET)) [codfw]=$((9193 + PORT_OFFSET)))
+REGISTRY_PORT=$((8081 + PORT_OFFSET))
 REGISTRY_CCOMPAT_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
-REGISTRY_DATABASE=tidings_registry
+# A second stack on the same PostgreSQL server keeps its registry in a database of its own.
+REGISTRY_DATABASE=tidings_registry$( ((PORT_OFFSET == 0)) || printf '_%s' "$PORT_OFFSET")
 
 usage() {
   die "usage: ctl.sh start|stop|restart|status|logs [${STACK_PARTS[*]}|all]..."

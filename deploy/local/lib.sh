@@ -15,6 +15,11 @@ STOP_TIMEOUT=${TIDINGS_STOP_TIMEOUT:-30}
 
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 
+# Every port of the stack moves by this much, so two checkouts can each run a stack on one machine
+# (libs/config/common.ts shifts the services' local defaults the same way).
+PORT_OFFSET=${TIDINGS_PORT_OFFSET:-0}
+[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { printf 'error: TIDINGS_PORT_OFFSET=%s is not a whole number\n' "$PORT_OFFSET" >&2; exit 1; }
+
 # The parts ctl.sh controls, in the order they are listed.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 STACK_PARTS=(eqiad codfw mirror registry)

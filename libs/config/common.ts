@@ -11,15 +11,25 @@ export const DEFAULT_DC = 'eqiad';
 export const DEFAULT_DCS: readonly string[] = ['eqiad', 'codfw'];
 
 /**
+ * The local stack shifts all its ports by TIDINGS_PORT_OFFSET (deploy/local/lib.sh), so two
+ * checkouts can each run a stack on one machine. Only the local defaults below follow it.
+ */
+const LOCAL_PORT_OFFSET = Number.parseInt(process.env.TIDINGS_PORT_OFFSET ?? '0', 10) || 0;
+const localPort = (port: number) => port + LOCAL_PORT_OFFSET;
+
+/**
  * The local stack's Kafka cluster per datacenter: the default KAFKA_BROKERS of a service and the
  * cluster the CLI's `--dc` picks. A datacenter missing here has no default; set KAFKA_BROKERS.
  */
-export const LOCAL_BROKERS: Readonly<Record<string, readonly string[]>> = {
-  eqiad: ['127.0.0.1:9092'],
-  codfw: ['127.0.0.1:9192'],
+export const LOCAL_BROKERS: Readonly<Record<string, readonly string[]>> & {
+  readonly eqiad: readonly string[];
+  readonly codfw: readonly string[];
+} = {
+  eqiad: [`127.0.0.1:${localPort(9092)}`],
+  codfw: [`127.0.0.1:${localPort(9192)}`],
 };
 
-export const DEFAULT_SCHEMA_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
+export const DEFAULT_SCHEMA_REGISTRY_URL = `http://127.0.0.1:${localPort(8081)}/apis/ccompat/v7`;
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tidings';
 
 /** pino's levels; `silent` turns logging off. */

@@ -9,13 +9,14 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
+import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../../libs/config/common.ts';
 import { createKafka } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 
-export const BROKERS = { eqiad: ['127.0.0.1:9092'], codfw: ['127.0.0.1:9192'] } as const;
-export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+export const BROKERS = { eqiad: [...LOCAL_BROKERS.eqiad], codfw: [...LOCAL_BROKERS.codfw] } as const;
+export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? DEFAULT_SCHEMA_REGISTRY_URL;
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 

@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
 import { createKafka, createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import { BROKERS } from './harness.ts';
 
 type Dc = 'eqiad' | 'codfw';
 
-const BROKERS: Record<Dc, string[]> = { eqiad: ['127.0.0.1:9092'], codfw: ['127.0.0.1:9192'] };
 const PARTITIONS = 3;
 const RECORDS_PER_PARTITION = 2;
 // MirrorMaker looks for new topics every 5 s locally; a minute leaves room for a slow machine.
