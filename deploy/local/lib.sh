@@ -18,6 +18,8 @@ DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 # Every port of the stack moves by this much, so two checkouts can each run a stack on one machine
 # (libs/config/common.ts shifts the services' local defaults the same way).
 PORT_OFFSET=${TIDINGS_PORT_OFFSET:-0}
+# ... and keeps its application database apart: tidings, or tidings_<offset>.
+APP_DATABASE=tidings$( ((PORT_OFFSET == 0)) || printf '_%s' "$PORT_OFFSET")
 [[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { printf 'error: TIDINGS_PORT_OFFSET=%s is not a whole number\n' "$PORT_OFFSET" >&2; exit 1; }
 
 # The parts ctl.sh controls, in the order they are listed.

@@ -10,9 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_java
 require_postgres
 fetch_distributions
-ensure_database tidings
+ensure_database "$APP_DATABASE"
 
 bash "$DEPLOY_DIR/ctl.sh" start all
 say
 bash "$DEPLOY_DIR/ctl.sh" status all
-say "application database: postgres://$PG_USER@$PG_HOST:$PG_PORT/tidings"
+say "application database: postgres://$PG_USER@$PG_HOST:$PG_PORT/$APP_DATABASE"

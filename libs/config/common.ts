@@ -12,7 +12,8 @@ export const DEFAULT_DCS: readonly string[] = ['eqiad', 'codfw'];
 
 /**
  * The local stack shifts all its ports by TIDINGS_PORT_OFFSET (deploy/local/lib.sh), so two
- * checkouts can each run a stack on one machine. Only the local defaults below follow it.
+ * checkouts can each run a stack on one machine, with a database of its own (`tidings_<offset>`).
+ * Only the local defaults below follow it.
  */
 const LOCAL_PORT_OFFSET = Number.parseInt(process.env.TIDINGS_PORT_OFFSET ?? '0', 10) || 0;
 const localPort = (port: number) => port + LOCAL_PORT_OFFSET;
@@ -30,7 +31,7 @@ export const LOCAL_BROKERS: Readonly<Record<string, readonly string[]>> & {
 };
 
 export const DEFAULT_SCHEMA_REGISTRY_URL = `http://127.0.0.1:${localPort(8081)}/apis/ccompat/v7`;
-export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tidings';
+export const DEFAULT_DATABASE_URL = `postgres://postgres@127.0.0.1:5432/tidings${LOCAL_PORT_OFFSET === 0 ? '' : `_${LOCAL_PORT_OFFSET}`}`;
 
 /** pino's levels; `silent` turns logging off. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

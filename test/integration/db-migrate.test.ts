@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
+import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tidings';
+const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 const pools: pg.Pool[] = [];
