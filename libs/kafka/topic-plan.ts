@@ -53,6 +53,9 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.bounce', partitions: 3, config: retainedFor(30) },
   { stream: 'notify.suppression', partitions: 3, config: COMPACTED },
   { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
+  // One record per change, applied newest-wins per notification; kept longer than notify.web so an
+  // inbox rebuilt from the topics finds the read marks of every notification it finds.
+  { stream: 'notify.inbox-state', partitions: 3, config: retainedFor(30) },
 ];
 
 export function isCompacted(stream: string): boolean {

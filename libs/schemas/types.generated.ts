@@ -543,6 +543,41 @@ export interface NotifyCheckpointInput {
   event_time?: number | null;
 }
 
+/** A person changed the state of web notifications: read, unread, seen, archived. Key: user_id. Time-retained, not compacted: each record is one change, and every materialization applies it per notification with the newest meta.dt winning, so records from both datacenters converge in any order. */
+export interface NotifyInboxState {
+  /** Record envelope; meta.dt is when the person made the change. */
+  meta: Meta;
+  /** The person whose inbox changed (from the signed inbox token, never from the request body). */
+  user_id: string;
+  /** What the person did. */
+  action: InboxAction;
+  /** The web notifications changed (notify.web notification ids). */
+  notification_ids: string[];
+  /** The events of those notifications, so other channels (whose notification ids differ) can find theirs, e.g. the email digest drops what was read on the web. */
+  event_ids: string[];
+  /** Also every notification of the person with an event time at or before this (ms since the epoch): mark all read, or the seen watermark. Null when only the listed ones changed. */
+  up_to: number | null;
+}
+
+/** NotifyInboxState as accepted for encoding: fields with a schema default may be left out. */
+export interface NotifyInboxStateInput {
+  /** Record envelope; meta.dt is when the person made the change. */
+  meta: MetaInput;
+  /** The person whose inbox changed (from the signed inbox token, never from the request body). */
+  user_id: string;
+  /** What the person did. */
+  action: InboxAction;
+  /** The web notifications changed (notify.web notification ids). */
+  notification_ids?: string[];
+  /** The events of those notifications, so other channels (whose notification ids differ) can find theirs, e.g. the email digest drops what was read on the web. */
+  event_ids?: string[];
+  /** Also every notification of the person with an event time at or before this (ms since the epoch): mark all read, or the seen watermark. Null when only the listed ones changed. */
+  up_to?: number | null;
+}
+
+/** What the person did. Without a default on purpose: reading an unknown action as read or archive would hide notifications nobody read; a reader that does not know the symbol must fail (dead-letter) instead. */
+export type InboxAction = 'read' | 'unread' | 'seen' | 'archive' | 'unarchive';
+
 /** The record of each stream, as decoded. */
 export interface StreamRecords {
   'notify.event': NotifyEvent;
@@ -556,6 +591,7 @@ export interface StreamRecords {
   'notify.bounce': NotifyBounce;
   'notify.suppression': NotifySuppression;
   'notify.checkpoint': NotifyCheckpoint;
+  'notify.inbox-state': NotifyInboxState;
 }
 
 /** What encoding accepts for each stream: fields with a schema default may be left out. */
@@ -571,6 +607,7 @@ export interface StreamInputs {
   'notify.bounce': NotifyBounceInput;
   'notify.suppression': NotifySuppressionInput;
   'notify.checkpoint': NotifyCheckpointInput;
+  'notify.inbox-state': NotifyInboxStateInput;
 }
 
 /** The meta fields a publisher may set; it fills the others. */

@@ -20,6 +20,7 @@ import { emailHandler } from './email-handler.ts';
 import { cleanUp, countPending } from './pending-store.ts';
 import { DEFAULT_TEMPLATE_DIR, loadTemplates } from './render.ts';
 import { startUnsubscribeServer } from './unsubscribe-server.ts';
+import { webReadsHandler } from './web-reads.ts';
 
 export type DigestContext = ServiceContext<ServiceConfig<typeof digestSpec>>;
 
@@ -104,6 +105,12 @@ export async function startDigestSide(context: DigestContext, now: () => number 
       log,
       now,
     }),
+  });
+
+  await consume({
+    stream: 'notify.inbox-state',
+    group: 'email-web-reads',
+    handler: webReadsHandler(db, registry),
   });
 
   // Registered after the consumer so that it stops first: no half-sent batch outlives the producer.
