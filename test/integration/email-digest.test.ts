@@ -140,6 +140,7 @@ before(async () => {
     'notify.email-send',
     'notify.preference-change',
     'notify.checkpoint',
+    'notify.inbox-state',
   ]);
   // The shipped templates plus a category whose template names a partial that does not exist.
   templateDir = await mkdtemp(join(tmpdir(), 'email-templates-'));
@@ -435,6 +436,59 @@ describe('daily digest', () => {
   });
 });
 
+describe('read on the web', () => {
+  test('an item the person read on the web never arrives in the next digest', async () => {
+    clock = Date.UTC(2026, 2, 11, 0, 0);
+    const user = 'u-webread';
+    const held = [];
+    for (const [title, ago] of [
+      ['Read by id', 3_000],
+      ['Read by read-all', 2_000],
+      ['Still unread', 1_000],
+    ] as const) {
+      held.push(await publishMail({ user, frequency: 'daily', dt: clock - ago, notification: { title } }));
+    }
+    const [byId, byReadAll, unread] = held;
+    await eventually(async () => {
+      const rows = await sql('SELECT 1 FROM email.pending_items WHERE recipient_id = $1', [user]);
+      return rows.length === 3 ? true : undefined;
+    }, 'three held notifications');
+
+    // What the inbox publishes when the person reads on the web: one by event id (the web
+    // notification has its own notification id), then "mark all read" up to the second one's time.
+    const state = (
+      fields: Partial<RecordInput<'notify.inbox-state'>>,
+    ): RecordInput<'notify.inbox-state'> => ({
+      user_id: user,
+      action: 'read',
+      notification_ids: ['web-notification-id'],
+      event_ids: [],
+      up_to: null,
+      ...fields,
+    });
+    await publisher.publish('notify.inbox-state', state({ event_ids: [`e-${byId}`] }));
+    await publisher.publish('notify.inbox-state', state({ action: 'unread', event_ids: [`e-${unread}`] }));
+    await publisher.publish('notify.inbox-state', state({ up_to: clock - 2_000 }));
+    await eventually(async () => {
+      const rows = await sql<{ id: string }>(
+        'SELECT notification_id AS id FROM email.pending_items WHERE recipient_id = $1',
+        [user],
+      );
+      return rows.length === 1 && rows[0]?.id === unread ? true : undefined;
+    }, 'the two read items to leave the pending digest');
+
+    clock = Date.UTC(2026, 2, 11, 8, 11);
+    const [digest, ...others] = forUser(await sendsUntil((r) => forUser(r, user).length > 0), user);
+    assert.equal(others.length, 0);
+    assert.deepEqual(digest?.notification_ids, [unread]);
+    assert.doesNotMatch(digest?.text ?? '', /Read by/);
+    assert.ok(
+      !held.slice(0, 2).some((id) => digest?.notification_ids.includes(id as string)),
+      `${byReadAll}`,
+    );
+  });
+});
+
 describe('clean-up', () => {
   test('old emitted ids and settled bundle states go; a bundle state with a held bundle stays', async () => {
     const db = createPool({ url: DEFAULT_DATABASE_URL, schema, applicationName: 'email-test-cleanup' });
@@ -662,7 +716,12 @@ describe('the email process', () => {
     // assigner expects every member to subscribe to the same topics.
     await stopInProcess();
     const processDc = uniqueDc();
-    await createStreamTopics(kafka, processDc, ['notify.email', 'notify.email-send', 'notify.checkpoint']);
+    await createStreamTopics(kafka, processDc, [
+      'notify.email',
+      'notify.email-send',
+      'notify.checkpoint',
+      'notify.inbox-state',
+    ]);
     const port = await freePort();
     const unsubscribe = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')], {
