@@ -51,6 +51,14 @@ EMAIL_UNSUBSCRIBE_KEYS=$(dev_key "$DATA_DIR/dev-unsubscribe-keys" dev1)
 export VERP_KEYS EMAIL_UNSUBSCRIBE_KEYS
 say "email: SMTP goes to the dev sink on 127.0.0.1:2525; received mail is stored as .eml files in $mail_dir"
 
+# The inbox accepts tokens the upstream app signs; in development this script signs one for the
+# person "demo", valid for a day, and prints the page that uses it.
+INBOX_TOKEN_KEYS=$(dev_key "$DATA_DIR/dev-inbox-token-keys" dev1)
+export INBOX_TOKEN_KEYS INBOX_TOKEN_MAX_TTL=24h
+inbox_token=$(./node_modules/.bin/node services/inbox/sign-token.ts demo 24h)
+say "inbox: the bell page of user \"demo\" (token valid 24h): http://127.0.0.1:8110/#token=$inbox_token"
+say "inbox: send demo a notification: echo '{\"event_id\":\"demo-'\$RANDOM'\",\"type\":\"edit-user-talk\",\"category\":\"edit-user-talk\",\"recipients\":[\"demo\"],\"title\":\"Hello from the docs\"}' | node_modules/.bin/node cli/tidings.ts publish notify.event -f -"
+
 stop_services() {
   trap - INT TERM
   say "stopping ${running[*]}"

@@ -27,7 +27,7 @@ import {
   listEntries,
   notificationsAfter,
   type StoreSettings,
-  storeNotification,
+  storeNotifications,
   sweep,
 } from './store.ts';
 import { parseTokenKeyRing } from './token.ts';
@@ -228,14 +228,25 @@ await runService({
       stream: 'notify.web',
       group: config.INBOX_CONSUMER_GROUP,
       handler: {
-        async handle({ value }) {
-          const outcome = await storeNotification(
+        // The whole fetched batch in one transaction; each record then only reads its outcome.
+        async prepareBatch(records) {
+          const outcomes = await storeNotifications(
             db,
-            { notification: value.notification, eventMs: value.meta.dt, folded: value.folded },
+            records.map(({ value }) => ({
+              notification: value.notification,
+              eventMs: value.meta.dt,
+              folded: value.folded,
+            })),
             settings,
             Date.now(),
           );
-          metrics.stored(outcome);
+          for (const outcome of outcomes.values()) metrics.stored(outcome);
+          return outcomes;
+        },
+        handle(record, { batch }) {
+          if (!batch.has(record.value.notification.notification_id)) {
+            throw new Error(`notification at offset ${record.offset} was not stored with its batch`);
+          }
         },
       },
     });

@@ -65,6 +65,7 @@ export function entryIdOf(
 }
 
 interface PersonRow {
+  user_id: string;
   seq: string;
   total: number;
   seen_until: string;
@@ -73,14 +74,27 @@ interface PersonRow {
   erased_at: string | null;
 }
 
-/** The person's row, created if missing and locked until the transaction ends. */
-async function lockPerson(client: Client, userId: string): Promise<PersonRow> {
-  await client.query('INSERT INTO people (user_id) VALUES ($1) ON CONFLICT DO NOTHING', [userId]);
-  const { rows } = await client.query<PersonRow>(
-    'SELECT seq, total, seen_until, read_until, read_until_dt, erased_at FROM people WHERE user_id = $1 FOR UPDATE',
-    [userId],
+const PERSON_COLUMNS = 'user_id, seq, total, seen_until, read_until, read_until_dt, erased_at';
+
+/**
+ * The people's rows, created if missing and locked until the transaction ends, in user id order: a
+ * person's records come from two topics (one per datacenter prefix), whose batches may run at once.
+ */
+async function lockPeople(client: Client, userIds: readonly string[]): Promise<Map<string, PersonRow>> {
+  const ids = [...new Set(userIds)].sort();
+  await client.query(
+    'INSERT INTO people (user_id) SELECT * FROM unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING',
+    [ids],
   );
-  const row = rows[0];
+  const { rows } = await client.query<PersonRow>(
+    `SELECT ${PERSON_COLUMNS} FROM people WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.user_id, r]));
+}
+
+async function lockPerson(client: Client, userId: string): Promise<PersonRow> {
+  const row = (await lockPeople(client, [userId])).get(userId);
   if (!row) throw new Error(`people row of ${userId} vanished`);
   return row;
 }
@@ -90,7 +104,7 @@ async function recount(client: Client, userId: string): Promise<void> {
   await client.query(
     `UPDATE people p SET
        total = c.total, unread = c.unread, unseen = c.unseen
-     FROM (SELECT count(*)::int AS total,
+     FROM (SELECT count(n.notification_id)::int AS total,
                   count(*) FILTER (WHERE NOT n.read AND NOT n.archived)::int AS unread,
                   count(*) FILTER (WHERE n.event_ms > pp.seen_until AND NOT n.archived)::int AS unseen
            FROM people pp LEFT JOIN notifications n ON n.user_id = pp.user_id
@@ -100,80 +114,129 @@ async function recount(client: Client, userId: string): Promise<void> {
   );
 }
 
-async function announce(client: Client, channel: string, userId: string): Promise<void> {
-  await client.query('SELECT pg_notify($1, $2)', [channel, userId]);
+async function announce(client: Client, channel: string, userIds: readonly string[]): Promise<void> {
+  await client.query('SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u', [
+    channel,
+    [...new Set(userIds)],
+  ]);
 }
 
 export type StoreOutcome = 'stored' | 'duplicate' | 'erased' | 'removed' | 'too-old';
 
-/** Stores one notification, enforcing the cap; what happened, for metrics. */
-export async function storeNotification(
+/**
+ * Stores a fetched batch of notifications in one transaction, enforcing the cap; what happened to
+ * each, by notification id, for metrics. One transaction per batch, not per record: a commit (and
+ * its NOTIFY, which serializes commits) per record held the inbox to a few hundred a second.
+ */
+export async function storeNotifications(
   db: pg.Pool,
-  incoming: IncomingNotification,
+  batch: readonly IncomingNotification[],
   settings: StoreSettings,
   now: number,
-): Promise<StoreOutcome> {
-  const { notification: n, eventMs } = incoming;
-  if (eventMs < now - settings.maxAgeMs) return 'too-old';
+): Promise<Map<string, StoreOutcome>> {
+  const outcomes = new Map<string, StoreOutcome>();
+  const fresh = batch.filter((item) => {
+    if (item.eventMs >= now - settings.maxAgeMs) return true;
+    outcomes.set(item.notification.notification_id, 'too-old');
+    return false;
+  });
+  if (fresh.length === 0) return outcomes;
   return inTransaction(db, async (client) => {
-    const person = await lockPerson(client, n.recipient_id);
-    if (person.erased_at !== null && eventMs <= Number(person.erased_at)) return 'erased';
-    const known = await client.query<{ outcome: 'duplicate' | 'removed' }>(
-      `SELECT 'duplicate' AS outcome FROM notifications WHERE notification_id = $1
-       UNION ALL SELECT 'removed' FROM removed WHERE notification_id = $1`,
-      [n.notification_id],
+    const people = await lockPeople(
+      client,
+      fresh.map((item) => item.notification.recipient_id),
     );
-    const seen = known.rows[0]?.outcome;
-    if (seen) return seen;
-    const marks = await client.query<{ kind: 'read' | 'archive'; value: boolean; dt: string }>(
-      'SELECT kind, value, dt FROM marks WHERE notification_id = $1',
-      [n.notification_id],
+    const ids = fresh.map((item) => item.notification.notification_id);
+    const known = await client.query<{ id: string; outcome: 'duplicate' | 'removed' }>(
+      `SELECT notification_id AS id, 'duplicate' AS outcome FROM notifications WHERE notification_id = ANY($1)
+       UNION ALL SELECT notification_id, 'removed' FROM removed WHERE notification_id = ANY($1)`,
+      [ids],
     );
-    const readMark = marks.rows.find((m) => m.kind === 'read');
-    const archiveMark = marks.rows.find((m) => m.kind === 'archive');
-    let read = false;
-    let readDt = 0;
-    if (eventMs <= Number(person.read_until)) {
-      read = true;
-      readDt = Number(person.read_until_dt);
-    }
-    if (readMark && Number(readMark.dt) > readDt) {
-      read = readMark.value;
-      readDt = Number(readMark.dt);
-    }
-    const archived = archiveMark?.value ?? false;
-    const seq = Number(person.seq) + 1;
-    await client.query(
-      `INSERT INTO notifications (notification_id, user_id, seq, event_id, entry_id, event_ms, category,
-         section, folded, payload, read, read_dt, archived, archived_dt)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-      [
+    for (const row of known.rows) outcomes.set(row.id, row.outcome);
+    const marks = await client.query<{
+      notification_id: string;
+      kind: 'read' | 'archive';
+      value: boolean;
+      dt: string;
+    }>('SELECT notification_id, kind, value, dt FROM marks WHERE notification_id = ANY($1)', [ids]);
+    const markOf = (id: string, kind: 'read' | 'archive') =>
+      marks.rows.find((m) => m.notification_id === id && m.kind === kind);
+
+    const rows: unknown[][] = [];
+    const deltas = new Map<string, { seq: number; added: number; unread: number; unseen: number }>();
+    for (const item of fresh) {
+      const n = item.notification;
+      if (outcomes.has(n.notification_id)) continue;
+      const person = people.get(n.recipient_id);
+      if (!person) throw new Error(`people row of ${n.recipient_id} vanished`);
+      if (person.erased_at !== null && item.eventMs <= Number(person.erased_at)) {
+        outcomes.set(n.notification_id, 'erased');
+        continue;
+      }
+      outcomes.set(n.notification_id, 'stored');
+      let read = false;
+      let readDt = 0;
+      if (item.eventMs <= Number(person.read_until)) {
+        read = true;
+        readDt = Number(person.read_until_dt);
+      }
+      const readMark = markOf(n.notification_id, 'read');
+      if (readMark && Number(readMark.dt) > readDt) {
+        read = readMark.value;
+        readDt = Number(readMark.dt);
+      }
+      const archiveMark = markOf(n.notification_id, 'archive');
+      const archived = archiveMark?.value ?? false;
+      const delta = deltas.get(n.recipient_id) ?? { seq: Number(person.seq), added: 0, unread: 0, unseen: 0 };
+      delta.seq += 1;
+      delta.added += 1;
+      if (!archived && !read) delta.unread += 1;
+      if (!archived && item.eventMs > Number(person.seen_until)) delta.unseen += 1;
+      deltas.set(n.recipient_id, delta);
+      rows.push([
         n.notification_id,
         n.recipient_id,
-        seq,
+        delta.seq,
         n.event_id,
-        entryIdOf(incoming, settings.bundleWindowMs),
-        eventMs,
+        entryIdOf(item, settings.bundleWindowMs),
+        item.eventMs,
         n.category,
         sectionOf(n.priority, settings),
-        incoming.folded,
-        n,
+        item.folded,
+        JSON.stringify(n),
         read,
         readDt,
         archived,
         archiveMark ? Number(archiveMark.dt) : 0,
-      ],
+      ]);
+    }
+    if (rows.length === 0) return outcomes;
+    const column = (i: number) => rows.map((r) => r[i]);
+    await client.query(
+      `INSERT INTO notifications (notification_id, user_id, seq, event_id, entry_id, event_ms, category,
+         section, folded, payload, read, read_dt, archived, archived_dt)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+         $7::text[], $8::text[], $9::boolean[], $10::jsonb[], $11::boolean[], $12::bigint[], $13::boolean[],
+         $14::bigint[])`,
+      Array.from({ length: 14 }, (_, i) => column(i)),
     );
     if (marks.rowCount) {
-      await client.query('DELETE FROM marks WHERE notification_id = $1', [n.notification_id]);
+      await client.query('DELETE FROM marks WHERE notification_id = ANY($1)', [
+        marks.rows.map((m) => m.notification_id),
+      ]);
     }
-    const visible = !archived;
+    const users = [...deltas.keys()];
+    const d = users.map((u) => deltas.get(u)!);
     await client.query(
-      `UPDATE people SET seq = $2, total = total + 1, unread = unread + $3, unseen = unseen + $4
-       WHERE user_id = $1`,
-      [n.recipient_id, seq, visible && !read ? 1 : 0, visible && eventMs > Number(person.seen_until) ? 1 : 0],
+      `UPDATE people p SET seq = d.seq, total = p.total + d.added, unread = p.unread + d.unread,
+         unseen = p.unseen + d.unseen
+       FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::int[]) AS d(user_id, seq, added, unread, unseen)
+       WHERE p.user_id = d.user_id`,
+      [users, d.map((x) => x.seq), d.map((x) => x.added), d.map((x) => x.unread), d.map((x) => x.unseen)],
     );
-    if (person.total + 1 > settings.maxPerPerson) {
+    for (const userId of users) {
+      const total = (people.get(userId)?.total ?? 0) + (deltas.get(userId)?.added ?? 0);
+      if (total <= settings.maxPerPerson) continue;
       await client.query(
         `WITH evicted AS (
            DELETE FROM notifications WHERE notification_id IN (
@@ -182,12 +245,12 @@ export async function storeNotification(
            RETURNING notification_id)
          INSERT INTO removed (notification_id, removed_at) SELECT notification_id, $3 FROM evicted
          ON CONFLICT DO NOTHING`,
-        [n.recipient_id, person.total + 1 - settings.maxPerPerson, now],
+        [userId, total - settings.maxPerPerson, now],
       );
-      await recount(client, n.recipient_id);
+      await recount(client, userId);
     }
-    await announce(client, settings.channel, n.recipient_id);
-    return 'stored';
+    await announce(client, settings.channel, users);
+    return outcomes;
   });
 }
 
@@ -252,7 +315,7 @@ export async function applyStateChange(
       }
     }
     await recount(client, userId);
-    await announce(client, settings.channel, userId);
+    await announce(client, settings.channel, [userId]);
   });
 }
 
@@ -273,7 +336,7 @@ export async function erasePerson(
        WHERE user_id = $1`,
       [userId, at],
     );
-    await announce(client, settings.channel, userId);
+    await announce(client, settings.channel, [userId]);
   });
 }
 
