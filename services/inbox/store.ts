@@ -154,13 +154,17 @@ export async function storeNotifications(
     );
     for (const row of known.rows) outcomes.set(row.id, row.outcome);
     const marks = await client.query<{
+      user_id: string;
       notification_id: string;
       kind: 'read' | 'archive';
       value: boolean;
       dt: string;
-    }>('SELECT notification_id, kind, value, dt FROM marks WHERE notification_id = ANY($1)', [ids]);
-    const markOf = (id: string, kind: 'read' | 'archive') =>
-      marks.rows.find((m) => m.notification_id === id && m.kind === kind);
+    }>('SELECT user_id, notification_id, kind, value, dt FROM marks WHERE notification_id = ANY($1)', [ids]);
+    // Only the person's own marks: notification ids are deterministic, anyone can name another's.
+    const markOf = (n: Notification, kind: 'read' | 'archive') =>
+      marks.rows.find(
+        (m) => m.notification_id === n.notification_id && m.user_id === n.recipient_id && m.kind === kind,
+      );
 
     const rows: unknown[][] = [];
     const deltas = new Map<string, { seq: number; added: number; unread: number; unseen: number }>();
@@ -180,12 +184,12 @@ export async function storeNotifications(
         read = true;
         readDt = Number(person.read_until_dt);
       }
-      const readMark = markOf(n.notification_id, 'read');
+      const readMark = markOf(n, 'read');
       if (readMark && Number(readMark.dt) > readDt) {
         read = readMark.value;
         readDt = Number(readMark.dt);
       }
-      const archiveMark = markOf(n.notification_id, 'archive');
+      const archiveMark = markOf(n, 'archive');
       const archived = archiveMark?.value ?? false;
       const delta = deltas.get(n.recipient_id) ?? { seq: Number(person.seq), added: 0, unread: 0, unseen: 0 };
       delta.seq += 1;
@@ -221,6 +225,7 @@ export async function storeNotifications(
       Array.from({ length: 14 }, (_, i) => column(i)),
     );
     if (marks.rowCount) {
+      // Other people's marks on these ids go too: they can never apply.
       await client.query('DELETE FROM marks WHERE notification_id = ANY($1)', [
         marks.rows.map((m) => m.notification_id),
       ]);
@@ -296,7 +301,7 @@ export async function applyStateChange(
         await client.query(
           `INSERT INTO marks (notification_id, kind, user_id, value, dt)
            SELECT id, $2, $3, $4, $5 FROM unnest($1::text[]) AS id
-           ON CONFLICT (notification_id, kind) DO UPDATE SET value = excluded.value, dt = excluded.dt
+           ON CONFLICT (user_id, notification_id, kind) DO UPDATE SET value = excluded.value, dt = excluded.dt
            WHERE marks.dt < excluded.dt`,
           [absent, kind, userId, value, dt],
         );
@@ -391,28 +396,33 @@ export async function listEntries(
   userId: string,
   q: ListQuery,
 ): Promise<{ entries: Entry[]; more: boolean }> {
+  // Groups carry ids and actor names only; the newest payload is fetched for the page's entries.
   const { rows } = await db.query<{
     entry_id: string;
     latest: string;
     count: number;
     unread: number;
-    payloads: Notification[];
     ids: string[];
     event_ids: string[];
+    agents: (string | null)[];
+    payload: Notification;
   }>(
-    `SELECT entry_id, max(event_ms) AS latest, count(*)::int AS count,
-            count(*) FILTER (WHERE NOT read)::int AS unread,
-            (array_agg(payload ORDER BY event_ms DESC, notification_id DESC))[1:20] AS payloads,
-            array_agg(notification_id ORDER BY event_ms DESC, notification_id DESC) AS ids,
-            array_agg(event_id ORDER BY event_ms DESC, notification_id DESC) AS event_ids
-     FROM notifications
-     WHERE user_id = $1 AND NOT archived
-       AND ($2::text IS NULL OR category = $2) AND ($3::text IS NULL OR section = $3)
-     GROUP BY entry_id
-     HAVING (NOT $4 OR bool_or(NOT read))
-       AND ($5::bigint IS NULL OR (max(event_ms), entry_id) < ($5, $6::text))
-     ORDER BY latest DESC, entry_id DESC
-     LIMIT $7`,
+    `WITH page AS (
+       SELECT entry_id, max(event_ms) AS latest, count(*)::int AS count,
+              count(*) FILTER (WHERE NOT read)::int AS unread,
+              array_agg(notification_id ORDER BY event_ms DESC, notification_id DESC) AS ids,
+              array_agg(event_id ORDER BY event_ms DESC, notification_id DESC) AS event_ids,
+              (array_agg(payload->'agent'->>'name' ORDER BY event_ms DESC, notification_id DESC))[1:20] AS agents
+       FROM notifications
+       WHERE user_id = $1 AND NOT archived
+         AND ($2::text IS NULL OR category = $2) AND ($3::text IS NULL OR section = $3)
+       GROUP BY entry_id
+       HAVING (NOT $4 OR bool_or(NOT read))
+         AND ($5::bigint IS NULL OR (max(event_ms), entry_id) < ($5, $6::text))
+       ORDER BY latest DESC, entry_id DESC
+       LIMIT $7)
+     SELECT page.*, n.payload FROM page JOIN notifications n ON n.notification_id = page.ids[1]
+     ORDER BY page.latest DESC, page.entry_id DESC`,
     [
       userId,
       q.category,
@@ -424,11 +434,8 @@ export async function listEntries(
     ],
   );
   const entries = rows.slice(0, q.limit).map((r) => {
-    const [first] = r.payloads;
-    if (!first) throw new Error(`entry ${r.entry_id} has no notification`);
     const actors: string[] = [];
-    for (const p of r.payloads) {
-      const name = p.agent?.name;
+    for (const name of r.agents) {
       if (name && !actors.includes(name) && actors.length < 3) actors.push(name);
     }
     return {
@@ -437,7 +444,7 @@ export async function listEntries(
       latest: Number(r.latest),
       count: r.count,
       unread: r.unread,
-      notification: first,
+      notification: r.payload,
       actors,
       notificationIds: r.ids,
       eventIds: r.event_ids,
@@ -529,8 +536,8 @@ export async function sweep(
     [now - markerRetentionMs, batch],
   );
   await db.query(
-    `DELETE FROM marks WHERE (notification_id, kind) IN (
-       SELECT notification_id, kind FROM marks WHERE dt < $1 LIMIT $2)`,
+    `DELETE FROM marks WHERE (user_id, notification_id, kind) IN (
+       SELECT user_id, notification_id, kind FROM marks WHERE dt < $1 LIMIT $2)`,
     [now - markerRetentionMs, batch],
   );
   return deleted;

@@ -288,6 +288,25 @@ describe('storage, bundles and counts', () => {
     assert.equal(mine[4]?.up_to, now - 10_000 + 2, 'read-all carries the event time it covers');
   });
 
+  test("marks on someone else's notification id, even before it arrives, change nothing of theirs", async () => {
+    const victim = newUser();
+    const attacker = newUser();
+    // Notification ids are deterministic hashes: an attacker can know one before it exists.
+    const record = webRecord(victim);
+    const id = record.notification.notification_id;
+    assert.equal((await call(inbox.base, '/v1/read', attacker, { ids: [id] })).status, 200);
+    assert.equal((await call(inbox.base, '/v1/archive', attacker, { ids: [id] })).status, 200);
+    await publisher.publish('notify.web', record);
+    await stored(victim, 1);
+    assert.equal((await counts(victim)).unread, 1);
+    assert.deepEqual(
+      (await entries(victim)).map((e) => [e.notification_ids, e.unread]),
+      [[[id], 1]],
+    );
+    await call(inbox.base, '/v1/read', attacker, { ids: [id] });
+    assert.equal((await counts(victim)).unread, 1, 'nor after it arrived');
+  });
+
   test('bad requests are refused with what to fix', async () => {
     const user = newUser();
     assert.equal((await call(inbox.base, '/v1/read', user, { ids: 'x' })).status, 400);

@@ -41,16 +41,18 @@ CREATE INDEX notifications_person_seq ON notifications (user_id, seq);
 CREATE INDEX notifications_age ON notifications (event_ms);
 
 -- Marks for notifications this datacenter has not stored yet (notify.inbox-state and notify.web are
--- mirrored independently): applied when the notification arrives. Pruned after notify.web's retention.
+-- mirrored independently): applied when the notification arrives, only if it is the marking
+-- person's own (notification ids are deterministic, so anyone could name someone else's). Pruned
+-- after notify.web's retention.
 CREATE TABLE marks (
+  user_id         text   NOT NULL,
   notification_id text   NOT NULL,
   kind            text   NOT NULL CHECK (kind IN ('read', 'archive')),
-  user_id         text   NOT NULL,
   value           boolean NOT NULL,
   dt              bigint NOT NULL,
-  PRIMARY KEY (notification_id, kind)
+  PRIMARY KEY (user_id, notification_id, kind)
 );
-CREATE INDEX marks_person ON marks (user_id);
+CREATE INDEX marks_notification ON marks (notification_id);
 CREATE INDEX marks_age ON marks (dt);
 
 -- Notifications the per-person cap removed: a replay of one must not bring it back. Kept as long as
