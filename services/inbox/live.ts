@@ -11,6 +11,8 @@ export interface LiveHub {
   /** Calls `wake` whenever the person's inbox changed; returns the unsubscribe function. */
   subscribe(userId: string, wake: () => void): () => void;
   listeners(): number;
+  /** Whether changes are being heard; while not, streams see nothing new until it reconnects. */
+  connected(): boolean;
   close(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startLiveHub({
       };
     },
     listeners: () => [...byUser.values()].reduce((sum, set) => sum + set.size, 0),
+    connected: () => client !== null,
     async close() {
       closed = true;
       clearTimeout(timer);

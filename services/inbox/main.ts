@@ -250,6 +250,9 @@ await runService({
         },
       },
     });
-    addReadiness('live updates', () => ({ ok: true, detail: `${api.streams()} streams` }));
+    addReadiness('live updates', () => ({
+      ok: live.connected(),
+      detail: live.connected() ? `${api.streams()} streams` : 'not listening for changes; reconnecting',
+    }));
   },
 });

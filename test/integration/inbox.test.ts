@@ -8,6 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import pg from 'pg';
@@ -24,10 +27,12 @@ import {
   eventually,
   REGISTRY_URL,
   readTopic,
+  runTidings,
   testKafka,
   testPublisher,
   uniqueDc,
   untilCommitted,
+  withAdmin,
 } from './harness.ts';
 import { type InboxProcess, inboxRing, inboxToken, startInbox, webRecord } from './inbox-process.ts';
 
@@ -503,38 +508,38 @@ describe('retention and erasure', () => {
 
 describe('read state across datacenters (real eqiad and codfw topics)', () => {
   const run = randomBytes(4).toString('hex');
+  const group = `test-inbox-${run}`;
   const inboxes: InboxProcess[] = [];
-  const schemas = [`inbox_eqiad_${run}`, `inbox_codfw_${run}`];
+  const schemas = [`inbox_eqiad_${run}`, `inbox_codfw_${run}`] as const;
+  const codfwEnv = { TIDINGS_DCS: 'eqiad,codfw', KAFKA_BROKERS: BROKERS.codfw.join(',') };
+  const rollbackDir = mkdtempSync(join(tmpdir(), 'inbox-failover-'));
   const eqiadPublisher = createPublisher({
     brokers: BROKERS.eqiad,
     dc: 'eqiad',
     registryUrl: REGISTRY_URL,
     producer: 'test',
   });
+  const codfwKafka = testKafka('codfw');
 
   before(async () => {
     inboxes.push(
-      await startInbox({
-        dc: 'eqiad',
-        schema: schemas[0]!,
-        group: `test-inbox-${run}`,
-        env: { TIDINGS_DCS: 'eqiad,codfw' },
-      }),
-      await startInbox({
-        dc: 'codfw',
-        schema: schemas[1]!,
-        group: `test-inbox-${run}`,
-        env: { TIDINGS_DCS: 'eqiad,codfw', KAFKA_BROKERS: BROKERS.codfw.join(',') },
-      }),
+      await startInbox({ dc: 'eqiad', schema: schemas[0], group, env: { TIDINGS_DCS: 'eqiad,codfw' } }),
+      await startInbox({ dc: 'codfw', schema: schemas[1], group, env: codfwEnv }),
     );
   });
   after(async () => {
     for (const p of inboxes) await p.stop();
     await eqiadPublisher.close();
     for (const s of schemas) await db.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+    for (const cluster of [kafka, codfwKafka]) {
+      await withAdmin(cluster, (admin) =>
+        admin.deleteGroups([group, `${group}-state`, `${group}-people`]).catch(() => undefined),
+      );
+    }
+    rmSync(rollbackDir, { recursive: true, force: true });
   });
 
-  test('a notification marked read in eqiad shows as read in codfw', async () => {
+  test('a notification marked read in eqiad shows as read in codfw, also after `tidings failover`', async () => {
     const [eqiad, codfw] = inboxes as [InboxProcess, InboxProcess];
     const user = `u-${randomUUID()}`;
     const records = [webRecord(user), webRecord(user, { dt: Date.now() + 1 })];
@@ -544,17 +549,61 @@ describe('read state across datacenters (real eqiad and codfw topics)', () => {
     const read = records[0]!.notification.notification_id;
     assert.equal((await call(eqiad.base, '/v1/read', user, { ids: [read] })).json.unread, 1);
 
-    // The person's traffic moves to codfw: its inbox has the mark through the mirrored state topic.
-    const shown = await eventually(
-      async () => {
-        const list = await entries(user, '', codfw.base);
-        const entry = list.find((e) => e.notification_ids.includes(read));
-        return entry?.unread === 0 ? list : undefined;
-      },
-      'codfw to show the notification read',
-      90_000,
-    );
+    const readInCodfw = async (base = codfw.base) => {
+      const list = await entries(user, '', base);
+      return list.find((e) => e.notification_ids.includes(read))?.unread === 0 ? list : undefined;
+    };
+    const shown = await eventually(() => readInCodfw(), 'codfw to show the notification read', 90_000);
     assert.equal(shown.length, 2);
     assert.equal((await counts(user, codfw.base)).unread, 1);
+
+    // eqiad is lost: both inboxes stop, codfw's groups restart from eqiad's mirrored checkpoints.
+    await untilCommitted(kafka, `${group}-state`, [topicFor('eqiad', 'notify.inbox-state')], 'eqiad state');
+    for (const p of inboxes.splice(0)) await p.stop();
+    const failover = (...args: string[]) =>
+      runTidings(
+        '-o',
+        'json',
+        'failover',
+        '--from',
+        'eqiad',
+        '--to',
+        'codfw',
+        '--margin',
+        '1m',
+        '--group',
+        group,
+        `${group}-state`,
+        ...args,
+      );
+    await eventually(
+      async () => {
+        const plan = await failover();
+        return plan.status === 0 && plan.stdout.includes(`${group}-state`) ? true : undefined;
+      },
+      "eqiad's checkpoints of both groups to reach codfw",
+      60_000,
+    );
+    const executed = await failover('--execute', '--rollback-file', join(rollbackDir, 'rollback.json'));
+    assert.equal(executed.status, 0, executed.stderr);
+    const restarted = await startInbox({ dc: 'codfw', schema: schemas[1], group, env: codfwEnv });
+    inboxes.push(restarted);
+    await untilCommitted(
+      codfwKafka,
+      `${group}-state`,
+      [topicFor('eqiad', 'notify.inbox-state'), topicFor('codfw', 'notify.inbox-state')],
+      'codfw to replay the state topics',
+      60_000,
+    );
+    await untilCommitted(
+      codfwKafka,
+      group,
+      [topicFor('eqiad', 'notify.web'), topicFor('codfw', 'notify.web')],
+      'codfw to replay notify.web',
+      60_000,
+    );
+    assert.ok(await readInCodfw(restarted.base), 'still read after the failover replay');
+    assert.equal((await counts(user, restarted.base)).unread, 1);
+    await stored(user, 2, codfw.schema);
   });
 });
