@@ -53,6 +53,8 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.bounce', partitions: 3, config: retainedFor(30) },
   { stream: 'notify.suppression', partitions: 3, config: COMPACTED },
   { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
+  // The delivery trail: a record per stage decision, so at least as many as the channel topics.
+  { stream: 'notify.status', partitions: 6, config: retainedFor(30) },
 ];
 
 export function isCompacted(stream: string): boolean {

@@ -20,6 +20,7 @@ export const STREAMS = [
   'notify.bounce',
   'notify.suppression',
   'notify.checkpoint',
+  'notify.status',
 ] as const;
 
 export type StreamName = (typeof STREAMS)[number];

@@ -18,8 +18,8 @@ export const routerSpec = {
   }),
   ROUTER_CHATTY_WINDOW: duration({ default: 3_600_000, min: 1_000, help: 'window of the chatty cap' }),
   CATEGORY_REGISTRY: str({ default: DEFAULT_REGISTRY_PATH, help: 'category registry JSON file' }),
-  PUSH_ENABLED: bool({
+  ROUTER_EMIT_PUSH: bool({
     default: true,
-    help: 'false: the router produces no push notifications at all (nothing is kept to send later)',
+    help: 'false: the router produces no push notifications at all (nothing is kept to send later); push stays up',
   }),
 };

@@ -12,6 +12,7 @@ import type { Kafka } from 'kafkajs';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { loadCategoryRegistry } from './categories.ts';
 import { ROUTER_HTTP_PORT, routerSpec } from './config.ts';
 import { eventHandler } from './event-handler.ts';
@@ -64,11 +65,11 @@ await runService({
       handler: eventHandler({
         store,
         registry: categories,
-        policy: { sunsetAfterMs: config.ROUTER_SUNSET_DAYS * DAY_MS },
+        policy: { sunsetAfterMs: config.ROUTER_SUNSET_DAYS * DAY_MS, emitPush: config.ROUTER_EMIT_PUSH },
         cap: { max: config.ROUTER_CHATTY_CAP, windowMs: config.ROUTER_CHATTY_WINDOW },
         origin: { dc: config.TIDINGS_DC, producer: 'router' },
         holdTopic,
-        pushEnabled: config.PUSH_ENABLED,
+        trail: createTrail({ stage: 'router', enabled: config.DELIVERY_TRAIL }),
         metrics: createRoutingMetrics(registry),
         onChattyTrip(event) {
           log.error(

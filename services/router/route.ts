@@ -8,8 +8,9 @@
  * Then for each recipient:
  *   unknown or erased people get nothing; people who muted the agent get nothing (transactional
  *   mail excepted); then each channel of the category is open or closed by the person's choices,
- *   and email also by having an address and by sunsetting; finally a throttled person still gets
- *   the notification in the web inbox, folded, but not on email or push.
+ *   and email also by having an address and by sunsetting, push also by the router's push switch;
+ *   finally a throttled person still gets the notification in the web inbox, folded, but not on
+ *   email or push.
  *
  * The function is pure apart from the ledgers in the context (dedup, throttle, chatty guard), which
  * carry state across the events of one fetched batch; see their modules for what the wiring stores.
@@ -36,6 +37,7 @@ export const DELIVERY_SKIP_REASONS = [
   'no-email-address',
   'email-sunset',
   'throttled',
+  'push-disabled',
 ] as const;
 export type DeliverySkipReason = (typeof DELIVERY_SKIP_REASONS)[number];
 
@@ -63,6 +65,8 @@ export const DEFAULT_SUNSET_DAYS = 45;
 export interface RoutingPolicy {
   /** No email (transactional excepted) to people inactive for longer than this. */
   readonly sunsetAfterMs: number;
+  /** False: no push notification is produced at all (ROUTER_EMIT_PUSH), skipped as push-disabled. */
+  readonly emitPush: boolean;
 }
 
 export interface DeliveryContext {
@@ -150,6 +154,7 @@ function closedBy(
 ): DeliverySkipReason | null {
   if (!wantsChannel(recipient, category, channel)) return 'channel-off';
   if (channel === 'email') return emailClosedBy(category, recipient, ctx);
+  if (channel === 'push' && !ctx.policy.emitPush) return 'push-disabled';
   return null;
 }
 
