@@ -5,8 +5,8 @@
  * pending until when.
  *
  * Bounded reads: the trail is keyed by recipient, so --user reads one partition per prefix; --event
- * and --notification read every partition, so they are bounded by --since (default 1 day, against
- * 7 for --user). A decision taken twice (a replay, the mirrored copy) is shown once.
+ * and --notification read every partition, so they are bounded by --since (default 24h, against
+ * 168h for --user). A decision taken twice (a replay, the mirrored copy) is shown once.
  */
 import type { Command } from 'commander';
 import type { Admin } from 'kafkajs';
@@ -42,11 +42,11 @@ export function traceCommand(program: Command): void {
     .option('--user <id>', "a person's notifications (reads one partition per prefix)")
     .option('--event <id>', "an event's notifications, for every recipient")
     .option('--notification <id>', 'one notification')
-    .option('--since <time>', 'oldest decision to read (ISO-8601 with a zone, or a duration back like 2d)')
+    .option('--since <time>', 'oldest decision to read (ISO-8601 with a zone, or a duration back like 48h)')
     .action(async (options: TraceOptions, command: Command) => {
       const ctx = contextOf(command);
       const selector = selectorOf(options);
-      const since = pointInTime(options.since ?? (selector.by === 'user' ? '7d' : '1d'), '--since');
+      const since = pointInTime(options.since ?? (selector.by === 'user' ? '168h' : '24h'), '--since');
       const serde = createSerde({ registryUrl: ctx.registryUrl });
       const records = await withKafka(ctx, async (kafka, admin) => {
         const present = new Set(await admin.listTopics());

@@ -1,7 +1,9 @@
 /**
  * Turns trail records (notify.status, from every stage and both datacenter prefixes) into the story
  * of each notification: its decisions in time order, each decision once, and where it stands now —
- * delivered, stopped and why, or still pending and until when. Pure: `tidings trace` reads the
+ * delivered, stopped and why, or still pending and until when. A replay leaves the story as it was:
+ * the router's "duplicate-event" skip is only told when the trail holds no earlier routing of the
+ * notification (it was routed before its trail records expired). Pure: `tidings trace` reads the
  * records, this decides what they say.
  */
 import type { Channel, NotifyStatus, StatusOutcome } from '../schemas/types.generated.ts';
@@ -71,8 +73,10 @@ export function tellStories(records: readonly NotifyStatus[]): Story[] {
 
 function storyOf(records: NotifyStatus[]): Story {
   records.sort((a, b) => a.at - b.at || stageRank(a.stage) - stageRank(b.stage));
-  const first = records[0]!;
-  const steps = records.map(
+  const routed = records.some((r) => r.stage === 'router' && !isReplaySkip(r));
+  const told = routed ? records.filter((r) => !isReplaySkip(r)) : records;
+  const first = told[0]!;
+  const steps = told.map(
     (r): StoryStep => ({
       at: r.at,
       stage: r.stage,
@@ -98,22 +102,17 @@ function stageRank(stage: NotifyStatus['stage']): number {
   return STAGE_ORDER.indexOf(stage);
 }
 
-/**
- * The last step decides, except that a replay's "duplicate" skip says nothing new: the router saw
- * an event it had already routed, and the first routing's steps tell where the notification is.
- */
-function stateAfter(all: readonly StoryStep[]): StoryState {
-  const meaningful = all.filter((s) => !isReplaySkip(s));
-  const steps = meaningful.length > 0 ? meaningful : all;
+function isReplaySkip(record: NotifyStatus): boolean {
+  return record.stage === 'router' && record.outcome === 'skipped' && record.reason === 'duplicate-event';
+}
+
+/** The last step decides. */
+function stateAfter(steps: readonly StoryStep[]): StoryState {
   const last = steps.at(-1)!;
   if (DELIVERED.has(last.outcome)) return { kind: 'delivered', how: last.outcome };
   if (STOPPED.has(last.outcome)) return { kind: 'stopped', how: last.outcome, reason: last.reason };
   if (PENDING.has(last.outcome)) return { kind: 'pending', how: last.outcome, dueAt: last.dueAt };
   return { kind: 'in-flight', how: last.outcome };
-}
-
-function isReplaySkip(step: StoryStep): boolean {
-  return step.stage === 'router' && step.outcome === 'skipped' && step.reason === 'duplicate-event';
 }
 
 /** One line for a person: "delivered (accepted)", "not delivered: skipped, channel-off", "pending: queued until …". */

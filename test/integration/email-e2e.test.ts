@@ -65,6 +65,7 @@ before(async () => {
     'notify.suppression',
     'notify.bounce',
     'notify.checkpoint',
+    'notify.status',
   ]);
   await start('router', {});
   const unsubscribePort = await freePort();
