@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { dropCommand } from './commands/drop.ts';
+import { explainCommand } from './commands/explain.ts';
 import { failoverCommand } from './commands/failover.ts';
 import { lagCommand } from './commands/lag.ts';
 import { publishCommand } from './commands/publish.ts';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   tailCommand(program);
   dlqCommand(program);
   traceCommand(program);
+  explainCommand(program);
   return program;
 }
 
