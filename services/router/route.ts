@@ -217,13 +217,16 @@ export function explainRecipient(
     verdict: closed ? 'closed' : 'pass',
     detail,
   });
-  if (!recipient) return [verdict(null, 'unknown-recipient', true, `no person ${recipientId} (unknown or erased)`)];
+  if (!recipient)
+    return [verdict(null, 'unknown-recipient', true, `no person ${recipientId} (unknown or erased)`)];
   const out = [
     verdict(
       null,
       'agent-muted',
       isMutedBy(recipient, event, category),
-      event.agent === null ? 'no agent' : `agent ${event.agent.id}${category.transactional ? ', transactional: mutes do not apply' : ''}`,
+      event.agent === null
+        ? 'no agent'
+        : `agent ${event.agent.id}${category.transactional ? ', transactional: mutes do not apply' : ''}`,
     ),
   ];
   for (const channel of category.channels.keys()) {
