@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { dropCommand } from './commands/drop.ts';
+import { explainCommand } from './commands/explain.ts';
 import { failoverCommand } from './commands/failover.ts';
 import { lagCommand } from './commands/lag.ts';
 import { publishCommand } from './commands/publish.ts';
@@ -16,13 +17,14 @@ import { replayCommand } from './commands/replay.ts';
 import { schemasCommand } from './commands/schemas.ts';
 import { tailCommand } from './commands/tail.ts';
 import { topicsCommand } from './commands/topics.ts';
+import { traceCommand } from './commands/trace.ts';
 import { CliError, EXIT } from './context.ts';
 import { OUTPUT_FORMATS } from './output.ts';
 
 export function buildProgram(): Command {
   const program = new Command('tidings')
     .description(
-      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail and dead letters',
+      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail, dead letters and the delivery trail',
     )
     // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
     .exitOverride()
@@ -50,6 +52,8 @@ export function buildProgram(): Command {
   failoverCommand(program);
   tailCommand(program);
   dlqCommand(program);
+  traceCommand(program);
+  explainCommand(program);
   return program;
 }
 

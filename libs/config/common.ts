@@ -5,7 +5,7 @@
 
 import { DC_PATTERN } from '../kafka/topics.ts';
 import { type ConfigOf, type ConfigRule, type Env, readEnv } from './load.ts';
-import { duration, list, port, str, url } from './vars.ts';
+import { bool, duration, list, port, str, url } from './vars.ts';
 
 export const DEFAULT_DC = 'eqiad';
 export const DEFAULT_DCS: readonly string[] = ['eqiad', 'codfw'];
@@ -93,6 +93,10 @@ export function commonSpec(env: Env, { httpPort }: CommonSpecOptions) {
     }),
     LOG_LEVEL: str({ default: 'info', choices: LOG_LEVELS }),
     HTTP_PORT: port({ default: httpPort, help: 'ops server: /metrics, /healthz, /readyz, /_info' }),
+    DELIVERY_TRAIL: bool({
+      default: true,
+      help: 'false: this service writes none of its decisions to the delivery trail (notify.status); `tidings trace` then shows nothing of its stage',
+    }),
     SHUTDOWN_TIMEOUT: duration({
       default: 25_000,
       min: 1,

@@ -56,6 +56,8 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   // One record per change, applied newest-wins per notification; kept longer than notify.web so an
   // inbox rebuilt from the topics finds the read marks of every notification it finds.
   { stream: 'notify.inbox-state', partitions: 3, config: retainedFor(30) },
+  // The delivery trail: a record per stage decision, so at least as many as the channel topics.
+  { stream: 'notify.status', partitions: 6, config: retainedFor(30) },
 ];
 
 export function isCompacted(stream: string): boolean {

@@ -21,6 +21,7 @@ export const STREAMS = [
   'notify.suppression',
   'notify.checkpoint',
   'notify.inbox-state',
+  'notify.status',
 ] as const;
 
 export type StreamName = (typeof STREAMS)[number];

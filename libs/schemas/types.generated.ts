@@ -578,6 +578,68 @@ export interface NotifyInboxStateInput {
 /** What the person did. Without a default on purpose: reading an unknown action as read or archive would hide notifications nobody read; a reader that does not know the symbol must fail (dead-letter) instead. */
 export type InboxAction = 'read' | 'unread' | 'seen' | 'archive' | 'unarchive';
 
+/** The delivery trail: one decision of one stage about one notification (or, before a channel is known, about one event and recipient). Key: recipient_id, so a person's story is one partition read. Stages write it through the same outbox as their outputs; upstream apps read it for receipts (accepted, bounced, complained, read). */
+export interface NotifyStatus {
+  /** Record envelope; meta.dt is the source event's time, so a trace can bound its read by event time. */
+  meta: Meta;
+  /** The upstream event this decision is about. */
+  event_id: string;
+  /** hash(event id, recipient, channel); null for a decision taken before any channel (e.g. an event dead-lettered for its unknown category). */
+  notification_id: string | null;
+  /** The person the decision concerns. */
+  recipient_id: string;
+  /** The channel decided on; null with a null notification_id. */
+  channel: Channel | null;
+  /** Who decided. */
+  stage: StatusStage;
+  /** The decision. */
+  outcome: StatusOutcome;
+  /** Why, as a stable kebab-case name (channel-off, email-sunset, duplicate-event, kill-switch, read-on-web, ...); null when the outcome says it all. */
+  reason: string | null;
+  /** Id of what the decision points at, if anything: bundle key, digest id, send id, multicast call id, bounce report id. */
+  ref: string | null;
+  /** Human-readable detail for on-call: the relay's reply, the digest's local time and zone, the error text. */
+  detail: string | null;
+  /** For a pending outcome (queued, bundled, deferred): when the next step is due, ms since the epoch. */
+  due_at: number | null;
+  /** When the stage decided (wall clock of the deciding process), ms since the epoch. */
+  at: number;
+}
+
+/** NotifyStatus as accepted for encoding: fields with a schema default may be left out. */
+export interface NotifyStatusInput {
+  /** Record envelope; meta.dt is the source event's time, so a trace can bound its read by event time. */
+  meta: MetaInput;
+  /** The upstream event this decision is about. */
+  event_id: string;
+  /** hash(event id, recipient, channel); null for a decision taken before any channel (e.g. an event dead-lettered for its unknown category). */
+  notification_id?: string | null;
+  /** The person the decision concerns. */
+  recipient_id: string;
+  /** The channel decided on; null with a null notification_id. */
+  channel?: Channel | null;
+  /** Who decided. */
+  stage: StatusStage;
+  /** The decision. */
+  outcome: StatusOutcome;
+  /** Why, as a stable kebab-case name (channel-off, email-sunset, duplicate-event, kill-switch, read-on-web, ...); null when the outcome says it all. */
+  reason?: string | null;
+  /** Id of what the decision points at, if anything: bundle key, digest id, send id, multicast call id, bounce report id. */
+  ref?: string | null;
+  /** Human-readable detail for on-call: the relay's reply, the digest's local time and zone, the error text. */
+  detail?: string | null;
+  /** For a pending outcome (queued, bundled, deferred): when the next step is due, ms since the epoch. */
+  due_at?: number | null;
+  /** When the stage decided (wall clock of the deciding process), ms since the epoch. */
+  at: number;
+}
+
+/** The service side that decided. unknown: a stage newer than the reader. */
+export type StatusStage = 'unknown' | 'router' | 'digest' | 'sender' | 'bounce' | 'push' | 'inbox';
+
+/** What became of the notification at this stage. unknown: an outcome newer than the reader. */
+export type StatusOutcome = 'unknown' | 'emitted' | 'folded' | 'skipped' | 'held' | 'dead_lettered' | 'sent_now' | 'bundled' | 'queued' | 'dropped' | 'accepted' | 'suppressed' | 'deferred' | 'bounced' | 'complained' | 'resent' | 'pushed' | 'token_dead' | 'stored' | 'read';
+
 /** The record of each stream, as decoded. */
 export interface StreamRecords {
   'notify.event': NotifyEvent;
@@ -592,6 +654,7 @@ export interface StreamRecords {
   'notify.suppression': NotifySuppression;
   'notify.checkpoint': NotifyCheckpoint;
   'notify.inbox-state': NotifyInboxState;
+  'notify.status': NotifyStatus;
 }
 
 /** What encoding accepts for each stream: fields with a schema default may be left out. */
@@ -608,6 +671,7 @@ export interface StreamInputs {
   'notify.suppression': NotifySuppressionInput;
   'notify.checkpoint': NotifyCheckpointInput;
   'notify.inbox-state': NotifyInboxStateInput;
+  'notify.status': NotifyStatusInput;
 }
 
 /** The meta fields a publisher may set; it fills the others. */

@@ -11,8 +11,9 @@
  * partition of a fetch gets its window at once (PUSH_CONCURRENT_PARTITIONS), so at saturation their
  * windows close within each other's bounds. Dead tokens are tombstoned on
  * notify.push-subscription; 429/5xx go through the retry topics, and a Retry-After pauses consumption
- * for that long. PUSH_ENABLED=false consumes and commits without sending: nothing piles up, and
- * turning it back on does not fire a stale flood.
+ * for that long. PUSH_KILL_SWITCH=on consumes and commits without sending: nothing piles up, and
+ * turning it off again does not fire a stale flood. (The router's ROUTER_EMIT_PUSH=false is the
+ * other switch: it produces no push records at all.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +40,10 @@ import { chooseWindowMs } from './window-duration.ts';
 export const PUSH_HTTP_PORT = 9104;
 
 const spec = {
-  PUSH_ENABLED: bool({ default: true, help: 'kill switch: false consumes and commits without sending' }),
+  PUSH_KILL_SWITCH: bool({
+    default: false,
+    help: 'true: notify.push is consumed and committed without sending anything (no backlog, no stale flood later)',
+  }),
   PUSH_WINDOW_MIN: duration({ default: 3_000, min: 0, help: 'shortest batching window' }),
   PUSH_WINDOW_MAX: duration({
     default: 10_000,
@@ -127,8 +131,8 @@ await runService({
       },
     });
 
-    if (!config.PUSH_ENABLED) {
-      log.warn('PUSH_ENABLED=false: notify.push is consumed and committed without sending anything');
+    if (config.PUSH_KILL_SWITCH) {
+      log.warn('PUSH_KILL_SWITCH=true: notify.push is consumed and committed without sending anything');
       await consume({
         stream: 'notify.push',
         handler: {

@@ -1,7 +1,11 @@
 /** The router's own environment variables, on top of the common and consumer ones. */
+import type { ConfigOf } from '../../libs/config/load.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
 import { DEFAULT_REGISTRY_PATH } from './categories.ts';
-import { DEFAULT_SUNSET_DAYS } from './route.ts';
+import type { ChattyCap } from './chatty-guard.ts';
+import { DEFAULT_SUNSET_DAYS, type RoutingPolicy } from './route.ts';
+
+const DAY_MS = 86_400_000;
 
 export const ROUTER_HTTP_PORT = 9101;
 
@@ -18,8 +22,19 @@ export const routerSpec = {
   }),
   ROUTER_CHATTY_WINDOW: duration({ default: 3_600_000, min: 1_000, help: 'window of the chatty cap' }),
   CATEGORY_REGISTRY: str({ default: DEFAULT_REGISTRY_PATH, help: 'category registry JSON file' }),
-  PUSH_ENABLED: bool({
+  ROUTER_EMIT_PUSH: bool({
     default: true,
-    help: 'false: the router produces no push notifications at all (nothing is kept to send later)',
+    help: 'false: the router produces no push notifications at all (nothing is kept to send later); push stays up',
   }),
 };
+
+export type RouterConfig = ConfigOf<typeof routerSpec>;
+
+/** The routing rules the settings make: one reading for the router and for `tidings explain`. */
+export function routingPolicyOf(config: RouterConfig): RoutingPolicy {
+  return { sunsetAfterMs: config.ROUTER_SUNSET_DAYS * DAY_MS, emitPush: config.ROUTER_EMIT_PUSH };
+}
+
+export function chattyCapOf(config: RouterConfig): ChattyCap {
+  return { max: config.ROUTER_CHATTY_CAP, windowMs: config.ROUTER_CHATTY_WINDOW };
+}

@@ -15,6 +15,7 @@ import {
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
 import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
+import type { Trail } from '../../libs/trail/trail.ts';
 import type { CategoryRegistry } from './categories.ts';
 import type { Origin } from './channel-records.ts';
 import { type ChattyCap, type ChattyGuard, createChattyGuard } from './chatty-guard.ts';
@@ -25,6 +26,7 @@ import { type RoutingPolicy, routeEvent } from './route.ts';
 import type { RoutingMetrics } from './routing-metrics.ts';
 import type { RouterStore } from './store.ts';
 import { createThrottleLedger, type ThrottleLedger } from './throttle.ts';
+import { trailDecisions } from './trail-decisions.ts';
 
 export interface EventHandlerOptions {
   store: RouterStore;
@@ -34,8 +36,8 @@ export interface EventHandlerOptions {
   origin: Origin;
   /** Where held events go. */
   holdTopic: string;
-  /** Off: push notifications are not produced at all (counted as skipped, push-disabled). */
-  pushEnabled: boolean;
+  /** Every decision goes to the delivery trail (notify.status) with the channel records. */
+  trail: Trail;
   metrics: RoutingMetrics;
   onChattyTrip(event: NotifyEvent): void;
   now?: () => number;
@@ -80,6 +82,10 @@ export function eventHandler(opts: EventHandlerOptions): RecordHandler<NotifyEve
         origin,
         now: now(),
       });
+      if (opts.trail.enabled) {
+        for (const decision of trailDecisions(event, routing, registry, opts.holdTopic))
+          opts.trail.write(ctx, decision);
+      }
       switch (routing.outcome) {
         case 'skipped':
           metrics.event('skipped', routing.reason);
@@ -100,8 +106,6 @@ export function eventHandler(opts: EventHandlerOptions): RecordHandler<NotifyEve
           for (const decision of routing.decisions) {
             if (decision.outcome === 'skipped') {
               metrics.delivery(decision.channel, 'skipped', decision.reason);
-            } else if (decision.channel === 'push' && !opts.pushEnabled) {
-              metrics.delivery('push', 'skipped', 'push-disabled');
             } else {
               metrics.delivery(decision.channel, decision.outcome, '');
               const key = decision.recipientId;

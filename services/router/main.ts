@@ -12,14 +12,13 @@ import type { Kafka } from 'kafkajs';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { loadCategoryRegistry } from './categories.ts';
-import { ROUTER_HTTP_PORT, routerSpec } from './config.ts';
+import { chattyCapOf, ROUTER_HTTP_PORT, routerSpec, routingPolicyOf } from './config.ts';
 import { eventHandler } from './event-handler.ts';
 import { preferenceChangeHandler, userHandler } from './people-materializer.ts';
 import { createRoutingMetrics } from './routing-metrics.ts';
 import { createRouterStore } from './store.ts';
-
-const DAY_MS = 86_400_000;
 
 function holdTopicFor(dc: string): string {
   return `${topicFor(dc, 'notify.event')}.router.held`;
@@ -64,11 +63,11 @@ await runService({
       handler: eventHandler({
         store,
         registry: categories,
-        policy: { sunsetAfterMs: config.ROUTER_SUNSET_DAYS * DAY_MS },
-        cap: { max: config.ROUTER_CHATTY_CAP, windowMs: config.ROUTER_CHATTY_WINDOW },
+        policy: routingPolicyOf(config),
+        cap: chattyCapOf(config),
         origin: { dc: config.TIDINGS_DC, producer: 'router' },
         holdTopic,
-        pushEnabled: config.PUSH_ENABLED,
+        trail: createTrail({ stage: 'router', enabled: config.DELIVERY_TRAIL }),
         metrics: createRoutingMetrics(registry),
         onChattyTrip(event) {
           log.error(

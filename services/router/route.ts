@@ -8,8 +8,9 @@
  * Then for each recipient:
  *   unknown or erased people get nothing; people who muted the agent get nothing (transactional
  *   mail excepted); then each channel of the category is open or closed by the person's choices,
- *   and email also by having an address and by sunsetting; finally a throttled person still gets
- *   the notification in the web inbox, folded, but not on email or push.
+ *   and email also by having an address and by sunsetting, push also by the router's push switch;
+ *   finally a throttled person still gets the notification in the web inbox, folded, but not on
+ *   email or push.
  *
  * The function is pure apart from the ledgers in the context (dedup, throttle, chatty guard), which
  * carry state across the events of one fetched batch; see their modules for what the wiring stores.
@@ -36,6 +37,7 @@ export const DELIVERY_SKIP_REASONS = [
   'no-email-address',
   'email-sunset',
   'throttled',
+  'push-disabled',
 ] as const;
 export type DeliverySkipReason = (typeof DELIVERY_SKIP_REASONS)[number];
 
@@ -63,6 +65,8 @@ export const DEFAULT_SUNSET_DAYS = 45;
 export interface RoutingPolicy {
   /** No email (transactional excepted) to people inactive for longer than this. */
   readonly sunsetAfterMs: number;
+  /** False: no push notification is produced at all (ROUTER_EMIT_PUSH), skipped as push-disabled. */
+  readonly emitPush: boolean;
 }
 
 export interface DeliveryContext {
@@ -142,27 +146,107 @@ function isMutedBy(recipient: Recipient, event: NotifyEvent, category: Category)
   return !category.transactional && hasMuted(recipient, event.agent);
 }
 
+/**
+ * The gates a channel passes, in order: the first that closes decides the skip reason. One table
+ * for routing and for `tidings explain`, so an explanation can never differ from the decision.
+ */
+interface ChannelGate {
+  readonly reason: DeliverySkipReason;
+  /** What an open gate means, for explanations. */
+  readonly passes: string;
+  closes(channel: Channel, category: Category, recipient: Recipient, ctx: DeliveryContext): boolean;
+}
+
+const CHANNEL_GATES: readonly ChannelGate[] = [
+  {
+    reason: 'channel-off',
+    passes: 'the category is on for this channel (default or the person’s choice)',
+    closes: (channel, category, recipient) => !wantsChannel(recipient, category, channel),
+  },
+  {
+    reason: 'no-email-address',
+    passes: 'the person has an email address',
+    closes: (channel, _category, recipient) => channel === 'email' && recipient.email === null,
+  },
+  {
+    // Sunsetting protects sender reputation; transactional mail (password reset) must reach everyone.
+    reason: 'email-sunset',
+    passes: 'active recently enough for non-transactional mail, or transactional',
+    closes: (channel, category, recipient, ctx) =>
+      channel === 'email' &&
+      !category.transactional &&
+      isSunset(recipient, ctx.now, ctx.policy.sunsetAfterMs),
+  },
+  {
+    reason: 'push-disabled',
+    passes: 'the router produces push (ROUTER_EMIT_PUSH)',
+    closes: (channel, _category, _recipient, ctx) => channel === 'push' && !ctx.policy.emitPush,
+  },
+];
+
 function closedBy(
   channel: Channel,
   category: Category,
   recipient: Recipient,
   ctx: DeliveryContext,
 ): DeliverySkipReason | null {
-  if (!wantsChannel(recipient, category, channel)) return 'channel-off';
-  if (channel === 'email') return emailClosedBy(category, recipient, ctx);
-  return null;
+  return CHANNEL_GATES.find((gate) => gate.closes(channel, category, recipient, ctx))?.reason ?? null;
 }
 
-/** Sunsetting protects sender reputation; transactional mail (password reset) must reach everyone. */
-function emailClosedBy(
+export interface GateVerdict {
+  readonly channel: Channel | null;
+  readonly gate: string;
+  readonly verdict: 'pass' | 'closed';
+  readonly detail: string;
+}
+
+/**
+ * Every gate one person's notification of this event meets, each with its verdict (not only the
+ * first that closes), for `tidings explain`. The throttle is asked as for one more notification.
+ */
+export function explainRecipient(
+  event: NotifyEvent,
   category: Category,
-  recipient: Recipient,
+  recipientId: string,
+  recipient: Recipient | undefined,
   ctx: DeliveryContext,
-): DeliverySkipReason | null {
-  if (recipient.email === null) return 'no-email-address';
-  if (!category.transactional && isSunset(recipient, ctx.now, ctx.policy.sunsetAfterMs))
-    return 'email-sunset';
-  return null;
+): GateVerdict[] {
+  const verdict = (channel: Channel | null, gate: string, closed: boolean, detail: string): GateVerdict => ({
+    channel,
+    gate,
+    verdict: closed ? 'closed' : 'pass',
+    detail,
+  });
+  if (!recipient)
+    return [verdict(null, 'unknown-recipient', true, `no person ${recipientId} (unknown or erased)`)];
+  const out = [
+    verdict(
+      null,
+      'agent-muted',
+      isMutedBy(recipient, event, category),
+      event.agent === null
+        ? 'no agent'
+        : `agent ${event.agent.id}${category.transactional ? ', transactional: mutes do not apply' : ''}`,
+    ),
+  ];
+  for (const channel of category.channels.keys()) {
+    for (const gate of CHANNEL_GATES) {
+      const closed = gate.closes(channel, category, recipient, ctx);
+      out.push(verdict(channel, gate.reason, closed, closed ? gate.reason : gate.passes));
+    }
+  }
+  const throttled = isThrottled(event, category, recipient, ctx);
+  out.push(
+    verdict(
+      null,
+      'throttled',
+      throttled,
+      category.throttle === null
+        ? 'the category has no throttle'
+        : `${category.throttle.max} per ${category.throttle.windowMs} ms; over it, web is folded and email and push skipped`,
+    ),
+  );
+  return out;
 }
 
 /** Counts the notification against the person's throttle; transactional categories have none (registry rule). */

@@ -6,7 +6,9 @@
  *   categories from the registry) while the router is stopped, runs the raw KafkaJS pipe of
  *   raw-pipe.ts over the input topic, then starts the router and times it from its first channel
  *   record to the commit of the last event. The report gives medians over BENCH_ROUTER_ROUNDS
- *   (default 2) and the ratio router/raw (goal 0.5).
+ *   (default 2) and the ratio router/raw (goal 0.5). Each round then publishes as many events again
+ *   and routes them with the delivery trail off (DELIVERY_TRAIL=false): the trail's cost is the
+ *   ratio of the two rates, in the same run.
  * latency: with the router running, events go out at BENCH_ROUTER_RATE per second (default 200)
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
@@ -47,7 +49,13 @@ const SECONDS = Number(process.env.BENCH_ROUTER_SECONDS ?? 20);
 const CHUNK = 5_000;
 const TICK_MS = 50;
 const DAY = 86_400_000;
-const STREAMS = ['notify.event', 'notify.user', 'notify.preference-change', 'notify.checkpoint'];
+const STREAMS = [
+  'notify.event',
+  'notify.user',
+  'notify.preference-change',
+  'notify.checkpoint',
+  'notify.status',
+];
 const CHANNELS = ['notify.web', 'notify.email', 'notify.push'];
 const ROUTER_MAIN = join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts');
 
@@ -73,6 +81,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const routerRates: number[] = [];
     const recipientRates: number[] = [];
     const outputRates: number[] = [];
+    const trailOffRates: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await router.stop();
       const recipients = await publishEvents(publisher, categories, r);
@@ -91,10 +100,21 @@ export async function run(): Promise<Record<string, unknown>> {
       routerRates.push(EVENTS / seconds);
       recipientRates.push(recipients / seconds);
       outputRates.push(pass.outputs / seconds);
+
+      await router.stop();
+      await publishEvents(publisher, categories, ROUNDS + r);
+      const trailOff = await routerPass(
+        kafka,
+        dc,
+        router,
+        await withAdmin(kafka, (admin) => endTotal(admin, [input])),
+        { DELIVERY_TRAIL: 'false' },
+      );
+      trailOffRates.push(EVENTS / (trailOff.ms / 1000));
       console.log(
         `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} records/s, router ${Math.round(routerRates.at(-1)!)} ` +
           `events/s (${Math.round(recipientRates.at(-1)!)} recipients/s, ${Math.round(outputRates.at(-1)!)} ` +
-          `channel records/s)`,
+          `channel records/s); with the trail off ${Math.round(trailOffRates.at(-1)!)} events/s`,
       );
     }
 
@@ -116,11 +136,15 @@ export async function run(): Promise<Record<string, unknown>> {
       router_median_recipients_per_s: Math.round(median(recipientRates)),
       ratio_router_to_raw: round(routerMedian / rawMedian),
       goal_ratio: 0.5,
+      router_trail_off_events_per_s: trailOffRates.map(Math.round),
+      router_trail_off_median_events_per_s: Math.round(median(trailOffRates)),
+      ratio_trail_on_to_off: round(routerMedian / median(trailOffRates)),
       latency: { rate_per_s: RATE, seconds: SECONDS, ...latency },
     };
     console.log(
       `router: ${result.router_median_events_per_s} events/s vs raw ${result.raw_median_records_per_s} ` +
-        `records/s (ratio ${result.ratio_router_to_raw}, goal ${result.goal_ratio}); latency at ${RATE}/s ` +
+        `records/s (ratio ${result.ratio_router_to_raw}, goal ${result.goal_ratio}); trail on/off ` +
+        `${result.ratio_trail_on_to_off}; latency at ${RATE}/s ` +
         `p50 ${latency.p50_ms} ms, p99 ${latency.p99_ms} ms, max ${latency.max_ms} ms`,
     );
     return result;
@@ -144,7 +168,8 @@ async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]
 }
 
 interface RouterProcess {
-  start(): Promise<void>;
+  /** `env`: settings on top of the production defaults, for this start only. */
+  start(env?: Record<string, string>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -153,11 +178,12 @@ function routerProcess(dc: string, schema: string): RouterProcess {
   let child: ChildProcess | undefined;
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   return {
-    async start() {
+    async start(env = {}) {
       if (child && child.exitCode === null) throw new Error('the router is already running');
       child = spawn(process.execPath, [ROUTER_MAIN], {
         env: serviceEnv(dc, port, {
           DATABASE_SCHEMA: schema,
+          ...env,
         }),
         stdio: ['ignore', 'inherit', 'inherit'],
       });
@@ -312,11 +338,12 @@ async function routerPass(
   dc: string,
   router: RouterProcess,
   inputTotal: number,
+  env: Record<string, string> = {},
 ): Promise<{ ms: number; outputs: number }> {
   const channels = CHANNELS.map((s) => topicFor(dc, s));
   return withAdmin(kafka, async (admin) => {
     const before = await endTotal(admin, channels);
-    const starting = router.start();
+    const starting = router.start(env);
     let failed: unknown;
     starting.catch((err: unknown) => {
       failed = err;

@@ -66,6 +66,7 @@ before(async () => {
     'notify.bounce',
     'notify.checkpoint',
     'notify.inbox-state',
+    'notify.status',
   ]);
   await start('router', {});
   const unsubscribePort = await freePort();

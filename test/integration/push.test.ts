@@ -298,8 +298,8 @@ describe('push, pooling across partitions', () => {
 });
 
 describe('push, kill switch', () => {
-  test('PUSH_ENABLED=false consumes and commits everything and sends nothing', async () => {
-    const push = await startPush({ PUSH_ENABLED: 'false' }, 2);
+  test('PUSH_KILL_SWITCH=true consumes and commits everything and sends nothing', async () => {
+    const push = await startPush({ PUSH_KILL_SWITCH: 'true' }, 2);
     await subscribe(push, [subscription('muted', 'tok-muted')]);
     await push.publisher.publishMany(Array.from({ length: 40 }, () => notification('muted')));
     await drained(push.dc);

@@ -76,6 +76,7 @@ before(async () => {
     'notify.email',
     'notify.push',
     'notify.checkpoint',
+    'notify.status',
   ]);
   await startRouter();
 });

@@ -1,13 +1,15 @@
 /**
  * The notify.event handler's wiring with an in-memory store: what it emits where, what it records
- * once the batch is durable, and the push kill switch.
+ * once the batch is durable, the router's push switch, and what it tells the delivery trail.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import type { ConsumedRecord, HandlerContext } from '../../libs/kafka/consumer-runtime.ts';
-import type { Meta, NotifyEvent } from '../../libs/schemas/types.generated.ts';
+import type { Meta, NotifyEvent, NotifyStatusInput } from '../../libs/schemas/types.generated.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { eventHandler } from '../../services/router/event-handler.ts';
+import { notificationId } from '../../services/router/notification-id.ts';
 import { createRoutingMetrics } from '../../services/router/routing-metrics.ts';
 import type { BatchOutcome, RouterStore } from '../../services/router/store.ts';
 import { anEvent, aRecipient, DAY, NOW, registry } from './router-fixtures.ts';
@@ -46,16 +48,16 @@ function asRecord(event: NotifyEvent): ConsumedRecord<NotifyEvent> {
   };
 }
 
-function handlerWith(store: RouterStore, pushEnabled = true) {
+function handlerWith(store: RouterStore, { emitPush = true, trail = true, cap = 1_000 } = {}) {
   const metricsRegistry = new Registry();
   const handler = eventHandler({
     store,
     registry,
-    policy: { sunsetAfterMs: 45 * DAY },
-    cap: { max: 1_000, windowMs: 3_600_000 },
+    policy: { sunsetAfterMs: 45 * DAY, emitPush },
+    cap: { max: cap, windowMs: 3_600_000 },
     origin: { dc: 'eqiad', producer: 'router' },
     holdTopic: 'eqiad.notify.event.router.held',
-    pushEnabled,
+    trail: createTrail({ stage: 'router', enabled: trail, now: () => NOW }),
     metrics: createRoutingMetrics(metricsRegistry),
     onChattyTrip: () => undefined,
     now: () => NOW,
@@ -67,16 +69,23 @@ async function run(handler: ReturnType<typeof handlerWith>['handler'], events: N
   const records = events.map(asRecord);
   const batch = await handler.prepareBatch!(records);
   const emitted: { stream: string; key: string | null | undefined; topic?: string }[] = [];
+  const trail: NotifyStatusInput[] = [];
   for (const record of records) {
     const ctx: HandlerContext<typeof batch> = {
       batch,
-      emit: (stream, _value, options) => emitted.push({ stream, key: options?.key, topic: options?.topic }),
+      emit: (stream, value, options) => {
+        if (stream === 'notify.status') trail.push(value as NotifyStatusInput);
+        else emitted.push({ stream, key: options?.key, topic: options?.topic });
+      },
       derivedMeta: () => ({}) as Meta,
     };
     await handler.handle(record, ctx);
   }
-  return { records, batch, emitted };
+  return { records, batch, emitted, trail };
 }
+
+const story = (trail: readonly NotifyStatusInput[]) =>
+  trail.map((s) => `${s.recipient_id} ${s.channel} ${s.outcome}${s.reason ? `:${s.reason}` : ''}`).sort();
 
 describe('router event handler', () => {
   test('emits one record per recipient and channel, keyed by recipient', async () => {
@@ -92,14 +101,64 @@ describe('router event handler', () => {
     ]);
   });
 
-  test('with push disabled nothing goes to notify.push and the skip is counted', async () => {
-    const { handler, metricsRegistry } = handlerWith(fakeStore().store, false);
-    const { emitted } = await run(handler, [anEvent()]);
+  test('with push output off nothing goes to notify.push; the skip is counted and trailed', async () => {
+    const { handler, metricsRegistry } = handlerWith(fakeStore().store, { emitPush: false });
+    const { emitted, trail } = await run(handler, [anEvent()]);
     assert.deepEqual(emitted.map((e) => e.stream).sort(), ['notify.email', 'notify.web']);
     assert.match(
       await metricsRegistry.metrics(),
       /tidings_router_deliveries_total\{channel="push",outcome="skipped",reason="push-disabled"\} 1/,
     );
+    assert.deepEqual(story(trail), ['u1 email emitted', 'u1 push skipped:push-disabled', 'u1 web emitted']);
+  });
+
+  test('every decision goes to the trail, keyed and identified by what was decided', async () => {
+    const { handler } = handlerWith(fakeStore().store);
+    const event = anEvent({ recipients: ['u1', 'u2'] });
+    const first = await run(handler, [event]);
+    assert.deepEqual(story(first.trail), [
+      'u1 email emitted',
+      'u1 push emitted',
+      'u1 web emitted',
+      'u2 email emitted',
+      'u2 push emitted',
+      'u2 web emitted',
+    ]);
+    const u1email = first.trail.find((s) => s.recipient_id === 'u1' && s.channel === 'email')!;
+    assert.equal(u1email.notification_id, notificationId(event.event_id, 'u1', 'email'));
+    assert.equal(u1email.stage, 'router');
+    // The same event routed again (a replay) makes the same decisions with the same ids.
+    const again = await run(handlerWith(fakeStore().store).handler, [event]);
+    assert.deepEqual(
+      again.trail.map((s) => s.meta.id),
+      first.trail.map((s) => s.meta.id),
+    );
+  });
+
+  test('an event stopped as a whole trails its reason for each recipient and channel', async () => {
+    const duplicate = await run(handlerWith(fakeStore(['ev-1']).store).handler, [anEvent()]);
+    assert.deepEqual(story(duplicate.trail), [
+      'u1 email skipped:duplicate-event',
+      'u1 push skipped:duplicate-event',
+      'u1 web skipped:duplicate-event',
+    ]);
+    const held = await run(handlerWith(fakeStore().store, { cap: 1 }).handler, [
+      anEvent({ recipients: ['u1', 'u2'] }),
+    ]);
+    assert.equal(held.emitted[0]?.topic, 'eqiad.notify.event.router.held');
+    assert.deepEqual(
+      new Set(held.trail.map((s) => `${s.outcome}:${s.reason}`)),
+      new Set(['held:chatty-type']),
+    );
+    assert.equal(held.trail.length, 6);
+  });
+
+  test('with the trail off nothing goes to notify.status', async () => {
+    const { trail, emitted } = await run(handlerWith(fakeStore().store, { trail: false }).handler, [
+      anEvent(),
+    ]);
+    assert.equal(trail.length, 0);
+    assert.equal(emitted.length, 3);
   });
 
   test('afterDurable records as processed only the events given to it as durable', async () => {

@@ -84,7 +84,7 @@ export function aContext(overrides: Partial<RoutingContext> = {}): RoutingContex
     dedup: createDedupLedger([]),
     throttle: createThrottleLedger([]),
     chatty: null,
-    policy: { sunsetAfterMs: DEFAULT_SUNSET_DAYS * DAY },
+    policy: { sunsetAfterMs: DEFAULT_SUNSET_DAYS * DAY, emitPush: true },
     origin: { dc: 'eqiad', producer: 'router' },
     now: NOW,
     ...overrides,

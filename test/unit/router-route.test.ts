@@ -7,6 +7,7 @@ import { notificationId } from '../../services/router/notification-id.ts';
 import type { Recipient } from '../../services/router/recipient.ts';
 import {
   type ChannelDecision,
+  DEFAULT_SUNSET_DAYS,
   type EventRouting,
   type RoutingContext,
   routeEvent,
@@ -258,11 +259,20 @@ describe('channel decisions', () => {
   });
 
   test('the sunset period comes from the policy', () => {
-    const policy = { sunsetAfterMs: 10 * DAY };
+    const policy = { sunsetAfterMs: 10 * DAY, emitPush: true };
     assert.equal(
       outcomes(routeFor(anEvent(), { lastActive: NOW - 11 * DAY }, { policy })).email,
       'skipped:email-sunset',
     );
+  });
+});
+
+test('with the router’s push output off, push is skipped as push-disabled and the rest flows', () => {
+  const policy = { sunsetAfterMs: DEFAULT_SUNSET_DAYS * DAY, emitPush: false };
+  assert.deepEqual(outcomes(routeFor(anEvent(), {}, { policy })), {
+    web: 'emitted',
+    email: 'emitted',
+    push: 'skipped:push-disabled',
   });
 });
 
