@@ -4,11 +4,17 @@
  * operator sets (the password from a mounted file, KAFKA_SASL_PASSWORD_FILE): the publish library
  * publishes, a service consumes and produces, `tidings lag` and `tidings replay` work. Wrong
  * credentials stop a service at start-up, and the CLI, with an error naming the variable to fix.
+ *
+ * The schema registry behind TLS and basic auth: Apicurio 3 does basic auth only through an OIDC
+ * server, so a small HTTPS proxy in front of it (with the stack's CA) demands the credentials.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -18,8 +24,14 @@ import { loadConfig } from '../../libs/config/load.ts';
 import { createKafka, type KafkaSecurity } from '../../libs/kafka/client.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher } from '../../libs/publish/publish.ts';
+import {
+  createRegistryClient,
+  type RegistryAccess,
+  RegistryError,
+} from '../../libs/schemas/registry-client.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import {
+  BROKERS,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -258,5 +270,111 @@ describe('wrong credentials', () => {
     });
     assert.equal(await relay.exited, 2);
     assert.match(relay.output(), /KAFKA_SASL_PASSWORD_FILE: cannot read ".*not-mounted" \(ENOENT\)/);
+  });
+});
+
+/** HTTPS in front of the stack's registry, answering 401 unless the request carries `user:password`. */
+async function startRegistryProxy(user: string, password: string): Promise<{ url: string; server: Server }> {
+  const upstream = new URL(REGISTRY_URL);
+  const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const server = createHttpsServer(
+    { key: readFileSync(secret('broker.key')), cert: readFileSync(secret('broker.crt')) },
+    (req, res) => {
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic' });
+        res.end(JSON.stringify({ error_code: 401, message: 'Unauthorized' }));
+        return;
+      }
+      const { authorization: _, host: __, ...headers } = req.headers;
+      const forward = httpRequest(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => res.writeHead(502).end());
+      req.pipe(forward);
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `https://127.0.0.1:${port}${upstream.pathname}`, server };
+}
+
+describe('the schema registry over TLS with basic auth', () => {
+  const password = 'registry-pw';
+  let proxy: { url: string; server: Server };
+  const ca = readFileSync(secret('ca.crt'), 'utf8');
+  const access: RegistryAccess = { username: 'tidings', password, ca };
+
+  test('the registry client and the serde reach it with the CA and the credentials, and not without', async () => {
+    proxy = await startRegistryProxy('tidings', password);
+    cleanups.push(() => new Promise((resolve) => proxy.server.close(() => resolve())));
+    const latest = await createRegistryClient(proxy.url, access).latest('notify.event-value');
+    assert.ok(latest && latest.id > 0);
+    // The serde looks its own schema up through the registry library, not the client's own requests.
+    assert.equal(
+      await createSerde({ registryUrl: proxy.url, registryAccess: access }).schemaId('notify.event'),
+      latest.id,
+    );
+
+    const wrong = createRegistryClient(proxy.url, { ...access, password: 'wrong' });
+    await assert.rejects(
+      wrong.latest('notify.event-value'),
+      (e) => e instanceof RegistryError && e.status === 401,
+    );
+    await assert.rejects(
+      createSerde({ registryUrl: proxy.url, registryAccess: { ...access, password: 'wrong' } }).schemaId(
+        'notify.event',
+      ),
+      /401|Unauthorized/,
+    );
+    await assert.rejects(
+      createRegistryClient(proxy.url, { username: 'tidings', password }).latest('notify.event-value'),
+      /unreachable: unable to verify the first certificate/,
+    );
+  });
+
+  test('a service configured with SCHEMA_REGISTRY_* decodes and encodes through it', async () => {
+    const kafka = createKafka({ clientId: 'tidings-test-registry', brokers: BROKERS.eqiad });
+    const dc = uniqueDc();
+    cleanups.push(() => deleteDcTopics(kafka, dc));
+    await createStreamTopics(kafka, dc, ['notify.event', 'notify.preference-change', 'notify.checkpoint'], 1);
+    const publisher = createPublisher({
+      brokers: BROKERS.eqiad,
+      dc,
+      registryUrl: proxy.url,
+      registryAccess: access,
+      producer: 'registry-test',
+    });
+    try {
+      await publisher.publish('notify.event', {
+        event_id: 'r1',
+        type: 'test',
+        category: 'test',
+        recipients: ['u1'],
+      });
+    } finally {
+      await publisher.close();
+    }
+    const passwordFile = join(scratch, 'registry-password');
+    writeFileSync(passwordFile, `${password}\n`);
+    const caFile = secret('ca.crt');
+    const relay = await startRelay(dc, `${dc}-relay`, BROKERS.eqiad.join(','), {
+      SCHEMA_REGISTRY_URL: proxy.url,
+      SCHEMA_REGISTRY_USERNAME: 'tidings',
+      SCHEMA_REGISTRY_PASSWORD_FILE: passwordFile,
+      SCHEMA_REGISTRY_CA_FILE: caFile,
+    });
+    const [out] = await readTopic(
+      kafka,
+      topicFor(dc, 'notify.preference-change'),
+      (m) => m.length >= 1,
+      60_000,
+    );
+    assert.equal((await serde.decode('notify.preference-change', out!.value!)).user_id, 'r1');
+    relay.child.kill('SIGTERM');
+    assert.equal(await relay.exited, 0, relay.output());
   });
 });
