@@ -21,7 +21,7 @@ import { after, describe, test } from 'node:test';
 import { localPort } from '../../libs/config/common.ts';
 import { kafkaSecurity, kafkaSecurityRules, kafkaSecuritySpec } from '../../libs/config/connectivity.ts';
 import { loadConfig } from '../../libs/config/load.ts';
-import { createKafka, type KafkaSecurity } from '../../libs/kafka/client.ts';
+import { createKafka, type KafkaSecurity, probeKafka } from '../../libs/kafka/client.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher } from '../../libs/publish/publish.ts';
 import {
@@ -221,6 +221,30 @@ async function committed(
     return (t?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
   });
 }
+
+/** An unsigned JWT, which Kafka's unsecured OAUTHBEARER validator (the local stack's) accepts. */
+function unsecuredJwt(sub: string): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'none' })}.${part({ sub, iat: now, exp: now + 3600 })}.`;
+}
+
+test('every other SASL mechanism logs in through the same variables: PLAIN, SCRAM-SHA-256, OAUTHBEARER', async () => {
+  const { brokers, env } = LISTENERS['SASL_SSL with SCRAM-SHA-512']!;
+  const tokenFile = join(scratch, 'oauth-token');
+  writeFileSync(tokenFile, unsecuredJwt('tidings'));
+  const { KAFKA_SASL_USERNAME: _u, KAFKA_SASL_PASSWORD_FILE: _p, ...tlsOnly } = env;
+  for (const mechanism of [{ KAFKA_SASL_MECHANISM: 'plain' }, { KAFKA_SASL_MECHANISM: 'scram-sha-256' }]) {
+    const security = securityOf({ ...env, ...mechanism });
+    await probeKafka(createKafka({ clientId: 'tidings-test-sasl', brokers: [brokers], security }));
+  }
+  const oauth = securityOf({
+    ...tlsOnly,
+    KAFKA_SASL_MECHANISM: 'oauthbearer',
+    KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
+  });
+  await probeKafka(createKafka({ clientId: 'tidings-test-sasl', brokers: [brokers], security: oauth }));
+});
 
 describe('wrong credentials', () => {
   const sasl = LISTENERS['SASL_SSL with SCRAM-SHA-512']!;
