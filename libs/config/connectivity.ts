@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import type { ConnectFailure, KafkaSecurity, SaslMechanism } from '../kafka/client.ts';
 import type { RegistryAccess } from '../schemas/registry-client.ts';
-import type { ConfigOf, ConfigRule } from './load.ts';
+import { type ConfigOf, type ConfigRule, type Env, loadConfig } from './load.ts';
 import { bool, file, type LoadedFile, str } from './vars.ts';
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
@@ -156,6 +156,19 @@ export function kafkaSecurity(c: KafkaSecurityConfig): KafkaSecurity {
         ? { mechanism: m, username: c.KAFKA_SASL_USERNAME ?? '', password: c.KAFKA_SASL_PASSWORD ?? '' }
         : undefined;
   return { ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}) };
+}
+
+/**
+ * The KAFKA_TLS* and KAFKA_SASL_* variables of `env` as the publish library and createKafka take
+ * them, for an upstream app that configures itself like a Tidings service. Throws a ConfigError.
+ */
+export function kafkaSecurityFromEnv(env: Env): KafkaSecurity {
+  return kafkaSecurity(loadConfig(kafkaSecuritySpec, env, { rules: kafkaSecurityRules }));
+}
+
+/** The SCHEMA_REGISTRY_USERNAME/PASSWORD/CA_FILE variables of `env`. Throws a ConfigError. */
+export function registryAccessFromEnv(env: Env): RegistryAccess {
+  return registryAccess(loadConfig(registryAccessSpec, env, { rules: registryAccessRules }));
 }
 
 export function registryAccess(c: RegistryAccessConfig): RegistryAccess {

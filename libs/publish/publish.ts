@@ -2,6 +2,8 @@
  * The typed producer library for upstream apps:
  *
  *   const publisher = createPublisher({ brokers, dc: 'eqiad', registryUrl, producer: 'my-app' });
+ *   // against a secured cluster and registry, from the variables a Tidings service reads:
+ *   //   security: kafkaSecurityFromEnv(process.env), registryAccess: registryAccessFromEnv(process.env)
  *   await publisher.publish('notify.event', { event_id, type, category, recipients: ['42'] });
  *   await publisher.close();
  *
@@ -34,7 +36,7 @@ export interface PublisherOptions {
   registryUrl: string;
   /** Basic auth and CA of the registry, when it needs them. */
   registryAccess?: RegistryAccess;
-  /** TLS and SASL of a secured cluster; `kafkaSecurity(loadConfig(kafkaSecuritySpec, env))` reads the usual variables. */
+  /** TLS and SASL of a secured cluster; kafkaSecurityFromEnv (libs/config/connectivity.ts) reads the usual variables. */
   security?: KafkaSecurity;
   /** Name of the publishing app, recorded in meta.producer. */
   producer: string;

@@ -19,9 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { localPort } from '../../libs/config/common.ts';
-import { kafkaSecurity, kafkaSecurityRules, kafkaSecuritySpec } from '../../libs/config/connectivity.ts';
-import { loadConfig } from '../../libs/config/load.ts';
-import { createKafka, type KafkaSecurity, probeKafka } from '../../libs/kafka/client.ts';
+import { kafkaSecurityFromEnv } from '../../libs/config/connectivity.ts';
+import { createKafka, probeKafka } from '../../libs/kafka/client.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher } from '../../libs/publish/publish.ts';
 import {
@@ -76,11 +75,6 @@ const LISTENERS: Record<string, Listener> = {
   },
 };
 
-/** The security an upstream app gets from the same variables, through the same loader. */
-function securityOf(env: Record<string, string>): KafkaSecurity {
-  return kafkaSecurity(loadConfig(kafkaSecuritySpec, env, { rules: kafkaSecurityRules }));
-}
-
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const scratch = mkdtempSync(join(tmpdir(), 'tidings-secured-'));
 const cleanups: (() => Promise<void>)[] = [];
@@ -132,7 +126,7 @@ async function startRelay(
 
 for (const [name, listener] of Object.entries(LISTENERS)) {
   describe(`over ${name}`, () => {
-    const security = securityOf(listener.env);
+    const security = kafkaSecurityFromEnv(listener.env);
     const kafka = createKafka({ clientId: 'tidings-test-secured', brokers: [listener.brokers], security });
     const dc = uniqueDc();
     const group = `${dc}-relay`;
@@ -235,10 +229,10 @@ test('every other SASL mechanism logs in through the same variables: PLAIN, SCRA
   writeFileSync(tokenFile, unsecuredJwt('tidings'));
   const { KAFKA_SASL_USERNAME: _u, KAFKA_SASL_PASSWORD_FILE: _p, ...tlsOnly } = env;
   for (const mechanism of [{ KAFKA_SASL_MECHANISM: 'plain' }, { KAFKA_SASL_MECHANISM: 'scram-sha-256' }]) {
-    const security = securityOf({ ...env, ...mechanism });
+    const security = kafkaSecurityFromEnv({ ...env, ...mechanism });
     await probeKafka(createKafka({ clientId: 'tidings-test-sasl', brokers: [brokers], security }));
   }
-  const oauth = securityOf({
+  const oauth = kafkaSecurityFromEnv({
     ...tlsOnly,
     KAFKA_SASL_MECHANISM: 'oauthbearer',
     KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
