@@ -137,6 +137,11 @@ export function loadConfig<S extends Spec>(
   return typed;
 }
 
+/** Every variable name a spec reads: its own, and NAME_FILE for each secret (for manifest checks). */
+export function acceptedVariables(spec: Spec): string[] {
+  return Object.entries(spec).flatMap(([name, v]) => (v.secret ? [name, `${name}${FILE_SUFFIX}`] : [name]));
+}
+
 /** The effective config with secrets masked, for /_info and the start-up log line. */
 export function describeConfig<S extends Spec>(
   spec: S,

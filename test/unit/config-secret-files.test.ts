@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ConfigError, describeConfig, loadConfig } from '../../libs/config/load.ts';
+import { acceptedVariables, ConfigError, describeConfig, loadConfig } from '../../libs/config/load.ts';
 import { file, list, str, url } from '../../libs/config/vars.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-secret-files-'));
@@ -57,6 +57,16 @@ test('a secret variable is read from the file NAME_FILE names, without its trail
 test('only secret variables have a _FILE variant', () => {
   const config = loadConfig(spec, { ADMIN_TOKEN: 't', SERVICE_NAME_FILE: write('name', 'other') });
   assert.equal(config.SERVICE_NAME, 'svc');
+  assert.deepEqual(acceptedVariables(spec), [
+    'DATABASE_URL',
+    'DATABASE_URL_FILE',
+    'WEBHOOK_SECRETS',
+    'WEBHOOK_SECRETS_FILE',
+    'ADMIN_TOKEN',
+    'ADMIN_TOKEN_FILE',
+    'SERVICE_NAME',
+    'CA_FILE',
+  ]);
 });
 
 test('both NAME and NAME_FILE, a missing or empty file: each is a problem naming the variable', () => {
