@@ -276,6 +276,8 @@ launch_mirror() {
   local dc config=$DATA_DIR/mirror/mm2.properties
   for dc in "${CLUSTERS[@]}"; do
     cluster_answers "$dc" || die "mirror: the $dc cluster does not answer; start it first (ctl.sh start $dc)"
+    port_open "${SASL_SSL_PORT[$dc]}" ||
+      die "mirror: the $dc cluster has no SASL_SSL listener on ${SASL_SSL_PORT[$dc]} (started by an older ctl.sh?); restart it first (ctl.sh restart $dc)"
   done
   mkdir -p "$DATA_DIR/mirror"
   # It holds the SCRAM password.
