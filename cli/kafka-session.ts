@@ -3,16 +3,20 @@
  * Progress goes to stderr so stdout stays machine-readable.
  */
 import type { Admin, Kafka } from 'kafkajs';
-import { createKafka } from '../libs/kafka/client.ts';
-import type { CliContext } from './context.ts';
+import { kafkaConnectProblem } from '../libs/config/connectivity.ts';
+import { classifyConnectFailure, createKafka } from '../libs/kafka/client.ts';
+import { type CliContext, CliError, EXIT } from './context.ts';
 
 export async function withKafka<T>(
   ctx: CliContext,
   fn: (kafka: Kafka, admin: Admin) => Promise<T>,
 ): Promise<T> {
-  const kafka = createKafka({ clientId: 'tidings-cli', brokers: ctx.brokers });
+  const kafka = createKafka({ clientId: 'tidings-cli', brokers: ctx.brokers, security: ctx.kafkaSecurity });
   const admin = kafka.admin();
-  await admin.connect();
+  await admin.connect().catch((error: unknown) => {
+    const problem = kafkaConnectProblem(classifyConnectFailure(error), ctx.kafkaSecurityConfig, ctx.brokers);
+    throw new CliError(`${problem} (${(error as Error).message})`, EXIT.problem);
+  });
   try {
     return await fn(kafka, admin);
   } finally {

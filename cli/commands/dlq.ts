@@ -64,7 +64,7 @@ export function dlqCommand(program: Command): void {
         throw usageError(`--limit must be a positive integer, got "${options.limit}"`);
       }
       const topic = dlqTopic(ctx.dc, stream, options.service);
-      const serde = createSerde({ registryUrl: ctx.registryUrl });
+      const serde = createSerde({ registryUrl: ctx.registryUrl, registryAccess: ctx.registryAccess });
       const records = await withKafka(ctx, (kafka, admin) => readDlq(kafka, admin, topic, limit));
       const rows = await Promise.all(
         records.map(async (r) => {

@@ -70,7 +70,7 @@ export function failoverCommand(program: Command): void {
         throw usageError(`--margin: "${options.margin}" is not a duration (e.g. 5m)`);
       const ctx = resolveContext({ ...command.optsWithGlobals<GlobalOptions>(), dc: to });
       const execute = options.execute ?? false;
-      const serde = createSerde({ registryUrl: ctx.registryUrl });
+      const serde = createSerde({ registryUrl: ctx.registryUrl, registryAccess: ctx.registryAccess });
       await withKafka(ctx, async (kafka, admin) => {
         const records = await readCheckpoints(kafka, admin, serde, { from, to }, options.group);
         const restarts = selectGroups(groupRestarts(latestCheckpoints(records), marginMs), options.group, {

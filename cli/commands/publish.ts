@@ -40,6 +40,8 @@ export function publishCommand(program: Command): void {
         brokers: ctx.brokers,
         dc: ctx.dc,
         registryUrl: ctx.registryUrl,
+        registryAccess: ctx.registryAccess,
+        security: ctx.kafkaSecurity,
         producer: 'tidings-cli',
       });
       try {

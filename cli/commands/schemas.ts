@@ -5,6 +5,7 @@
 import { type Command, Option } from 'commander';
 import { STREAMS, type StreamName } from '../../libs/schemas/catalog.ts';
 import { type AdminOptions, checkAll, describeAll, registerAll } from '../../libs/schemas/registry-admin.ts';
+import { createRegistryClient } from '../../libs/schemas/registry-client.ts';
 import { contextOf, EXIT } from '../context.ts';
 
 interface SchemaCommandOptions {
@@ -21,7 +22,10 @@ export function schemasCommand(program: Command): void {
     .description('register every stream schema (idempotent: an unchanged schema keeps its id)')
     .action(async (options: SchemaCommandOptions, command: Command) => {
       const ctx = contextOf(command);
-      const results = await registerAll(ctx.registryUrl, adminOptions(options));
+      const results = await registerAll(
+        createRegistryClient(ctx.registryUrl, ctx.registryAccess),
+        adminOptions(options),
+      );
       ctx.print(results, ['stream', 'subject', 'status', 'id', 'messages']);
       if (results.some((r) => r.status === 'rejected')) process.exitCode = EXIT.problem;
     });
@@ -30,7 +34,10 @@ export function schemasCommand(program: Command): void {
     .description('check every stream schema against its subject (BACKWARD); exit 1 if any is incompatible')
     .action(async (options: SchemaCommandOptions, command: Command) => {
       const ctx = contextOf(command);
-      const results = await checkAll(ctx.registryUrl, adminOptions(options));
+      const results = await checkAll(
+        createRegistryClient(ctx.registryUrl, ctx.registryAccess),
+        adminOptions(options),
+      );
       ctx.print(results, ['stream', 'subject', 'status', 'messages']);
       if (results.some((r) => r.status === 'incompatible')) process.exitCode = EXIT.problem;
     });
@@ -39,7 +46,10 @@ export function schemasCommand(program: Command): void {
     .description('where each stream schema stands in the registry')
     .action(async (options: SchemaCommandOptions, command: Command) => {
       const ctx = contextOf(command);
-      const states = await describeAll(ctx.registryUrl, adminOptions(options));
+      const states = await describeAll(
+        createRegistryClient(ctx.registryUrl, ctx.registryAccess),
+        adminOptions(options),
+      );
       ctx.print(
         states.map((s) => ({
           stream: s.stream,

@@ -39,7 +39,7 @@ export function tailCommand(program: Command): void {
       if (!Number.isInteger(limit) || limit < 1)
         throw usageError(`--limit must be a positive integer, got "${options.limit}"`);
       const from = options.from === undefined ? undefined : pointInTime(options.from, '--from');
-      const serde = createSerde({ registryUrl: ctx.registryUrl });
+      const serde = createSerde({ registryUrl: ctx.registryUrl, registryAccess: ctx.registryAccess });
       await withKafka(ctx, async (kafka, admin) => {
         const present = new Set(await admin.listTopics());
         const topics = topicsAcrossDcs(ctx.knownDcs, stream).filter((t) => present.has(t));

@@ -15,6 +15,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CLUSTERS=(eqiad codfw)
 declare -A BROKER_PORT=([eqiad]=$((9092 + PORT_OFFSET)) [codfw]=$((9192 + PORT_OFFSET)))
 declare -A CONTROLLER_PORT=([eqiad]=$((9093 + PORT_OFFSET)) [codfw]=$((9193 + PORT_OFFSET)))
+# The secured listeners: SASL over TLS (SCRAM-SHA-256/512, PLAIN, OAUTHBEARER) and TLS with a client
+# certificate (mTLS). Everything else keeps using PLAINTEXT on BROKER_PORT.
+declare -A SASL_SSL_PORT=([eqiad]=$((9094 + PORT_OFFSET)) [codfw]=$((9194 + PORT_OFFSET)))
+declare -A MTLS_PORT=([eqiad]=$((9095 + PORT_OFFSET)) [codfw]=$((9195 + PORT_OFFSET)))
 REGISTRY_PORT=$((8081 + PORT_OFFSET))
 REGISTRY_CCOMPAT_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 # A second stack on the same PostgreSQL server keeps its registry in a database of its own.
@@ -26,8 +30,11 @@ usage() {
 
 address() {
   case $1 in
-    eqiad | codfw) printf 'kafka 127.0.0.1:%s (controller :%s)' "${BROKER_PORT[$1]}" "${CONTROLLER_PORT[$1]}" ;;
-    mirror) printf 'eqiad.* -> codfw, codfw.* -> eqiad' ;;
+    eqiad | codfw)
+      printf 'kafka 127.0.0.1:%s (controller :%s, sasl_ssl :%s, mtls :%s)' "${BROKER_PORT[$1]}" \
+        "${CONTROLLER_PORT[$1]}" "${SASL_SSL_PORT[$1]}" "${MTLS_PORT[$1]}"
+      ;;
+    mirror) printf 'eqiad.* -> codfw, codfw.* -> eqiad (over SASL_SSL)' ;;
     registry) printf '%s' "$REGISTRY_CCOMPAT_URL" ;;
   esac
 }
@@ -37,6 +44,39 @@ refuse_taken_port() {
   if port_open "$port"; then
     die "$part: port $port is already taken by another process ($(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:.*' || echo 'unknown'))"
   fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Secrets of the secured listeners, made once per data dir (never in git): a CA, the brokers'
+# certificate (for 127.0.0.1 and localhost), a client certificate for mTLS, and the password of the
+# SASL user. Kafka reads the PEM files directly (ssl.keystore.type=PEM), so no Java keystore is needed.
+
+ensure_security() {
+  local dir=$SECURITY_DIR
+  [[ -f $dir/complete ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found: the secured listeners need it ('apt-get install openssl')"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  (
+    cd "$dir"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -noenc -days 3650 -subj '/CN=Tidings local stack CA' \
+      -keyout ca.key -out ca.crt
+    sign() {
+      local name=$1 subject=$2 extensions=$3
+      openssl req -newkey rsa:2048 -noenc -subj "$subject" -keyout "$name.key" -out "$name.csr"
+      openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile <(printf '%s\n' "$extensions") -out "$name.crt"
+      rm -f "$name.csr"
+    }
+    sign broker /CN=localhost $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+    sign client "/CN=$KAFKA_USER" 'extendedKeyUsage=clientAuth'
+    cat broker.key broker.crt >broker.pem
+    openssl rand -hex 24 >kafka-password
+  ) >"$dir/openssl.log" 2>&1 || die "could not make the stack's certificates in $dir; see $dir/openssl.log"
+  touch "$dir/complete"
+  say "made the secured listeners' CA, certificates and SASL password in $dir"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -54,11 +94,26 @@ kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${CONTROLLER_PORT[$dc]}
-listeners=PLAINTEXT://127.0.0.1:${BROKER_PORT[$dc]},CONTROLLER://127.0.0.1:${CONTROLLER_PORT[$dc]}
-advertised.listeners=PLAINTEXT://127.0.0.1:${BROKER_PORT[$dc]}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:${BROKER_PORT[$dc]},SASL_SSL://127.0.0.1:${SASL_SSL_PORT[$dc]},SSL://127.0.0.1:${MTLS_PORT[$dc]},CONTROLLER://127.0.0.1:${CONTROLLER_PORT[$dc]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${BROKER_PORT[$dc]},SASL_SSL://127.0.0.1:${SASL_SSL_PORT[$dc]},SSL://127.0.0.1:${MTLS_PORT[$dc]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
+
+# TLS for both secured listeners from the PEM files ensure_security makes. The SSL listener demands
+# a client certificate signed by the stack's CA (mTLS); the SASL_SSL listener demands a SASL login.
+ssl.keystore.type=PEM
+ssl.keystore.location=$SECURITY_DIR/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECURITY_DIR/ca.crt
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_USER="$(<"$SECURITY_DIR/kafka-password")";
+# Kafka's unsecured OAUTHBEARER validator (unsigned JWTs): enough to exercise a client's token hook
+# locally; a real cluster validates signed tokens against its identity provider.
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="$KAFKA_USER";
 log.dirs=$DATA_DIR/$dc/kafka-logs
 
 auto.create.topics.enable=false
@@ -91,9 +146,12 @@ launch_cluster() {
   local dc=$1 dir=$DATA_DIR/$1 config cluster_id
   refuse_taken_port "$dc" "${BROKER_PORT[$dc]}"
   refuse_taken_port "$dc" "${CONTROLLER_PORT[$dc]}"
+  refuse_taken_port "$dc" "${SASL_SSL_PORT[$dc]}"
+  refuse_taken_port "$dc" "${MTLS_PORT[$dc]}"
   config=$dir/server.properties
   mkdir -p "$dir/kafka-logs"
-  kafka_config "$dc" >"$config"
+  # It holds the PLAIN password.
+  (umask 077 && kafka_config "$dc" >"$config")
   if [[ ! -f $dir/kafka-logs/meta.properties ]]; then
     cluster_id=$(kafka_tool kafka.tools.StorageTool random-uuid)
     kafka_tool kafka.tools.StorageTool format --config "$config" --cluster-id "$cluster_id" >/dev/null ||
@@ -111,10 +169,29 @@ cluster_answers_metadata() {
     --command-config "$RUN_DIR/probe-client.properties" --list >/dev/null 2>&1
 }
 
+# The SCRAM user lives in the cluster's metadata and is set over PLAINTEXT once the cluster answers.
+# A marker holding the password's checksum skips the JVM on later starts (and redoes it for a new
+# password); unlike `kafka-storage format --add-scram` this also serves clusters formatted earlier.
+ensure_scram_user() {
+  local dc=$1 marker=$DATA_DIR/$1/scram-user.done password want mechanism
+  password=$(<"$SECURITY_DIR/kafka-password")
+  want=$(sha256sum "$SECURITY_DIR/kafka-password" | cut -d ' ' -f 1)
+  [[ -f $marker && $(<"$marker") == "$want" ]] && return 0
+  # One mechanism per call: Kafka 4.1 refuses two credentials of one user in the same request.
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    kafka_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:${BROKER_PORT[$dc]}" \
+      --command-config "$RUN_DIR/probe-client.properties" --alter --entity-type users \
+      --entity-name "$KAFKA_USER" --add-config "$mechanism=[password=$password]" >/dev/null ||
+      die "$dc: could not create the $mechanism user $KAFKA_USER"
+  done
+  printf '%s\n' "$want" >"$marker"
+}
+
 await_cluster() {
   local dc=$1
   wait_until_ready "$dc" "listening on ${BROKER_PORT[$dc]}" port_open "${BROKER_PORT[$dc]}"
   wait_until_ready "$dc" "answering metadata requests" cluster_answers_metadata "$dc"
+  ensure_scram_user "$dc"
 }
 
 cluster_answers() { port_open "${BROKER_PORT[$1]}"; }
@@ -122,12 +199,27 @@ cluster_answers() { port_open "${BROKER_PORT[$1]}"; }
 # ---------------------------------------------------------------------------------------------
 # MirrorMaker 2, dedicated mode: one process running both directions
 
+# MirrorMaker reaches both clusters as a secured production client would: SCRAM over TLS. A setting
+# prefixed with a cluster's alias applies to every client MirrorMaker opens to that cluster.
+mirror_client_security() {
+  local dc=$1
+  cat <<EOF
+$dc.security.protocol = SASL_SSL
+$dc.sasl.mechanism = SCRAM-SHA-512
+$dc.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_USER" password="$(<"$SECURITY_DIR/kafka-password")";
+$dc.ssl.truststore.type = PEM
+$dc.ssl.truststore.location = $SECURITY_DIR/ca.crt
+EOF
+}
+
 mirror_config() {
   cat <<EOF
 # Generated by deploy/local/ctl.sh on every start; edit that script instead.
 clusters = eqiad, codfw
-eqiad.bootstrap.servers = 127.0.0.1:${BROKER_PORT[eqiad]}
-codfw.bootstrap.servers = 127.0.0.1:${BROKER_PORT[codfw]}
+eqiad.bootstrap.servers = 127.0.0.1:${SASL_SSL_PORT[eqiad]}
+codfw.bootstrap.servers = 127.0.0.1:${SASL_SSL_PORT[codfw]}
+$(mirror_client_security eqiad)
+$(mirror_client_security codfw)
 
 # Same topic names on both sides, so each direction may only copy its own DC's prefix: the copy of
 # eqiad.x on codfw matches eqiad[.].* only, which codfw->eqiad does not replicate (no cycle).
@@ -184,9 +276,12 @@ launch_mirror() {
   local dc config=$DATA_DIR/mirror/mm2.properties
   for dc in "${CLUSTERS[@]}"; do
     cluster_answers "$dc" || die "mirror: the $dc cluster does not answer; start it first (ctl.sh start $dc)"
+    port_open "${SASL_SSL_PORT[$dc]}" ||
+      die "mirror: the $dc cluster has no SASL_SSL listener on ${SASL_SSL_PORT[$dc]} (started by an older ctl.sh?); restart it first (ctl.sh restart $dc)"
   done
   mkdir -p "$DATA_DIR/mirror"
-  mirror_config >"$config"
+  # It holds the SCRAM password.
+  (umask 077 && mirror_config >"$config")
   launch mirror java -Xms64m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dtidings.part=mirror -Dlog4j2.configurationFile="$DEPLOY_DIR/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" org.apache.kafka.connect.mirror.MirrorMaker "$config"
@@ -298,6 +393,7 @@ cmd_start() {
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   # Short client timeouts so one metadata probe gives up quickly instead of retrying for a minute.
   printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=5000\n' >"$RUN_DIR/probe-client.properties"
+  ensure_security
   for part in "$@"; do
     [[ $part == mirror ]] && continue
     start_one "$part" &

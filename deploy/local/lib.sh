@@ -8,6 +8,10 @@ REPO_ROOT=$(cd "$DEPLOY_DIR/../.." && pwd)
 DATA_DIR=${TIDINGS_DATA_DIR:-$REPO_ROOT/.data}
 LOG_DIR=$DATA_DIR/logs
 RUN_DIR=$DATA_DIR/run
+# Certificates and the SASL password of the secured listeners (ctl.sh ensure_security).
+SECURITY_DIR=$DATA_DIR/security
+# shellcheck disable=SC2034 # used by the scripts that source this file
+KAFKA_USER=tidings
 
 # How long a part may take to answer after it was launched, and to exit after SIGTERM.
 START_TIMEOUT=${TIDINGS_START_TIMEOUT:-120}

@@ -4,6 +4,14 @@
  */
 
 import { DC_PATTERN } from '../kafka/topics.ts';
+import {
+  databaseTlsRules,
+  databaseTlsSpec,
+  kafkaSecurityRules,
+  kafkaSecuritySpec,
+  registryAccessRules,
+  registryAccessSpec,
+} from './connectivity.ts';
 import { type ConfigOf, type ConfigRule, type Env, readEnv } from './load.ts';
 import { bool, duration, list, port, str, url } from './vars.ts';
 
@@ -16,7 +24,7 @@ export const DEFAULT_DCS: readonly string[] = ['eqiad', 'codfw'];
  * Only the local defaults below follow it.
  */
 const LOCAL_PORT_OFFSET = Number.parseInt(process.env.TIDINGS_PORT_OFFSET ?? '0', 10) || 0;
-const localPort = (port: number) => port + LOCAL_PORT_OFFSET;
+export const localPort = (port: number) => port + LOCAL_PORT_OFFSET;
 
 /**
  * The local stack's Kafka cluster per datacenter: the default KAFKA_BROKERS of a service and the
@@ -75,16 +83,19 @@ export function commonSpec(env: Env, { httpPort }: CommonSpecOptions) {
             help: `Kafka cluster of this datacenter; "${dc}" has no default`,
           },
     ),
+    ...kafkaSecuritySpec,
     SCHEMA_REGISTRY_URL: url({
       default: DEFAULT_SCHEMA_REGISTRY_URL,
       protocols: ['http', 'https'],
       help: 'Confluent-compatible schema registry API',
     }),
+    ...registryAccessSpec,
     DATABASE_URL: url({
       default: DEFAULT_DATABASE_URL,
       protocols: ['postgres', 'postgresql'],
       secret: true,
     }),
+    ...databaseTlsSpec,
     DATABASE_SCHEMA: str({
       optional: true,
       pattern: /^[a-z_][a-z0-9_]{0,62}$/,
@@ -116,4 +127,7 @@ export const commonRules: readonly ConfigRule<CommonConfig>[] = [
         : `${JSON.stringify(c.TIDINGS_DCS.join(','))} does not include TIDINGS_DC ${JSON.stringify(c.TIDINGS_DC)}; ` +
           `add ${c.TIDINGS_DC} to it or change TIDINGS_DC`,
   },
+  ...kafkaSecurityRules,
+  ...registryAccessRules,
+  ...databaseTlsRules,
 ];

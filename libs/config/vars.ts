@@ -3,6 +3,7 @@
  * parameter is what the loaded config holds for it, so `loadConfig` infers the config type from the
  * spec: `T` for a required variable or one with a default, `T | undefined` for an optional one.
  */
+import { readFileSync } from 'node:fs';
 import { parseDuration } from './duration.ts';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -41,6 +42,8 @@ interface Kind<T> {
   parse(raw: string): Parsed<T>;
   /** How a secret of this kind is shown; by default nothing of it is. */
   mask?(raw: string): string;
+  /** How a loaded value is shown when it is not secret; by default as it is. */
+  display?(value: T): unknown;
 }
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -62,7 +65,7 @@ function define<T, O extends VarOptions<unknown>>(kind: Kind<T>, options: O | un
     quote: (raw) => JSON.stringify(secret ? mask(raw) : raw),
     show: (value) => {
       if (value === undefined) return null;
-      if (!secret) return value;
+      if (!secret) return kind.display ? kind.display(value) : value;
       return typeof value === 'string' ? mask(value) : hideAll();
     },
   };
@@ -311,6 +314,48 @@ export function durations<const O extends DurationsOptions>(options?: O): Var<Ou
         }
         return ok(values);
       },
+    },
+    options,
+  );
+}
+
+/** A file read once at start-up: its path (what operators see) and its text. */
+export interface LoadedFile {
+  readonly path: string;
+  readonly text: string;
+}
+
+export interface FileOptions extends VarOptions<LoadedFile> {
+  /** The text must match, e.g. a PEM block; `expect` says so in words. */
+  contains?: RegExp;
+  /** What the file holds, for error messages: "a PEM certificate file". */
+  expect?: string;
+}
+
+/**
+ * The path of a file the process must be able to read at start-up (a CA, a client certificate and
+ * its key): a missing or unreadable mount fails the start, not the first connection minutes later.
+ * Only the path is ever shown, so a key file's content never reaches a log.
+ */
+export function file<const O extends FileOptions>(options?: O): Var<Output<LoadedFile, O>> {
+  const contains = options?.contains;
+  return define<LoadedFile, O>(
+    {
+      kind: 'file',
+      expect: `the path of ${options?.expect ?? 'a readable file'}`,
+      parse: (raw) => {
+        let text: string;
+        try {
+          text = readFileSync(raw, 'utf8');
+        } catch (error) {
+          return fail(
+            `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          );
+        }
+        if (contains && !contains.test(text)) return fail(`does not hold ${options?.expect ?? contains}`);
+        return ok({ path: raw, text });
+      },
+      display: (value) => value.path,
     },
     options,
   );

@@ -26,6 +26,8 @@ export interface Shutdown {
   onShutdown(name: string, fn: () => Promise<void> | void): void;
   /** Starts shutting down (once); resolves after the exit function was called. */
   shutdown(reason: string): Promise<void>;
+  /** Logs `err` as fatal and shuts down with exit code 1 (a start-up that failed is no clean exit). */
+  fail(what: string, err: unknown): Promise<void>;
 }
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -94,20 +96,21 @@ export function createShutdown(options: ShutdownOptions): Shutdown {
     return exited;
   }
 
-  function fatal(what: string, err: unknown): void {
+  function fatal(what: string, err: unknown): Promise<void> {
     failed = true;
     log.fatal({ err }, what);
-    void begin(what);
+    return begin(what);
   }
 
   for (const signal of SIGNALS) events.on(signal, () => void begin(signal));
-  events.on('uncaughtException', (err: unknown) => fatal('uncaught exception', err));
-  events.on('unhandledRejection', (reason: unknown) => fatal('unhandled promise rejection', reason));
+  events.on('uncaughtException', (err: unknown) => void fatal('uncaught exception', err));
+  events.on('unhandledRejection', (reason: unknown) => void fatal('unhandled promise rejection', reason));
 
   return {
     onShutdown(name, fn) {
       steps.push({ name, fn });
     },
     shutdown: begin,
+    fail: fatal,
   };
 }

@@ -2,6 +2,8 @@
  * The typed producer library for upstream apps:
  *
  *   const publisher = createPublisher({ brokers, dc: 'eqiad', registryUrl, producer: 'my-app' });
+ *   // against a secured cluster and registry, from the variables a Tidings service reads:
+ *   //   security: kafkaSecurityFromEnv(process.env), registryAccess: registryAccessFromEnv(process.env)
  *   await publisher.publish('notify.event', { event_id, type, category, recipients: ['42'] });
  *   await publisher.close();
  *
@@ -12,10 +14,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Producer } from 'kafkajs';
-import { createKafka, createProducer, DURABLE_SEND, type KafkaLogger } from '../kafka/client.ts';
+import {
+  createKafka,
+  createProducer,
+  DURABLE_SEND,
+  type KafkaLogger,
+  type KafkaSecurity,
+} from '../kafka/client.ts';
 import { isCompacted } from '../kafka/topic-plan.ts';
 import { topicFor } from '../kafka/topics.ts';
 import { isStream, type StreamName } from '../schemas/catalog.ts';
+import type { RegistryAccess } from '../schemas/registry-client.ts';
 import { createSerde, type Serde, SerdeError } from '../schemas/serde.ts';
 import { recordKey } from '../schemas/stream-keys.ts';
 import type { RecordInput, StreamInputs } from '../schemas/types.generated.ts';
@@ -25,6 +34,10 @@ export interface PublisherOptions {
   /** This app's datacenter: records go to `<dc>.<stream>`. */
   dc: string;
   registryUrl: string;
+  /** Basic auth and CA of the registry, when it needs them. */
+  registryAccess?: RegistryAccess;
+  /** TLS and SASL of a secured cluster; kafkaSecurityFromEnv (libs/config/connectivity.ts) reads the usual variables. */
+  security?: KafkaSecurity;
   /** Name of the publishing app, recorded in meta.producer. */
   producer: string;
   log?: KafkaLogger;
@@ -135,11 +148,13 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const { dc, producer: producerName, log } = options;
   const serde: Serde = createSerde({
     registryUrl: options.registryUrl,
+    ...(options.registryAccess ? { registryAccess: options.registryAccess } : {}),
     maxRecordBytes: options.maxRecordBytes,
   });
   const kafka = createKafka({
     clientId: producerName,
     brokers: options.brokers,
+    ...(options.security ? { security: options.security } : {}),
     ...(log ? { logger: log } : {}),
   });
   let connecting: Promise<Producer> | undefined;

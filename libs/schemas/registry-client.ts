@@ -3,8 +3,10 @@
  * Registration and lookup go through @kafkajs/confluent-schema-registry. Schemas by id, subject
  * versions and compatibility checks use plain HTTP: the library parses schemas by id itself (we
  * need the text, to tell a schema we cannot use from a registry we cannot reach) and has no call
- * for the other two.
+ * for the other two. Both paths share one agent (the registry's CA) and one set of credentials.
  */
+import { request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 
 /** What the serde needs from a registry; tests pass an in-memory one. */
@@ -46,33 +48,87 @@ export class RegistryError extends Error {
 }
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+/** A registry that accepts the connection and then never answers must not hang a start-up or a CLI. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
-export function createRegistryClient(url: string): RegistryClient {
+/** Credentials and trust for a registry behind basic auth or a private CA. */
+export interface RegistryAccess {
+  username?: string;
+  password?: string;
+  /** PEM CA certificate(s) to trust for an https registry, instead of the system's. */
+  ca?: string;
+}
+
+function send(
+  url: URL,
+  options: { method: string; headers: Record<string, string>; body?: string; agent?: HttpsAgent },
+): Promise<{ status: number; text: string }> {
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: options.method, headers: options.headers, agent: options.agent },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+      req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export function createRegistryClient(url: string, access: RegistryAccess = {}): RegistryClient {
   const base = url.replace(/\/+$/, '');
-  const library = new SchemaRegistry({ host: base, clientId: 'tidings' });
+  const agent = access.ca ? new HttpsAgent({ ca: access.ca, keepAlive: true }) : undefined;
+  const auth =
+    access.username !== undefined && access.password !== undefined
+      ? { username: access.username, password: access.password }
+      : undefined;
+  const authorization: Record<string, string> = auth
+    ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
+    : {};
+  const library = new SchemaRegistry({
+    host: base,
+    clientId: 'tidings',
+    ...(auth ? { auth } : {}),
+    ...(agent ? { agent } : {}),
+  });
 
   async function call(
     method: string,
     path: string,
     body?: unknown,
   ): Promise<{ status: number; data: unknown }> {
-    let response: Response;
+    let response: { status: number; text: string };
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await send(new URL(`${base}${path}`), {
         method,
-        headers: { accept: CONTENT_TYPE, ...(body === undefined ? {} : { 'content-type': CONTENT_TYPE }) },
+        headers: {
+          accept: CONTENT_TYPE,
+          ...authorization,
+          ...(body === undefined ? {} : { 'content-type': CONTENT_TYPE }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(agent ? { agent } : {}),
       });
     } catch (error) {
-      const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
-      throw new RegistryError(`schema registry at ${base} is unreachable: ${cause}`, null);
+      throw new RegistryError(`schema registry at ${base} is unreachable: ${(error as Error).message}`, null);
     }
-    const text = await response.text();
+    const { status, text } = response;
     let data: unknown = text;
     try {
       data = text ? JSON.parse(text) : null;
     } catch {}
-    return { status: response.status, data };
+    return { status, data };
   }
 
   function failure(what: string, status: number, data: unknown): RegistryError {

@@ -12,7 +12,7 @@
  */
 import type avro from 'avsc';
 import { avroType, type StreamName, streamSchema } from './catalog.ts';
-import { createRegistryClient, type SchemaSource } from './registry-client.ts';
+import { createRegistryClient, type RegistryAccess, type SchemaSource } from './registry-client.ts';
 import type { StreamInputs, StreamRecords } from './types.generated.ts';
 import { DEFAULT_MAX_RECORD_BYTES, recordProblems, sizeProblem } from './validate.ts';
 
@@ -44,7 +44,10 @@ export interface Serde {
   schemaId(stream: StreamName): Promise<number>;
 }
 
-export type SerdeOptions = ({ registryUrl: string } | { registry: SchemaSource }) & {
+export type SerdeOptions = (
+  | { registryUrl: string; registryAccess?: RegistryAccess }
+  | { registry: SchemaSource }
+) & {
   /** Largest encoded record accepted; default 1 MiB. */
   maxRecordBytes?: number;
 };
@@ -55,7 +58,10 @@ const HEADER_BYTES = 5;
 type Reader = (body: Buffer) => unknown;
 
 export function createSerde(options: SerdeOptions): Serde {
-  const registry = 'registry' in options ? options.registry : createRegistryClient(options.registryUrl);
+  const registry =
+    'registry' in options
+      ? options.registry
+      : createRegistryClient(options.registryUrl, options.registryAccess);
   const where = 'registryUrl' in options ? ` at ${options.registryUrl}` : '';
   const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
 

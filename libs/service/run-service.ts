@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { commonRules, commonSpec } from '../config/common.ts';
+import { databaseTls, kafkaConnectProblem, kafkaSecurity, registryAccess } from '../config/connectivity.ts';
 import {
   ConfigError,
   type ConfigOf,
@@ -22,7 +23,7 @@ import {
 } from '../config/load.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka } from '../kafka/client.ts';
+import { classifyConnectFailure, createKafka, probeKafka } from '../kafka/client.ts';
 import {
   type ConsumerRuntime,
   type ConsumerRuntimeOptions,
@@ -122,7 +123,13 @@ export async function runService<S extends Spec = Record<never, never>>(
     let db: pg.Pool | null = null;
     if (def.migrations) {
       const schema = base.DATABASE_SCHEMA ?? def.name;
-      const pool = createPool({ url: base.DATABASE_URL, schema, applicationName: def.name, log });
+      const pool = createPool({
+        url: base.DATABASE_URL,
+        schema,
+        applicationName: def.name,
+        ssl: databaseTls(base),
+        log,
+      });
       db = pool;
       shutdown.onShutdown('postgres pool', () => pool.end());
       const applied = await migrate(pool, { schema, dir: def.migrations, log });
@@ -163,8 +170,17 @@ export async function runService<S extends Spec = Record<never, never>>(
       clientId: `${def.name}-${base.TIDINGS_DC}`,
       brokers: base.KAFKA_BROKERS,
       logger: log,
+      security: kafkaSecurity(base),
     });
-    const serde = createSerde({ registryUrl: base.SCHEMA_REGISTRY_URL });
+    await probeKafka(kafka).catch((error: unknown) => {
+      throw new Error(kafkaConnectProblem(classifyConnectFailure(error), base, base.KAFKA_BROKERS), {
+        cause: error,
+      });
+    });
+    const serde = createSerde({
+      registryUrl: base.SCHEMA_REGISTRY_URL,
+      registryAccess: registryAccess(base),
+    });
     // kafka_consumergroup_lag(_seconds) for the groups this process runs, in kafka_exporter's names.
     const ownedGroups: string[] = [];
     const lagExporter = startLagExporter({ kafka, registry, groups: ownedGroups, log });
@@ -202,7 +218,6 @@ export async function runService<S extends Spec = Record<never, never>>(
     });
     log.info(`${def.name} started`);
   } catch (error) {
-    log.fatal({ err: error }, `${def.name} failed to start`);
-    await shutdown.shutdown('start-up failed');
+    await shutdown.fail(`${def.name} failed to start`, error);
   }
 }

@@ -237,8 +237,14 @@ export interface CliRun {
  * this one, so consumers a test started keep heartbeating meanwhile.
  */
 export function runTidings(...args: string[]): Promise<CliRun> {
+  return runTidingsWith(process.env, ...args);
+}
+
+/** runTidings with an environment of its own (a secured cluster's KAFKA_TLS*, KAFKA_SASL_*). */
+export function runTidingsWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> {
   const child = spawn(process.execPath, ['cli/tidings.ts', '--registry', REGISTRY_URL, ...args], {
     cwd: join(import.meta.dirname, '..', '..'),
+    env,
   });
   let stdout = '';
   let stderr = '';

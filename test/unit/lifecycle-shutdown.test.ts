@@ -76,6 +76,19 @@ test('a failing step is logged, later steps still run, and the exit code is 1', 
   assert.match(failed?.err?.message ?? '', /close failed/);
 });
 
+test('a failed start runs every step, logs the error as fatal and exits 1', async () => {
+  const { shutdown, exits, lines } = harness();
+  const ran: string[] = [];
+  shutdown.onShutdown('ops server', () => void ran.push('ops server'));
+
+  await shutdown.fail('svc failed to start', new Error('Kafka refused the login'));
+  assert.deepEqual(ran, ['ops server']);
+  assert.deepEqual(exits, [1]);
+  const fatal = lines.find((l) => l.msg === 'svc failed to start');
+  assert.equal(fatal?.level, 60);
+  assert.match(fatal?.err?.message ?? '', /refused the login/);
+});
+
 test('gives up after the timeout, says what was still running, and exits 1', async () => {
   const { shutdown, exits, lines } = harness(50);
   let lastRan = false;
