@@ -16,6 +16,7 @@ import { duration, int, list, port, str } from '../../libs/config/vars.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { startApiServer } from './api-server.ts';
 import { createInboxMetrics } from './inbox-metrics.ts';
 import { startLiveHub } from './live.ts';
@@ -26,6 +27,7 @@ import {
   erasePerson,
   listEntries,
   notificationsAfter,
+  readByMark,
   type StoreSettings,
   storeNotifications,
   sweep,
@@ -117,6 +119,7 @@ await runService({
     };
     const dc = config.TIDINGS_DC;
 
+    const trail = createTrail({ stage: 'inbox', enabled: config.DELIVERY_TRAIL });
     const producer = createProducer(kafka);
     await producer.connect();
     onShutdown('state producer', () => producer.disconnect());
@@ -140,18 +143,19 @@ await runService({
       stream: 'notify.inbox-state',
       group: `${config.INBOX_CONSUMER_GROUP}-state`,
       handler: {
-        async handle({ value }) {
-          await applyStateChange(
-            db,
-            {
-              userId: value.user_id,
-              action: value.action,
-              notificationIds: value.notification_ids,
-              upTo: value.up_to,
-              dt: value.meta.dt,
-            },
-            settings,
-          );
+        async handle({ value }, context) {
+          const change = {
+            userId: value.user_id,
+            action: value.action,
+            notificationIds: value.notification_ids,
+            upTo: value.up_to,
+            dt: value.meta.dt,
+          };
+          await applyStateChange(db, change, settings);
+          if (value.action !== 'read' || !trail.enabled) return;
+          for (const read of await readByMark(db, change)) {
+            trail.write(context, { ...read, recipientId: value.user_id, channel: 'web', outcome: 'read' });
+          }
         },
       },
     });
@@ -243,10 +247,21 @@ await runService({
           for (const outcome of outcomes.values()) metrics.stored(outcome);
           return outcomes;
         },
-        handle(record, { batch }) {
-          if (!batch.has(record.value.notification.notification_id)) {
+        handle(record, context) {
+          const { notification } = record.value;
+          const outcome = context.batch.get(notification.notification_id);
+          if (outcome === undefined) {
             throw new Error(`notification at offset ${record.offset} was not stored with its batch`);
           }
+          trail.write(context, {
+            eventId: notification.event_id,
+            recipientId: notification.recipient_id,
+            notificationId: notification.notification_id,
+            channel: 'web',
+            // A redelivery or replay was stored the first time: the same decision, the same trail id.
+            outcome: outcome === 'stored' || outcome === 'duplicate' ? 'stored' : 'dropped',
+            reason: outcome === 'stored' || outcome === 'duplicate' ? null : outcome,
+          });
         },
       },
     });

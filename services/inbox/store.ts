@@ -263,6 +263,24 @@ export async function storeNotifications(
  * Applies a person's read / unread / seen / archive / unarchive change, from this datacenter's API
  * or from notify.inbox-state of either datacenter; applying the same change twice changes nothing.
  */
+/**
+ * The notifications a read mark (applied with meta.dt `dt`) turned read, with their events: for the
+ * delivery trail. Every datacenter's inbox finds the same ones, whether the mark came from its own
+ * API (applied before the record was consumed) or from the other datacenter.
+ */
+export async function readByMark(
+  db: pg.Pool,
+  change: Pick<StateChange, 'userId' | 'notificationIds' | 'upTo' | 'dt'>,
+): Promise<{ notificationId: string; eventId: string }[]> {
+  const { rows } = await db.query<{ notification_id: string; event_id: string }>(
+    `SELECT notification_id, event_id FROM notifications
+     WHERE user_id = $1 AND read AND read_dt = $2
+       AND (notification_id = ANY($3) OR event_ms <= $4)`,
+    [change.userId, change.dt, change.notificationIds, change.upTo ?? -1],
+  );
+  return rows.map((r) => ({ notificationId: r.notification_id, eventId: r.event_id }));
+}
+
 export async function applyStateChange(
   db: pg.Pool,
   change: StateChange,

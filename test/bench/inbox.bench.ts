@@ -100,7 +100,12 @@ export async function run(): Promise<Record<string, unknown>> {
         .catch(() => ({ rows: [{ n: 0 }] }))
     ).rows[0]?.n ?? 0;
   try {
-    await createStreamTopics(kafka, dc, ['notify.inbox-state', 'notify.user', 'notify.checkpoint'], 3);
+    await createStreamTopics(
+      kafka,
+      dc,
+      ['notify.inbox-state', 'notify.user', 'notify.checkpoint', 'notify.status'],
+      3,
+    );
     await createStreamTopics(kafka, dc, ['notify.web'], 6);
     const port = await freePort();
     const apiPort = await freePort();

@@ -38,6 +38,7 @@ before(async () => {
     'notify.inbox-state',
     'notify.user',
     'notify.checkpoint',
+    'notify.status',
   ]);
   inbox = await startInbox({ dc, schema });
   browser = await chromium.launch({

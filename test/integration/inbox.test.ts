@@ -43,7 +43,7 @@ const serde = createSerde({ registryUrl: REGISTRY_URL });
 const dc = uniqueDc();
 const schema = `inbox_${dc}`;
 const publisher = testPublisher(dc, 'test');
-const STREAMS = ['notify.web', 'notify.inbox-state', 'notify.user', 'notify.checkpoint'];
+const STREAMS = ['notify.web', 'notify.inbox-state', 'notify.user', 'notify.checkpoint', 'notify.status'];
 const cleanups: (() => Promise<unknown>)[] = [];
 let inbox: InboxProcess;
 
@@ -291,6 +291,40 @@ describe('storage, bundles and counts', () => {
       'other channels match by event id',
     );
     assert.equal(mine[4]?.up_to, now - 10_000 + 2, 'read-all carries the event time it covers');
+
+    // The delivery trail: each notification stored, and the ones read told as read once, however
+    // many marks covered them (b was read, unread, and read again by read-all).
+    const story = await eventually(async () => {
+      const run = await runTidings(
+        '--brokers',
+        BROKERS.eqiad.join(','),
+        '--dc',
+        dc,
+        '-o',
+        'json',
+        'trace',
+        '--user',
+        user,
+      );
+      const stories = JSON.parse(run.stdout || '[]') as {
+        notification_id: string;
+        state: { summary: string };
+        steps: { stage: string; outcome: string }[];
+      }[];
+      const told = Object.fromEntries(
+        stories.map((t) => [
+          t.notification_id,
+          t.steps.map((step) => `${step.stage}:${step.outcome}`).join(' '),
+        ]),
+      );
+      return told[c]?.endsWith('read') ? told : undefined;
+    }, 'the trail to tell the read marks');
+    assert.deepEqual(story, {
+      [a]: 'inbox:stored inbox:read',
+      [b]: 'inbox:stored inbox:read',
+      [c]: 'inbox:stored inbox:read',
+      [d]: 'inbox:stored',
+    });
   });
 
   test("marks on someone else's notification id, even before it arrives, change nothing of theirs", async () => {
