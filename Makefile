@@ -38,10 +38,11 @@ down:
 status:
 	bash deploy/local/status.sh
 
-# Topics and schemas for both datacenters; idempotent.
+# Topics and schemas for both datacenters; idempotent. The local brokers get the topic plan with
+# its partition counts capped (production counts are sized for production, docs/architecture.md).
 stack-init: install
-	$(NODE) cli/tidings.ts topics apply --dc eqiad
-	$(NODE) cli/tidings.ts topics apply --dc codfw
+	$(NODE) cli/tidings.ts topics apply --dc eqiad --max-partitions local
+	$(NODE) cli/tidings.ts topics apply --dc codfw --max-partitions local
 	$(NODE) cli/tidings.ts schemas register
 
 dev: install up stack-init
