@@ -93,6 +93,12 @@ export async function runService<S extends Spec = Record<never, never>>(
     ...consumerSpec,
     ...(def.spec ?? {}),
   } as BaseSpec & S;
+  // `main.ts --accepted-env`: the variables this service reads, as JSON, without starting it;
+  // `make deploy-check` holds every Kubernetes Deployment's environment against this list.
+  if (process.argv.includes('--accepted-env')) {
+    process.stdout.write(`${JSON.stringify(Object.keys(spec).sort())}\n`);
+    process.exit(0);
+  }
   let config: ConfigOf<BaseSpec & S>;
   try {
     config = loadConfig(spec, env, {
