@@ -212,6 +212,12 @@ function publicService(w: Workload): Manifest[] {
 
 const tcp = (port: number) => ({ protocol: 'TCP', port });
 
+/** DNS, the datacenter's Kafka, registry and Postgres, and `extraPorts` of the outside world. */
+const egressRules = (extraPorts: readonly number[]) => [
+  { ports: [tcp(53), { protocol: 'UDP', port: 53 }] },
+  { ports: [...BACKEND_PORTS, ...extraPorts].map(tcp) },
+];
+
 function networkPolicy(w: Workload): Manifest {
   return {
     apiVersion: 'networking.k8s.io/v1',
@@ -228,17 +234,16 @@ function networkPolicy(w: Workload): Manifest {
         },
         ...(w.publicPorts.length > 0 ? [{ ports: w.publicPorts.map((p) => tcp(p.port)) }] : []),
       ],
-      egress: [
-        { ports: [tcp(53), { protocol: 'UDP', port: 53 }] },
-        { ports: [...BACKEND_PORTS, ...w.egressPorts].map(tcp) },
-      ],
+      egress: egressRules(w.egressPorts),
     },
   };
 }
 
 /** Topics and schemas, before the services: `kubectl wait` for it (docs/operations.md, "Deploy"). */
+const SETUP_LABELS = { 'app.kubernetes.io/name': 'tidings', 'app.kubernetes.io/component': 'setup' };
+
 function setupJob(): Manifest {
-  const labels = { 'app.kubernetes.io/name': 'tidings', 'app.kubernetes.io/component': 'setup' };
+  const labels = SETUP_LABELS;
   const global = [
     '--dc',
     '$(TIDINGS_DC)',
@@ -296,6 +301,19 @@ function setupJob(): Manifest {
   };
 }
 
+function setupNetworkPolicy(): Manifest {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'tidings-setup', labels: SETUP_LABELS },
+    spec: {
+      podSelector: { matchLabels: SETUP_LABELS },
+      policyTypes: ['Ingress', 'Egress'],
+      egress: egressRules([]),
+    },
+  };
+}
+
 function defaultDeny(): Manifest {
   return {
     apiVersion: 'networking.k8s.io/v1',
@@ -321,7 +339,7 @@ export function baseFiles(): Map<string, string> {
       toYaml([deployment(w), disruptionBudget(w), scaledObject(w), networkPolicy(w), ...publicService(w)]),
     );
   }
-  files.set('setup-job.yaml', toYaml([setupJob(), defaultDeny()]));
+  files.set('setup-job.yaml', toYaml([setupJob(), setupNetworkPolicy(), defaultDeny()]));
   files.set(
     'kustomization.yaml',
     HEADER +

@@ -38,7 +38,10 @@ describe('topic plan', () => {
     for (const d of TOPIC_PLAN) {
       const topic = `eqiad.${d.stream}`;
       assert.equal(production.find((t) => t.topic === topic)?.partitions, d.partitions);
-      assert.equal(local.find((t) => t.topic === topic)?.partitions, Math.min(d.partitions, LOCAL_MAX_PARTITIONS));
+      assert.equal(
+        local.find((t) => t.topic === topic)?.partitions,
+        Math.min(d.partitions, LOCAL_MAX_PARTITIONS),
+      );
       assert.equal(localPartitions(d.stream), Math.min(d.partitions, LOCAL_MAX_PARTITIONS));
     }
   });
