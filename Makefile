@@ -85,11 +85,15 @@ image-local:
 	@bash deploy/image/debian-base.sh $(LOCAL_BASE)
 	@$(MAKE) --no-print-directory image BASE=$(LOCAL_BASE)
 
-# The Kubernetes manifests and the monitoring rules, checked offline against the code (deploy/k8s/check.ts).
+# The Kubernetes manifests, alert rules and dashboard, checked offline against the code they deploy
+# (deploy/k8s/check.ts, deploy/monitoring/check.ts) and by promtool.
 deploy-check: install
-	@bash deploy/local/apt-ensure.sh kubectl=kubectl
+	@bash deploy/local/apt-ensure.sh kubectl=kubectl promtool=prometheus
 	$(NODE) deploy/k8s/generate.ts --check
 	$(NODE) deploy/k8s/check.ts
+	promtool check rules deploy/monitoring/alerts.yaml
+	promtool test rules deploy/monitoring/alerts.test.yaml
+	$(NODE) deploy/monitoring/check.ts
 
 # Builds the image here and runs the router from it against the running local stack.
 test-image: install image-local
