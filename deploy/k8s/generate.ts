@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_DCS } from '../../libs/config/common.ts';
-import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
+import { declaredPartitions } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import {
   OPS_PORT,
@@ -31,13 +31,6 @@ export const SECRET = 'tidings';
 const BACKEND_PORTS = [9092, 9093, 8081, 443, 5432];
 
 type Manifest = Record<string, unknown>;
-
-/** The stream's partitions per datacenter prefix: the most replicas that can each own a partition. */
-export function partitionsOf(stream: string): number {
-  const declared = TOPIC_PLAN.find((d) => d.stream === stream);
-  if (!declared) throw new Error(`${stream} is not in the topic plan`);
-  return declared.partitions;
-}
 
 /** `DATABASE_URL` is read from the Secret's `database-url` key. */
 export const secretKeyOf = (variable: string) => variable.toLowerCase().replaceAll('_', '-');
@@ -176,7 +169,7 @@ function scaledObject(w: Workload): Manifest {
     spec: {
       scaleTargetRef: { name: w.name },
       minReplicaCount: w.minReplicas,
-      maxReplicaCount: partitionsOf(w.scaleOn.stream),
+      maxReplicaCount: declaredPartitions(w.scaleOn.stream),
       pollingInterval: 15,
       cooldownPeriod: 300,
       triggers: DEFAULT_DCS.map((dc) => ({

@@ -62,11 +62,16 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
 /** `make stack-init` applies the plan with at most this many partitions per topic. */
 export const LOCAL_MAX_PARTITIONS = 6;
 
-/** A stream's partition count on the local stack (tests and benches that make their own topics). */
-export function localPartitions(stream: string): number {
+/** A stream's production partition count. */
+export function declaredPartitions(stream: string): number {
   const declared = TOPIC_PLAN.find((d) => d.stream === stream);
   if (!declared) throw new Error(`${stream} is not in the topic plan`);
-  return Math.min(declared.partitions, LOCAL_MAX_PARTITIONS);
+  return declared.partitions;
+}
+
+/** A stream's partition count on the local stack (tests and benches that make their own topics). */
+export function localPartitions(stream: string): number {
+  return Math.min(declaredPartitions(stream), LOCAL_MAX_PARTITIONS);
 }
 
 export function isCompacted(stream: string): boolean {

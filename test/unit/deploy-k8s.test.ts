@@ -16,7 +16,8 @@ import {
   servedOpsPaths,
   validateSchemas,
 } from '../../deploy/k8s/check.ts';
-import { baseFiles, DC_CONFIG_MAP, partitionsOf } from '../../deploy/k8s/generate.ts';
+import { baseFiles, DC_CONFIG_MAP } from '../../deploy/k8s/generate.ts';
+import { declaredPartitions } from '../../libs/kafka/topic-plan.ts';
 
 const dcConfig: Manifest = {
   apiVersion: 'v1',
@@ -108,11 +109,11 @@ describe('deploy-check', () => {
   test('a ScaledObject allowed past the partitions of its topic fails', () => {
     const ms = rendered();
     const router = find(ms, 'ScaledObject', 'router');
-    assert.equal(router.spec.maxReplicaCount, partitionsOf('notify.event'));
-    router.spec.maxReplicaCount = partitionsOf('notify.event') + 1;
+    assert.equal(router.spec.maxReplicaCount, declaredPartitions('notify.event'));
+    router.spec.maxReplicaCount = declaredPartitions('notify.event') + 1;
     assert.deepEqual(checkScaling(ms), [
-      `ScaledObject/router: maxReplicaCount ${partitionsOf('notify.event') + 1} exceeds the ${partitionsOf('notify.event')} partitions of eqiad.notify.event`,
-      `ScaledObject/router: maxReplicaCount ${partitionsOf('notify.event') + 1} exceeds the ${partitionsOf('notify.event')} partitions of codfw.notify.event`,
+      `ScaledObject/router: maxReplicaCount ${declaredPartitions('notify.event') + 1} exceeds the ${declaredPartitions('notify.event')} partitions of eqiad.notify.event`,
+      `ScaledObject/router: maxReplicaCount ${declaredPartitions('notify.event') + 1} exceeds the ${declaredPartitions('notify.event')} partitions of codfw.notify.event`,
     ]);
   });
 
