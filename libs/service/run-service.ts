@@ -176,6 +176,10 @@ export async function runService<S extends Spec = Record<never, never>>(
     const lagExporter = startLagExporter({ kafka, registry, groups: ownedGroups, log });
     shutdown.onShutdown('lag exporter', () => lagExporter.stop());
 
+    // Not ready before start() is done: the consumers it has not started yet have no check of
+    // their own, and a rollout must not count this pod in while its main consumer is missing.
+    let started = false;
+    checks.set('start-up', () => (started ? { ok: true } : { ok: false, detail: 'starting' }));
     await def.start({
       name: def.name,
       config,
@@ -206,6 +210,7 @@ export async function runService<S extends Spec = Record<never, never>>(
         return runtime;
       },
     });
+    started = true;
     log.info(`${def.name} started`);
   } catch (error) {
     log.fatal({ err: error }, `${def.name} failed to start`);
