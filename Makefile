@@ -75,10 +75,13 @@ BASE ?= docker.io/library/debian:bookworm-slim
 BUILDAH := buildah --storage-driver vfs
 # Extra CA certificates for reaching the npm registry during the build (a TLS-intercepting proxy).
 IMAGE_EXTRA_CA ?= $(NODE_EXTRA_CA_CERTS)
+# The image it replaces is removed (vfs keeps a full copy of every image).
 image:
 	@bash deploy/local/apt-ensure.sh buildah=buildah
-	$(BUILDAH) bud --isolation chroot --format docker --layers=false -f deploy/image/Containerfile \
-	  --build-arg BASE=$(BASE) --secret id=extra-ca,src=$(or $(IMAGE_EXTRA_CA),/dev/null) -t $(IMAGE) .
+	@old=$$($(BUILDAH) images -q $(IMAGE) 2>/dev/null || true); \
+	$(BUILDAH) bud --isolation chroot --format docker --layers=false --force-rm -f deploy/image/Containerfile \
+	  --build-arg BASE=$(BASE) --secret id=extra-ca,src=$(or $(IMAGE_EXTRA_CA),/dev/null) -t $(IMAGE) . && \
+	if [[ -n $$old && $$old != "$$($(BUILDAH) images -q $(IMAGE))" ]]; then $(BUILDAH) rmi $$old >/dev/null || true; fi
 
 LOCAL_BASE := localhost/tidings-base:bookworm
 image-local:
