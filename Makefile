@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-drill bench clean
+.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-drill bench clean image image-local test-image deploy-check
 
 install: node_modules/.install-stamp
 
@@ -38,10 +38,11 @@ down:
 status:
 	bash deploy/local/status.sh
 
-# Topics and schemas for both datacenters; idempotent.
+# Topics and schemas for both datacenters; idempotent. The local brokers get the topic plan with
+# its partition counts capped (production counts are sized for production, docs/architecture.md).
 stack-init: install
-	$(NODE) cli/tidings.ts topics apply --dc eqiad
-	$(NODE) cli/tidings.ts topics apply --dc codfw
+	$(NODE) cli/tidings.ts topics apply --dc eqiad --max-partitions local
+	$(NODE) cli/tidings.ts topics apply --dc codfw --max-partitions local
 	$(NODE) cli/tidings.ts schemas register
 
 dev: install up stack-init
@@ -64,13 +65,47 @@ test-drill: install
 
 # Starts the stack unless it already runs, runs every test, and stops what it started.
 test: install
-	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit test-integration test-browser test-drill
+	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit deploy-check test-integration test-browser test-image test-drill
 
 bench: install
 	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init bench-run
 
 bench-run:
 	$(NODE) test/bench/run.ts
+
+# The container image (deploy/image/Containerfile), built with buildah: no Docker engine needed.
+# BASE is any Debian bookworm image; `make image-local` makes one from Debian's packages instead.
+IMAGE ?= localhost/tidings:dev
+BASE ?= docker.io/library/debian:bookworm-slim
+BUILDAH := buildah --storage-driver vfs
+# Extra CA certificates for reaching the npm registry during the build (a TLS-intercepting proxy).
+IMAGE_EXTRA_CA ?= $(NODE_EXTRA_CA_CERTS)
+# The image it replaces is removed (vfs keeps a full copy of every image).
+image:
+	@bash deploy/local/apt-ensure.sh buildah=buildah
+	@old=$$($(BUILDAH) images -q $(IMAGE) 2>/dev/null || true); \
+	$(BUILDAH) bud --isolation chroot --format docker --layers=false --force-rm -f deploy/image/Containerfile \
+	  --build-arg BASE=$(BASE) --secret id=extra-ca,src=$(or $(IMAGE_EXTRA_CA),/dev/null) -t $(IMAGE) . && \
+	if [[ -n $$old && $$old != "$$($(BUILDAH) images -q $(IMAGE))" ]]; then $(BUILDAH) rmi $$old >/dev/null || true; fi
+
+LOCAL_BASE := localhost/tidings-base:bookworm
+image-local:
+	@bash deploy/image/debian-base.sh $(LOCAL_BASE)
+	@$(MAKE) --no-print-directory image BASE=$(LOCAL_BASE)
+
+# The Kubernetes manifests, alert rules and dashboard, checked offline against the code they deploy
+# (deploy/k8s/check.ts, deploy/monitoring/check.ts) and by promtool.
+deploy-check: install
+	@bash deploy/local/apt-ensure.sh kubectl=kubectl promtool=prometheus
+	$(NODE) deploy/k8s/generate.ts --check
+	$(NODE) deploy/k8s/check.ts
+	promtool check rules deploy/monitoring/alerts.yaml
+	promtool test rules deploy/monitoring/alerts.test.yaml
+	$(NODE) deploy/monitoring/check.ts
+
+# Builds the image here and runs the router from it against the running local stack.
+test-image: install image-local
+	TIDINGS_IMAGE=$(IMAGE) $(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/image/*.test.ts'
 
 clean: down
 	rm -rf .data

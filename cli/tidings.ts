@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `tidings`: the operations command.
  *

@@ -8,8 +8,10 @@ import type { Admin } from 'kafkajs';
 import {
   applyTopicPlan,
   desiredTopics,
+  LOCAL_MAX_PARTITIONS,
   planTopic,
   readTopics,
+  TOPIC_PLAN,
   type TopicChange,
 } from '../../libs/kafka/topic-plan.ts';
 import { type CliContext, contextOf, usageError } from '../context.ts';
@@ -18,6 +20,7 @@ import { withKafka } from '../kafka-session.ts';
 interface TopicsOptions {
   replicationFactor: string;
   prefixes?: string;
+  maxPartitions?: string;
 }
 
 export function topicsCommand(program: Command): void {
@@ -72,13 +75,30 @@ async function withPlan(
 function withPlanOptions(command: Command): Command {
   return command
     .option('--replication-factor <n>', 'replicas per partition for new topics', '1')
-    .option('--prefixes <dcs>', 'datacenter prefixes to hold topics for (default: every known datacenter)');
+    .option('--prefixes <dcs>', 'datacenter prefixes to hold topics for (default: every known datacenter)')
+    .option(
+      '--max-partitions <n>',
+      `at most this many partitions per new topic; "local" is the local stack's ${LOCAL_MAX_PARTITIONS} (default: as declared)`,
+    );
 }
 
 function desiredFor(ctx: CliContext, options: TopicsOptions) {
   const replicationFactor = Number(options.replicationFactor);
   if (!Number.isInteger(replicationFactor) || replicationFactor < 1) {
     throw usageError(`--replication-factor must be a positive integer, got "${options.replicationFactor}"`);
+  }
+  const maxPartitions =
+    options.maxPartitions === undefined
+      ? Number.POSITIVE_INFINITY
+      : options.maxPartitions === 'local'
+        ? LOCAL_MAX_PARTITIONS
+        : Number(options.maxPartitions);
+  if (
+    !(maxPartitions >= 1 && (Number.isInteger(maxPartitions) || maxPartitions === Number.POSITIVE_INFINITY))
+  ) {
+    throw usageError(
+      `--max-partitions must be a positive integer or "local", got "${options.maxPartitions}"`,
+    );
   }
   const dcs = options.prefixes
     ? options.prefixes
@@ -87,7 +107,7 @@ function desiredFor(ctx: CliContext, options: TopicsOptions) {
         .filter((dc) => dc.length > 0)
     : ctx.knownDcs;
   try {
-    return desiredTopics(dcs, replicationFactor);
+    return desiredTopics(dcs, replicationFactor, TOPIC_PLAN, maxPartitions);
   } catch (error) {
     throw usageError((error as Error).message);
   }

@@ -40,18 +40,22 @@ export interface TopicDeclaration {
   config: Readonly<Record<string, string>>;
 }
 
-/** High-volume streams (an event fans out to channel topics) get 6 partitions, the rest 3. */
+/**
+ * Production partition counts, sized in docs/architecture.md ("Scale") for 100 million people and
+ * 1 billion notifications a day; the most replicas a consumer group can use is its topic's count.
+ * The local stack caps them (LOCAL_MAX_PARTITIONS): one laptop broker needs no 24-way parallelism.
+ */
 export const TOPIC_PLAN: readonly TopicDeclaration[] = [
-  { stream: 'notify.event', partitions: 6, config: retainedFor(7) },
-  { stream: 'notify.user', partitions: 3, config: COMPACTED },
-  { stream: 'notify.preference-change', partitions: 3, config: retainedFor(30) },
-  { stream: 'notify.push-subscription', partitions: 3, config: COMPACTED },
-  { stream: 'notify.web', partitions: 6, config: retainedFor(7) },
-  { stream: 'notify.email', partitions: 6, config: retainedFor(7) },
-  { stream: 'notify.push', partitions: 6, config: retainedFor(7) },
-  { stream: 'notify.email-send', partitions: 3, config: retainedFor(7) },
-  { stream: 'notify.bounce', partitions: 3, config: retainedFor(30) },
-  { stream: 'notify.suppression', partitions: 3, config: COMPACTED },
+  { stream: 'notify.event', partitions: 24, config: retainedFor(7) },
+  { stream: 'notify.user', partitions: 24, config: COMPACTED },
+  { stream: 'notify.preference-change', partitions: 6, config: retainedFor(30) },
+  { stream: 'notify.push-subscription', partitions: 12, config: COMPACTED },
+  { stream: 'notify.web', partitions: 24, config: retainedFor(7) },
+  { stream: 'notify.email', partitions: 12, config: retainedFor(7) },
+  { stream: 'notify.push', partitions: 36, config: retainedFor(7) },
+  { stream: 'notify.email-send', partitions: 24, config: retainedFor(7) },
+  { stream: 'notify.bounce', partitions: 6, config: retainedFor(30) },
+  { stream: 'notify.suppression', partitions: 6, config: COMPACTED },
   { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
   // One record per change, applied newest-wins per notification; kept longer than notify.web so an
   // inbox rebuilt from the topics finds the read marks of every notification it finds.
@@ -59,6 +63,21 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   // The delivery trail: a record per stage decision, so at least as many as the channel topics.
   { stream: 'notify.status', partitions: 6, config: retainedFor(30) },
 ];
+
+/** `make stack-init` applies the plan with at most this many partitions per topic. */
+export const LOCAL_MAX_PARTITIONS = 6;
+
+/** A stream's production partition count. */
+export function declaredPartitions(stream: string): number {
+  const declared = TOPIC_PLAN.find((d) => d.stream === stream);
+  if (!declared) throw new Error(`${stream} is not in the topic plan`);
+  return declared.partitions;
+}
+
+/** A stream's partition count on the local stack (tests and benches that make their own topics). */
+export function localPartitions(stream: string): number {
+  return Math.min(declaredPartitions(stream), LOCAL_MAX_PARTITIONS);
+}
 
 export function isCompacted(stream: string): boolean {
   return TOPIC_PLAN.some((d) => d.stream === stream && d.config['cleanup.policy'] === 'compact');
@@ -82,6 +101,7 @@ export function desiredTopics(
   dcs: readonly string[],
   replicationFactor: number,
   plan: readonly TopicDeclaration[] = TOPIC_PLAN,
+  maxPartitions = Number.POSITIVE_INFINITY,
 ): DesiredTopic[] {
   if (!Number.isInteger(replicationFactor) || replicationFactor < 1) {
     throw new Error(`replication factor must be a positive integer, got ${replicationFactor}`);
@@ -92,7 +112,7 @@ export function desiredTopics(
       topic: topicFor(dc, d.stream),
       stream: d.stream,
       dc,
-      partitions: d.partitions,
+      partitions: Math.min(d.partitions, maxPartitions),
       replicationFactor,
       config: { ...d.config, 'min.insync.replicas': minInsync },
     })),

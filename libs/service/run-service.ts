@@ -14,6 +14,7 @@ import type { Registry } from 'prom-client';
 import { commonRules, commonSpec } from '../config/common.ts';
 import { databaseTls, kafkaConnectProblem, kafkaSecurity, registryAccess } from '../config/connectivity.ts';
 import {
+  acceptedVariables,
   ConfigError,
   type ConfigOf,
   type ConfigRule,
@@ -94,6 +95,12 @@ export async function runService<S extends Spec = Record<never, never>>(
     ...consumerSpec,
     ...(def.spec ?? {}),
   } as BaseSpec & S;
+  // `main.ts --accepted-env`: the variables this service reads, as JSON, without starting it;
+  // `make deploy-check` holds every Kubernetes Deployment's environment against this list.
+  if (process.argv.includes('--accepted-env')) {
+    process.stdout.write(`${JSON.stringify(acceptedVariables(spec).sort())}\n`);
+    process.exit(0);
+  }
   let config: ConfigOf<BaseSpec & S>;
   try {
     config = loadConfig(spec, env, {
@@ -186,6 +193,10 @@ export async function runService<S extends Spec = Record<never, never>>(
     const lagExporter = startLagExporter({ kafka, registry, groups: ownedGroups, log });
     shutdown.onShutdown('lag exporter', () => lagExporter.stop());
 
+    // Not ready before start() is done: the consumers it has not started yet have no check of
+    // their own, and a rollout must not count this pod in while its main consumer is missing.
+    let started = false;
+    checks.set('start-up', () => (started ? { ok: true } : { ok: false, detail: 'starting' }));
     await def.start({
       name: def.name,
       config,
@@ -216,6 +227,7 @@ export async function runService<S extends Spec = Record<never, never>>(
         return runtime;
       },
     });
+    started = true;
     log.info(`${def.name} started`);
   } catch (error) {
     await shutdown.fail(`${def.name} failed to start`, error);

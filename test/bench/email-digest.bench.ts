@@ -22,7 +22,7 @@ import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
-import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
+import { localPartitions } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import { recordKey } from '../../libs/schemas/stream-keys.ts';
@@ -42,8 +42,6 @@ const WORKERS = Number(process.env.BENCH_DIGEST_WORKERS ?? 2);
 const BATCH = 200;
 const MIGRATIONS = join(import.meta.dirname, '..', '..', 'services', 'email', 'migrations');
 const TIMEZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'UTC', 'America/Sao_Paulo'];
-
-const partitionsOf = (stream: string) => TOPIC_PLAN.find((d) => d.stream === stream)?.partitions ?? 3;
 
 /** One statement per table, generated in Postgres: 1,000,000 rows do not cross the wire as parameters. */
 async function seed(db: pg.Pool, now: number): Promise<void> {
@@ -124,7 +122,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const topic = topicFor(dc, 'notify.email-send');
   try {
     await withAdmin(kafka, (a) =>
-      createTopicsWithLeaders(a, [{ topic, numPartitions: partitionsOf('notify.email-send') }]),
+      createTopicsWithLeaders(a, [{ topic, numPartitions: localPartitions('notify.email-send') }]),
     );
     await migrate(db, { schema, dir: MIGRATIONS, log });
     await producer.connect();

@@ -22,7 +22,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
-import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
+import { localPartitions } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
@@ -59,8 +59,7 @@ const STREAMS = [
 const CHANNELS = ['notify.web', 'notify.email', 'notify.push'];
 const ROUTER_MAIN = join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts');
 
-const partitionsOf = (stream: string) => TOPIC_PLAN.find((d) => d.stream === stream)?.partitions ?? 3;
-const EVENT_PARTITIONS = partitionsOf('notify.event');
+const EVENT_PARTITIONS = localPartitions('notify.event');
 
 export async function run(): Promise<Record<string, unknown>> {
   const kafka = testKafka('eqiad');
@@ -162,7 +161,7 @@ async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]
   await withAdmin(kafka, (admin) =>
     createTopicsWithLeaders(
       admin,
-      streams.map((stream) => ({ topic: topicFor(dc, stream), numPartitions: partitionsOf(stream) })),
+      streams.map((stream) => ({ topic: topicFor(dc, stream), numPartitions: localPartitions(stream) })),
     ),
   );
 }

@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import kafkajs from 'kafkajs';
-import { applyTopicPlan, desiredTopics, planTopic, readTopics } from '../../libs/kafka/topic-plan.ts';
+import {
+  applyTopicPlan,
+  desiredTopics,
+  LOCAL_MAX_PARTITIONS,
+  planTopic,
+  readTopics,
+  TOPIC_PLAN,
+} from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { PublishValidationError } from '../../libs/publish/publish.ts';
 import {
@@ -58,7 +65,9 @@ after(async () => {
 async function newDc(streams: readonly StreamName[]): Promise<string> {
   const dc = uniqueDc();
   dcs.push(dc);
-  const desired = desiredTopics([dc], 1).filter((t) => (streams as readonly string[]).includes(t.stream));
+  const desired = desiredTopics([dc], 1, TOPIC_PLAN, LOCAL_MAX_PARTITIONS).filter((t) =>
+    (streams as readonly string[]).includes(t.stream),
+  );
   await withAdmin(kafka, async (admin) =>
     applyTopicPlan(
       admin,
@@ -346,7 +355,7 @@ describe('publisher and serde', () => {
 describe('topics', () => {
   test('apply creates the declared topics and fixes a drifted config; plan then says ok', async () => {
     const dc = await newDc(['notify.user', 'notify.event']);
-    const desired = desiredTopics([dc], 1).filter(
+    const desired = desiredTopics([dc], 1, TOPIC_PLAN, LOCAL_MAX_PARTITIONS).filter(
       (t) => t.stream === 'notify.user' || t.stream === 'notify.event',
     );
     const read = () =>

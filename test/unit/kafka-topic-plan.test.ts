@@ -4,6 +4,8 @@ import {
   desiredTopics,
   type ExistingTopic,
   isCompacted,
+  LOCAL_MAX_PARTITIONS,
+  localPartitions,
   planTopic,
   TOPIC_PLAN,
 } from '../../libs/kafka/topic-plan.ts';
@@ -28,6 +30,20 @@ describe('topic plan', () => {
     assert.equal(topics.length, 2 * STREAMS.length);
     assert.ok(topics.includes('eqiad.notify.event'));
     assert.ok(topics.includes('codfw.notify.checkpoint'));
+  });
+
+  test('the local stack caps partitions; production gets the declared counts', () => {
+    const local = desiredTopics(['eqiad'], 1, TOPIC_PLAN, LOCAL_MAX_PARTITIONS);
+    const production = desiredTopics(['eqiad'], 3);
+    for (const d of TOPIC_PLAN) {
+      const topic = `eqiad.${d.stream}`;
+      assert.equal(production.find((t) => t.topic === topic)?.partitions, d.partitions);
+      assert.equal(
+        local.find((t) => t.topic === topic)?.partitions,
+        Math.min(d.partitions, LOCAL_MAX_PARTITIONS),
+      );
+      assert.equal(localPartitions(d.stream), Math.min(d.partitions, LOCAL_MAX_PARTITIONS));
+    }
   });
 
   test('with three replicas an acknowledged write needs two of them', () => {
@@ -69,6 +85,6 @@ describe('planTopic', () => {
     const existing = { ...matching(), partitions: 1 };
     const change = planTopic(desired, existing);
     assert.equal(change.action, 'ok');
-    assert.match(change.warnings[0]!, /has 1 partitions, declared 3/);
+    assert.match(change.warnings[0]!, new RegExp(`has 1 partitions, declared ${desired.partitions}:`));
   });
 });

@@ -1,0 +1,44 @@
+/**
+ * A service is not ready while its start() runs: Kubernetes would otherwise count a pod in (and
+ * a rolling update would stop an old one) before its consumers exist. Seen with the router from
+ * the image on a loaded machine: /readyz answered 200 while its main consumer was still joining.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { eventually, freePort, serviceEnv, uniqueDc } from './harness.ts';
+
+test('/readyz answers 503 until start() is done, then 200', async () => {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'slow-start-service.ts')], {
+    env: serviceEnv(uniqueDc(), port),
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  try {
+    const starting = await eventually(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+        return res
+          ? { status: res.status, body: (await res.json()) as { checks: Record<string, unknown> } }
+          : undefined;
+      },
+      'the ops server to answer',
+      60_000,
+    );
+    assert.equal(starting.status, 503);
+    assert.deepEqual(starting.body.checks['start-up'], { ok: false, detail: 'starting' });
+
+    child.kill('SIGUSR2');
+    await eventually(
+      async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined),
+      '/readyz to answer 200 once start() is done',
+      60_000,
+    );
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
