@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
+import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
@@ -135,6 +136,7 @@ const spec = {
     help: 'how long a soft-bounce suppression lasts before it is released',
   }),
   BOUNCE_RELEASE_INTERVAL: duration({ default: 60_000, min: 100, help: 'how often due releases are swept' }),
+  ...httpLimitsSpec,
   REPUTATION_WINDOW: duration({ default: 24 * HOUR, min: 60_000, help: 'window of the per-domain rates' }),
   REPUTATION_EXPECTED_SENDS: int({
     default: 10_000,
@@ -308,6 +310,7 @@ await runService({
         metrics,
         log,
         now,
+        limits: httpLimitsOf(config),
       });
       onShutdown('webhook server', () => webhook.close());
       log.info({ port: webhook.port }, 'webhook listening: POST /webhook');
@@ -323,6 +326,7 @@ await runService({
         db,
         lift: (hash) => liftAddress(ledger, hash, now()),
         log,
+        limits: httpLimitsOf(config),
       });
       onShutdown('suppression admin', () => adminPort.close());
       log.info({ port: adminPort.port }, 'operator port listening: /suppressions');

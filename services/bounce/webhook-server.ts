@@ -6,9 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { type HttpLimits, readBody } from '../../libs/http/server.ts';
 import type { BounceMetrics } from './bounce-metrics.ts';
 import { bounceRecord } from './bounce-records.ts';
-import { type Listening, listenHttp, readBody, reply } from './http-listener.ts';
+import { type Listening, listenHttp, reply } from './http-listener.ts';
 import type { RecordSender } from './record-sender.ts';
 import { parseWebhook, SIGNATURE_HEADER, verifyWebhookSignature } from './webhook.ts';
 
@@ -25,6 +26,7 @@ export interface WebhookServerOptions {
   readonly metrics: BounceMetrics;
   readonly log: Logger;
   readonly now: () => number;
+  readonly limits?: HttpLimits;
 }
 
 export async function startWebhookServer(options: WebhookServerOptions): Promise<Listening> {
@@ -33,11 +35,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.url !== WEBHOOK_PATH) return reply(res, 404, { error: `POST ${WEBHOOK_PATH}` });
     if (req.method !== 'POST') return reply(res, 405, { error: `POST ${WEBHOOK_PATH}` });
-    const body = await readBody(req, options.maxBodyBytes);
-    if (body === null) {
-      metrics.webhook('too-big');
-      return reply(res, 413, { error: `body larger than ${options.maxBodyBytes} bytes` });
-    }
+    const body = await readBody(req, res, options.maxBodyBytes);
+    if (body === null) return metrics.webhook('too-big');
     const signature = req.headers[SIGNATURE_HEADER];
     const auth = verifyWebhookSignature(
       Array.isArray(signature) ? signature[0] : signature,
@@ -65,9 +64,15 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     reply(res, 200, { accepted: records.length, ignored: parsed.report.ignored.length });
   }
 
-  return listenHttp(options.host, options.port, handle, (error, res) => {
-    metrics.webhook('failed');
-    log.error({ err: error }, 'webhook could not be stored; answered 503');
-    reply(res, 503, { error: 'cannot store the notification right now' });
-  });
+  return listenHttp(
+    options.host,
+    options.port,
+    handle,
+    (error, res) => {
+      metrics.webhook('failed');
+      log.error({ err: error }, 'webhook could not be stored; answered 503');
+      reply(res, 503, { error: 'cannot store the notification right now' });
+    },
+    options.limits,
+  );
 }
