@@ -21,7 +21,7 @@ export function createBounceMetrics(registry: Registry) {
   });
   const webhook = new Counter({
     name: 'tidings_bounce_webhook_requests_total',
-    help: 'webhook requests by outcome: accepted, or refused as missing-signature, malformed-signature, stale, bad-signature, invalid, too-big, failed',
+    help: 'webhook requests by outcome: accepted, or refused as missing-signature, malformed-signature, stale, bad-signature, replayed, invalid, too-big, failed',
     labelNames: ['outcome'],
     registers: [registry],
   });

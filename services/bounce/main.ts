@@ -28,6 +28,7 @@ import { createReputation } from './reputation.ts';
 import { startSmtpReceiver } from './smtp-receiver.ts';
 import { startSuppressionAdmin } from './suppression-admin.ts';
 import { type LedgerDeps, liftAddress, recordBounce, releaseDue } from './suppression-ledger.ts';
+import { MIN_WEBHOOK_SECRET_CHARS } from './webhook.ts';
 import { startWebhookServer } from './webhook-server.ts';
 
 export const BOUNCE_HTTP_PORT = 9106;
@@ -104,7 +105,7 @@ const spec = {
   BOUNCE_WEBHOOK_SECRETS: list({
     optional: true,
     secret: true,
-    help: 'HMAC secrets webhook signatures are checked against (several while rotating); unset disables the webhook',
+    help: `HMAC secrets webhook signatures are checked against (several while rotating), each at least ${MIN_WEBHOOK_SECRET_CHARS} characters; unset disables the webhook`,
   }),
   BOUNCE_WEBHOOK_TOLERANCE: duration({
     default: 300_000,
@@ -120,8 +121,8 @@ const spec = {
   BOUNCE_ADMIN_TOKEN: str({
     optional: true,
     secret: true,
-    pattern: /^\S{16,}$/,
-    expect: 'at least 16 characters without spaces',
+    pattern: /^\S{32,}$/,
+    expect: 'at least 32 characters without spaces',
     help: 'bearer token of the operator port; unset disables it',
   }),
   BOUNCE_SOFT_THRESHOLD: int({ default: 3, min: 1, help: 'soft bounces within the window that suppress' }),
@@ -163,6 +164,18 @@ await runService({
   spec,
   migrations: join(import.meta.dirname, 'migrations'),
   rules: [
+    {
+      vars: ['BOUNCE_WEBHOOK_SECRETS'],
+      check: (c) => {
+        // Positions only: an error message must not echo any part of a secret.
+        const short = (c.BOUNCE_WEBHOOK_SECRETS ?? []).flatMap((secret, i) =>
+          secret.length < MIN_WEBHOOK_SECRET_CHARS ? [i + 1] : [],
+        );
+        return short.length === 0
+          ? undefined
+          : `secret ${short.join(', ')} is shorter than ${MIN_WEBHOOK_SECRET_CHARS} characters (a short secret can be guessed offline from one signed request)`;
+      },
+    },
     {
       vars: ['VERP_KEYS'],
       check: (c) => {

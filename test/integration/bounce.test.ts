@@ -394,7 +394,7 @@ test('an unreadable report goes to the receiver DLQ with its reason, and the nex
   );
 });
 
-test('the webhook refuses a bad signature and turns a signed notification into a bounce', async () => {
+test('the webhook refuses a bad signature, turns a signed notification into a bounce, and refuses its replay', async () => {
   const to = address('frank');
   const body = JSON.stringify({
     notificationType: 'Bounce',
@@ -424,8 +424,16 @@ test('the webhook refuses a bad signature and turns a signed notification into a
       1,
   );
 
-  const accepted = await post(signWebhook(body, WEBHOOK_SECRET, Date.now()));
+  const signature = signWebhook(body, WEBHOOK_SECRET, Date.now());
+  const accepted = await post(signature);
   assert.equal(accepted.status, 200);
+  // The attack: the same signed request again, well within its tolerance window.
+  const replayed = await post(signature);
+  assert.equal(replayed.status, 401);
+  assert.doesNotMatch(await replayed.text(), /replay/, 'the reply does not say why');
+  assert.ok(
+    (await metricValue(ports.ops, 'tidings_bounce_webhook_requests_total', { outcome: 'replayed' })) >= 1,
+  );
   const hash = addressHash(to);
   const [bounceMessage] = await recordsFor('notify.bounce', hash, (ms) => ms.length >= 1);
   const bounce = await decoded<NotifyBounce>('notify.bounce', bounceMessage!);
@@ -437,6 +445,8 @@ test('the webhook refuses a bad signature and turns a signed notification into a
     (await decoded<NotifySuppression>('notify.suppression', suppressionMessage!)).reason,
     'hard_bounce',
   );
+  const bounces = await allRecords('notify.bounce');
+  assert.equal(bounces.filter((m) => m.key?.toString() === hash).length, 1, 'the replay recorded nothing');
 });
 
 test('an operator lists suppressions and lifts one: tombstone published, state reset', async () => {
