@@ -5,6 +5,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { createKafka } from '../libs/kafka/client.ts';
 import type { CliContext } from './context.ts';
+import { printable } from './output.ts';
 
 export async function withKafka<T>(
   ctx: CliContext,
@@ -21,5 +22,5 @@ export async function withKafka<T>(
 }
 
 export function progress(message: string): void {
-  process.stderr.write(`tidings: ${message}\n`);
+  process.stderr.write(`tidings: ${printable(message)}\n`);
 }

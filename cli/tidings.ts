@@ -17,7 +17,7 @@ import { schemasCommand } from './commands/schemas.ts';
 import { tailCommand } from './commands/tail.ts';
 import { topicsCommand } from './commands/topics.ts';
 import { CliError, EXIT } from './context.ts';
-import { OUTPUT_FORMATS } from './output.ts';
+import { OUTPUT_FORMATS, printable } from './output.ts';
 
 export function buildProgram(): Command {
   const program = new Command('tidings')
@@ -61,10 +61,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Commander has already printed its message (and help) for usage errors.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (error instanceof CliError) {
-      console.error(`tidings: ${error.message}`);
+      console.error(`tidings: ${printable(error.message)}`);
       return error.exitCode;
     }
-    console.error(`tidings: ${(error as Error).message ?? error}`);
+    console.error(`tidings: ${printable(String((error as Error).message ?? error))}`);
     return EXIT.problem;
   }
 }

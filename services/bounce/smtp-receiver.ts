@@ -194,8 +194,8 @@ export async function startSmtpReceiver(options: SmtpReceiverOptions): Promise<S
         [HEADER.failedAt]: String(options.now()),
         [HEADER.service]: 'bounce',
         'tidings.smtp.rcpt-to': rcptTo,
-        'tidings.raw.bytes': String(raw.length),
-        'tidings.raw.truncated': String(truncated),
+        [HEADER.rawBytes]: String(raw.length),
+        [HEADER.rawTruncated]: String(truncated),
       },
     });
   }
