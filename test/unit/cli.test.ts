@@ -59,6 +59,7 @@ describe('output', () => {
       key: 'k',
       error_message: 'bad \u001b[2J\u001b]0;pwned\u0007 \u009b31m \u202eevil\r\nforged line',
     };
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must not get through.
     const controls = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/;
     for (const format of ['table', 'csv'] as const) {
       const text = render(format, [hostile]).replace(/\n$/, '').replaceAll('\n', '');
