@@ -33,8 +33,13 @@ const EMAIL = new RegExp(
   'gu',
 );
 
-const mask = (_: string, jsonEscape = '', quote: string | undefined, first: string | undefined, domain: string) =>
-  `${jsonEscape}${quote ? `${quote}***${quote}` : `${first}***`}@${domain}`;
+const mask = (
+  _: string,
+  jsonEscape = '',
+  quote: string | undefined,
+  first: string | undefined,
+  domain: string,
+) => `${jsonEscape}${quote ? `${quote}***${quote}` : `${first}***`}@${domain}`;
 
 export function scrubText(text: string): string {
   // Every pattern needs an "@"; a line without one (most lines) costs a single scan.
