@@ -75,9 +75,9 @@ export async function parseReport(
     subject: mail.subject ?? '',
     from: mail.from?.text ?? '',
     failedRecipients: headerText(mail, 'x-failed-recipients')
-      .split(',')
-      .map((a) => a.trim())
-      .filter((a) => a.includes('@')),
+      .split(',', limits.maxRecipients + 1)
+      .map(addressIn)
+      .filter((a) => a !== null),
   });
   if (plain) {
     if (plain.recipients.length === 0) {
@@ -207,8 +207,11 @@ function isAutoReply(mail: ParsedMail): boolean {
   );
 }
 
+// mailparser leaves contentType unset on some malformed parts (found by fuzzing).
 const findPart = (mail: ParsedMail, types: readonly string[]): Attachment | undefined =>
-  mail.attachments.find((a) => types.includes(a.contentType.toLowerCase()));
+  mail.attachments.find(
+    (a) => typeof a.contentType === 'string' && types.includes(a.contentType.toLowerCase()),
+  );
 
 function contentTypeOf(mail: ParsedMail): { value: string; params: Record<string, string> } | undefined {
   const value = mail.headers.get('content-type');
