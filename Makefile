@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-drill bench clean
+.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-drill bench fuzz clean
 
 install: node_modules/.install-stamp
 
@@ -66,6 +66,12 @@ bench: install
 
 bench-run:
 	$(NODE) test/bench/run.ts
+
+# The fuzz properties of test/unit/fuzz-hostile-input.test.ts (100 cases each in `make test`) with
+# FUZZ_RUNS cases each and a fresh seed; a failure prints the seed and the shrunk input. No stack.
+FUZZ_RUNS ?= 20000
+fuzz: install
+	FUZZ_RUNS=$(FUZZ_RUNS) $(NODE) --test --test-reporter=spec --test-timeout=0 test/unit/fuzz-hostile-input.test.ts
 
 clean: down
 	rm -rf .data
