@@ -139,6 +139,10 @@ const spec = {
   BOUNCE_RELEASE_INTERVAL: duration({ default: 60_000, min: 100, help: 'how often due releases are swept' }),
   ...httpLimitsSpec,
   REPUTATION_WINDOW: duration({ default: 24 * HOUR, min: 60_000, help: 'window of the per-domain rates' }),
+  REPUTATION_DOMAINS: list({
+    optional: true,
+    help: 'our sending domains (the From domains the sender uses); reports naming any other domain count as "other", since an SMTP report\'s From is text its writer chose',
+  }),
   REPUTATION_EXPECTED_SENDS: int({
     default: 10_000,
     min: 1,
@@ -221,6 +225,7 @@ await runService({
       bounceAlert: Number(config.REPUTATION_BOUNCE_ALERT),
       complaintAlert: Number(config.REPUTATION_COMPLAINT_ALERT),
       maxDomains: 100,
+      ...(config.REPUTATION_DOMAINS ? { domains: config.REPUTATION_DOMAINS } : {}),
       registry,
       log,
       now,
