@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-drill bench clean image image-local test-image deploy-check
+.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-drill bench fuzz clean image image-local test-image deploy-check
 
 install: node_modules/.install-stamp
 
@@ -106,6 +106,12 @@ deploy-check: install
 # Builds the image here and runs the router from it against the running local stack.
 test-image: install image-local
 	TIDINGS_IMAGE=$(IMAGE) $(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/image/*.test.ts'
+
+# The fuzz properties of test/unit/fuzz-hostile-input.test.ts (100 cases each in `make test`) with
+# FUZZ_RUNS cases each and a fresh seed; a failure prints the seed and the shrunk input. No stack.
+FUZZ_RUNS ?= 20000
+fuzz: install
+	FUZZ_RUNS=$(FUZZ_RUNS) $(NODE) --test --test-reporter=spec --test-timeout=0 test/unit/fuzz-hostile-input.test.ts
 
 clean: down
 	rm -rf .data

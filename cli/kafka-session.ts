@@ -6,6 +6,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { kafkaConnectProblem } from '../libs/config/connectivity.ts';
 import { classifyConnectFailure, createKafka } from '../libs/kafka/client.ts';
 import { type CliContext, CliError, EXIT } from './context.ts';
+import { printable } from './output.ts';
 
 export async function withKafka<T>(
   ctx: CliContext,
@@ -25,5 +26,5 @@ export async function withKafka<T>(
 }
 
 export function progress(message: string): void {
-  process.stderr.write(`tidings: ${message}\n`);
+  process.stderr.write(`tidings: ${printable(message)}\n`);
 }

@@ -20,7 +20,7 @@ import { tailCommand } from './commands/tail.ts';
 import { topicsCommand } from './commands/topics.ts';
 import { traceCommand } from './commands/trace.ts';
 import { CliError, EXIT } from './context.ts';
-import { OUTPUT_FORMATS } from './output.ts';
+import { OUTPUT_FORMATS, printable } from './output.ts';
 
 export function buildProgram(): Command {
   const program = new Command('tidings')
@@ -66,10 +66,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Commander has already printed its message (and help) for usage errors.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (error instanceof CliError) {
-      console.error(`tidings: ${error.message}`);
+      console.error(`tidings: ${printable(error.message)}`);
       return error.exitCode;
     }
-    console.error(`tidings: ${(error as Error).message ?? error}`);
+    console.error(`tidings: ${printable(String((error as Error).message ?? error))}`);
     return EXIT.problem;
   }
 }

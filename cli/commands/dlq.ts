@@ -7,7 +7,9 @@
  * their key, value bytes and upstream headers (the runtime's own headers dropped, so a record
  * that fails again starts a fresh attempt count), then deletes the replayed records from the DLQ
  * so a second replay does not send them again. Sinks deduplicate on notification_id, so a crash
- * between the two steps costs duplicates at worst, never loss.
+ * between the two steps costs duplicates at worst, never loss. A DLQ whose dead letters are raw
+ * bytes from outside (HEADER.rawBytes: the bounce receiver's mail) is refused before anything is
+ * sent: those bytes may themselves be a well-formed record, and replaying would make them trusted.
  */
 import { Argument, type Command, Option } from 'commander';
 import type { Admin, Kafka } from 'kafkajs';
@@ -113,6 +115,13 @@ export function dlqCommand(program: Command): void {
       const execute = options.execute ?? false;
       await withKafka(ctx, async (kafka, admin) => {
         const records = await readDlq(kafka, admin, topic, Number.POSITIVE_INFINITY);
+        const raw = records.filter((r) => headerString(r.message.headers, HEADER.rawBytes) !== undefined);
+        if (raw.length > 0) {
+          throw new CliError(
+            `${topic} holds ${raw.length} dead letter(s) of raw external bytes, which replay would turn into trusted ${stream} records; inspect them with \`tidings dlq show\` and have the sender deliver again (see docs/security.md)`,
+            EXIT.problem,
+          );
+        }
         const perPartition = Map.groupBy(records, (r) => r.partition);
         if (execute && records.length > 0) {
           progress(`re-publishing ${records.length} record(s) from ${topic} to ${target}`);

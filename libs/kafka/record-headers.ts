@@ -17,6 +17,13 @@ export const HEADER = {
   failedAt: 'tidings.failed.at',
   service: 'tidings.service',
   group: 'tidings.group',
+  /**
+   * On a dead letter that holds the raw bytes some outsider sent (the bounce receiver's mail): their
+   * length. Such a DLQ is for inspection; `tidings dlq replay` refuses it, since replaying would
+   * turn attacker bytes into records consumers trust.
+   */
+  rawBytes: 'tidings.raw.bytes',
+  rawTruncated: 'tidings.raw.truncated',
 } as const;
 
 const RUNTIME_HEADERS = new Set<string>(Object.values(HEADER));

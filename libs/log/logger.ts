@@ -18,6 +18,9 @@ export interface LoggerOptions {
 const SECRET_KEYS = [
   'password',
   'passwd',
+  // nodemailer's auth option, and the short forms other clients use.
+  'pass',
+  'pwd',
   'secret',
   'clientSecret',
   'client_secret',

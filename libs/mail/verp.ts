@@ -2,25 +2,34 @@
  * Signed VERP return paths: `bounces+<token>@<domain>`.
  *
  * The sender gives every message a return path naming what was sent (a send id or notification id),
- * to whom (a prefix of the address hash) and when; the bounce receiver refuses bounces whose token it
- * did not sign, so nobody can get an address suppressed by mailing a made-up DSN.
+ * to whom and when; the bounce receiver refuses bounces whose token it did not sign, so nobody can
+ * get an address suppressed by mailing a made-up DSN, and acts only on the address the token was
+ * issued for, so a token received at one's own address cannot suppress someone else's.
  *
  * The token is lower-case base32 (RFC 4648 alphabet, no padding) because some MTAs lower-case local
  * parts: decoding folds case, so a mangled address still verifies. Layout (bytes):
  *   header(1) = format version (2 bits) | id form (2 bits) | key id (4 bits)
  *   issued-at(4) = seconds since the epoch, big-endian
- *   address(4) = the first 4 bytes of SHA-256 of the lower-cased address
- *   id(1..18) = the message id, packed by its form
- *   mac(8) = HMAC-SHA256 over everything before it, truncated to 64 bits
- * With the default prefix a 16-byte id makes a 61-character local part, under RFC 5321's 64.
+ *   id(1..17) = the message id, packed by its form
+ *   address-mac(8) = HMAC-SHA256 over "address" | the bytes above | SHA-256 of the lower-cased
+ *     address, truncated to 64 bits
+ *   token-mac(5) = HMAC-SHA256 over "token" | everything before it, truncated to 40 bits
+ * The address is bound through its whole 256-bit hash without carrying any of it: a token proves it
+ * was issued for an address only to someone holding the key and that address, so finding another
+ * address that "matches" means forging a 64-bit MAC online (format 1 carried a 32-bit hash prefix,
+ * which an attacker could match with an address of their own in minutes). The token MAC lets the
+ * receiver refuse a made-up return path at RCPT TO, before any report is read, where the address
+ * it was issued for is not known yet.
+ * With the default prefix a 16-byte id makes a 63-character local part, under RFC 5321's 64.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { parseKeyEntries } from '../config/key-ring.ts';
 
-const FORMAT_VERSION = 1;
-const MAC_BYTES = 8;
-const ADDRESS_BYTES = 4;
-const FIXED_BYTES = 1 + 4 + ADDRESS_BYTES + MAC_BYTES;
+const FORMAT_VERSION = 2;
+const HEADER_BYTES = 1 + 4;
+const ADDRESS_MAC_BYTES = 8;
+const TOKEN_MAC_BYTES = 5;
+const FIXED_BYTES = HEADER_BYTES + ADDRESS_MAC_BYTES + TOKEN_MAC_BYTES;
 const MAX_LOCAL_PART = 64;
 const MAX_KEY_ID = 15;
 export const DEFAULT_PREFIX = 'bounces';
@@ -44,8 +53,9 @@ export interface VerpKeyring {
 export interface VerpFields {
   /** The send id or notification id, exactly as given to returnPath(). */
   readonly messageId: string;
-  /** 8 lower-case hex characters: the start of the recipient's address hash. */
-  readonly addressHashPrefix: string;
+  /** What the address MAC was computed over, to check an address against (issuedFor). */
+  readonly signed: Uint8Array;
+  readonly addressMac: Uint8Array;
   /** ms since the epoch, to the second. */
   readonly issuedAt: number;
   readonly keyId: number;
@@ -89,9 +99,11 @@ export function addressHash(address: string): string {
   return createHash('sha256').update(address.trim().toLowerCase()).digest('hex');
 }
 
-/** Whether a verified token was issued for this address. */
-export const issuedFor = (fields: VerpFields, address: string): boolean =>
-  addressHash(address).startsWith(fields.addressHashPrefix);
+/** Whether a verified token was issued for this address (checked against its whole hash). */
+export function issuedFor(fields: VerpFields, address: string, keys: readonly VerpKey[]): boolean {
+  const key = keys.find((k) => k.id === fields.keyId);
+  return key !== undefined && timingSafeEqual(addressMac(key, fields.signed, address), fields.addressMac);
+}
 
 /** The signed return path for one message to one recipient. Throws if the id cannot fit. */
 export function returnPath(input: ReturnPathInput, keyring: VerpKeyring): string {
@@ -102,12 +114,12 @@ export function returnPath(input: ReturnPathInput, keyring: VerpKeyring): string
     );
   }
   const { form, bytes } = packId(input.messageId);
-  const body = Buffer.alloc(FIXED_BYTES - MAC_BYTES + bytes.length);
-  body.writeUInt8((FORMAT_VERSION << 6) | (ID_FORMS.indexOf(form) << 4) | key.id, 0);
-  body.writeUInt32BE(Math.floor(input.now / 1000), 1);
-  Buffer.from(addressHash(input.recipient), 'hex').copy(body, 5, 0, ADDRESS_BYTES);
-  bytes.copy(body, 5 + ADDRESS_BYTES);
-  const localPart = `${input.prefix ?? DEFAULT_PREFIX}+${base32Encode(Buffer.concat([body, mac(key, body)]))}`;
+  const signed = Buffer.alloc(HEADER_BYTES + bytes.length);
+  signed.writeUInt8((FORMAT_VERSION << 6) | (ID_FORMS.indexOf(form) << 4) | key.id, 0);
+  signed.writeUInt32BE(Math.floor(input.now / 1000), 1);
+  bytes.copy(signed, HEADER_BYTES);
+  const body = Buffer.concat([signed, addressMac(key, signed, input.recipient)]);
+  const localPart = `${input.prefix ?? DEFAULT_PREFIX}+${base32Encode(Buffer.concat([body, tokenMac(key, body)]))}`;
   if (localPart.length > MAX_LOCAL_PART) {
     throw new RangeError(`VERP local part would be ${localPart.length} characters (max ${MAX_LOCAL_PART})`);
   }
@@ -136,29 +148,42 @@ export function verifyReturnPath(
   if (header >> 6 !== FORMAT_VERSION || !form) return fail('malformed');
   const key = keys.find((k) => k.id === (header & 0xf));
   if (!key) return fail('unknown-key');
-  const body = raw.subarray(0, raw.length - MAC_BYTES);
-  if (!timingSafeEqual(mac(key, body), raw.subarray(raw.length - MAC_BYTES))) return fail('forged');
+  const body = raw.subarray(0, raw.length - TOKEN_MAC_BYTES);
+  if (!timingSafeEqual(tokenMac(key, body), raw.subarray(raw.length - TOKEN_MAC_BYTES)))
+    return fail('forged');
 
-  const issuedAt = body.readUInt32BE(1) * 1000;
+  const signed = body.subarray(0, body.length - ADDRESS_MAC_BYTES);
+  const issuedAt = signed.readUInt32BE(1) * 1000;
   if (issuedAt > options.now + (options.maxSkewMs ?? 5 * 60_000)) return fail('from-the-future');
   if (options.now - issuedAt > options.maxAgeMs) return fail('too-old');
-  const messageId = unpackId(form, body.subarray(5 + ADDRESS_BYTES));
+  const messageId = unpackId(form, signed.subarray(HEADER_BYTES));
   if (messageId === null) return fail('malformed');
   return {
     ok: true,
     fields: {
       messageId,
-      addressHashPrefix: body.subarray(5, 5 + ADDRESS_BYTES).toString('hex'),
       issuedAt,
       keyId: key.id,
+      signed: Buffer.from(signed),
+      addressMac: Buffer.from(body.subarray(signed.length)),
     },
   };
 }
 
 const fail = (reason: VerpFailure): VerpVerification => ({ ok: false, reason });
 
-function mac(key: VerpKey, body: Uint8Array): Buffer {
-  return createHmac('sha256', key.secret).update(body).digest().subarray(0, MAC_BYTES);
+// Domain-separated so one MAC can never stand in for the other.
+function tokenMac(key: VerpKey, body: Uint8Array): Buffer {
+  return createHmac('sha256', key.secret).update('token').update(body).digest().subarray(0, TOKEN_MAC_BYTES);
+}
+
+function addressMac(key: VerpKey, signed: Uint8Array, address: string): Buffer {
+  return createHmac('sha256', key.secret)
+    .update('address')
+    .update(signed)
+    .update(Buffer.from(addressHash(address), 'hex'))
+    .digest()
+    .subarray(0, ADDRESS_MAC_BYTES);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

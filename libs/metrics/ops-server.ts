@@ -5,12 +5,14 @@
  *   /healthz  the process is alive (event loop answering): always 200
  *   /readyz   200 or 503 with every readiness check
  *   /_info    what is running where: name, version, dc, node, uptime, plus caller extras
- * GET and HEAD only. Plain node:http: four routes do not need a framework.
+ * GET and HEAD only. Plain node:http (libs/http/server.ts: timeouts and a connection limit): four
+ * routes do not need a framework.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createLimitedServer, type HttpLimits } from '../http/server.ts';
 
 export interface ReadinessCheck {
   ok: boolean;
@@ -40,6 +42,8 @@ export interface OpsServerOptions {
   /** Without it the process is ready as soon as the server listens. */
   readiness?: () => Promise<Readiness>;
   log: Logger;
+  /** Timeouts and the connection limit (libs/http/server.ts defaults when absent). */
+  limits?: HttpLimits;
 }
 
 export interface OpsServer {
@@ -110,13 +114,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     }
   }
 
-  const server = createServer((req, res) => {
+  const server = createLimitedServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       log.error({ err, path: req.url }, 'ops server request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: (err as Error).message });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error, see the service log' });
       else res.destroy();
     });
-  });
+  }, options.limits);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

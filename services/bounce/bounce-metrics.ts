@@ -4,13 +4,13 @@ import { Counter, type Registry } from 'prom-client';
 export function createBounceMetrics(registry: Registry) {
   const refused = new Counter({
     name: 'tidings_bounce_smtp_refused_total',
-    help: 'RCPT TO refused at the VERP domain, by reason (foreign-domain, forged, unknown-key, too-old, malformed, from-the-future)',
+    help: 'RCPT TO refused at the VERP domain, by reason (foreign-domain, forged, unknown-key, too-old, malformed, from-the-future; session-limit when a session is closed for too many refusals)',
     labelNames: ['reason'],
     registers: [registry],
   });
   const messages = new Counter({
     name: 'tidings_bounce_smtp_messages_total',
-    help: 'mails accepted by the SMTP receiver by outcome: produced (bounce records written), ignored (nothing to act on), dead_lettered (unparseable, kept in the receiver DLQ), deferred (answered 4xx), too_big',
+    help: 'mails accepted by the SMTP receiver by outcome: produced (bounce records written), ignored (nothing to act on), dead_lettered (unparseable, kept in the receiver DLQ), deferred (answered 4xx: Kafka away, or dead letters over BOUNCE_DLQ_PER_MINUTE), too_big',
     labelNames: ['outcome'],
     registers: [registry],
   });
@@ -21,7 +21,7 @@ export function createBounceMetrics(registry: Registry) {
   });
   const webhook = new Counter({
     name: 'tidings_bounce_webhook_requests_total',
-    help: 'webhook requests by outcome: accepted, or refused as missing-signature, malformed-signature, stale, bad-signature, invalid, too-big, failed',
+    help: 'webhook requests by outcome: accepted, or refused as missing-signature, malformed-signature, stale, bad-signature, replayed, invalid, too-big, failed',
     labelNames: ['outcome'],
     registers: [registry],
   });

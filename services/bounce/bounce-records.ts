@@ -5,9 +5,13 @@
  * for: whoever can read one message we sent (its Return-Path is in the delivered mail) could
  * otherwise mail a "DSN" naming someone else's address and get it suppressed. Webhook reports are
  * authenticated as a whole by their signature and need no token.
+ *
+ * Nothing else in a report names anyone: its returned headers (X-Tidings-Recipient, …) are text the
+ * reporter wrote, and a forged one would turn off the email of whoever it names. The person a
+ * complaint acts on is found by the ledger from the verified address (people-store.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { addressHash, issuedFor, type VerpFields } from '../../libs/mail/verp.ts';
+import { addressHash, issuedFor, type VerpFields, type VerpKey } from '../../libs/mail/verp.ts';
 import type { NotifyBounceInput } from '../../libs/schemas/types.generated.ts';
 import type { BounceFinding, BounceReport, OriginalMessage } from './bounce-report.ts';
 
@@ -47,9 +51,10 @@ export function bounceRecord(
     },
     address_hash: addressHash(address),
     address,
-    recipient_id: headers['x-tidings-recipient'] ?? null,
+    recipient_id: null,
     notification_id: null,
-    send_id: sendId ?? headers['x-tidings-send-id'] ?? null,
+    // A webhook is signed as a whole, so its copy of our own X-Tidings-Send-Id is ours.
+    send_id: sendId ?? (report.source === 'webhook' ? (headers['x-tidings-send-id'] ?? null) : null),
     kind: finding.kind,
     status: finding.status,
     smtp_code: finding.smtpCode,
@@ -69,18 +74,19 @@ export interface Attributed {
 export function attributeFindings(
   report: BounceReport,
   tokens: readonly VerpFields[],
+  keys: readonly VerpKey[],
   origin: RecordOrigin,
 ): Attributed {
   const records: NotifyBounceInput[] = [];
   const unattributed: BounceFinding[] = [];
   for (const finding of report.findings) {
     const candidates = [finding.originalRecipient, finding.address].filter((a) => a !== null);
-    const token = tokens.find((t) => candidates.some((a) => issuedFor(t, a)));
+    const token = tokens.find((t) => candidates.some((a) => issuedFor(t, a, keys)));
     if (!token) {
       unattributed.push(finding);
       continue;
     }
-    const mailed = candidates.find((a) => issuedFor(token, a)) ?? finding.address;
+    const mailed = candidates.find((a) => issuedFor(token, a, keys)) ?? finding.address;
     records.push(
       bounceRecord(report, { ...finding, originalRecipient: null, address: mailed }, token.messageId, origin),
     );

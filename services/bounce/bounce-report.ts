@@ -59,7 +59,10 @@ export type ParseFailure =
   | 'no-recipients'
   | 'no-feedback-report'
   | 'no-feedback-type'
-  | 'unrecognized';
+  | 'unrecognized'
+  /** A per-recipient field that is not what RFC 3464 allows: unknown Action, malformed Status, no address. */
+  | 'invalid-field'
+  | 'too-many-recipients';
 
 export type ParseResult =
   | { readonly ok: true; readonly report: MailReport }

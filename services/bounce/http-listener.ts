@@ -1,6 +1,7 @@
-/** The HTTP mechanics bounce's two HTTP ports share: listening, JSON replies, bounded bodies. */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+/** The HTTP mechanics bounce's two HTTP ports share: listening with limits, JSON replies. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createLimitedServer, type HttpLimits } from '../../libs/http/server.ts';
 
 export interface Listening {
   readonly port: number;
@@ -13,13 +14,14 @@ export async function listenHttp(
   port: number,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   onError: (error: unknown, res: ServerResponse) => void,
+  limits?: HttpLimits,
 ): Promise<Listening> {
-  const server = createServer((req, res) => {
+  const server = createLimitedServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) onError(error, res);
       else res.destroy();
     });
-  });
+  }, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -40,15 +42,4 @@ export async function listenHttp(
 export function reply(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
-}
-
-/** The body, or null if it passes `max` bytes (drained rather than cut off, so the reply still arrives). */
-export async function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size <= max) chunks.push(chunk);
-  }
-  return size > max ? null : Buffer.concat(chunks);
 }

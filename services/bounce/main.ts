@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
+import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
@@ -27,6 +28,7 @@ import { createReputation } from './reputation.ts';
 import { startSmtpReceiver } from './smtp-receiver.ts';
 import { startSuppressionAdmin } from './suppression-admin.ts';
 import { type LedgerDeps, liftAddress, recordBounce, releaseDue } from './suppression-ledger.ts';
+import { MIN_WEBHOOK_SECRET_CHARS } from './webhook.ts';
 import { startWebhookServer } from './webhook-server.ts';
 
 export const BOUNCE_HTTP_PORT = 9106;
@@ -59,8 +61,38 @@ const spec = {
     min: 1024,
     help: 'largest report accepted (a DSN may carry the whole original message); larger ones get 552',
   }),
+  BOUNCE_SMTP_MAX_CLIENTS: int({
+    default: 100,
+    min: 1,
+    help: 'SMTP connections at once; more are answered 421 (MTAs retry)',
+  }),
+  BOUNCE_SMTP_MAX_RCPT: int({
+    default: 10,
+    min: 1,
+    help: 'RCPT TO per message; more are answered 452 (a bounce goes to one return path)',
+  }),
+  BOUNCE_SMTP_MAX_REFUSALS: int({
+    default: 5,
+    min: 1,
+    help: 'refused RCPT TO per SMTP session; at this many the session is closed with 421',
+  }),
+  BOUNCE_SMTP_TIMEOUT: duration({
+    default: 60_000,
+    min: 1_000,
+    help: 'an SMTP connection idle (or trickling) this long is closed',
+  }),
+  BOUNCE_MAX_REPORT_RECIPIENTS: int({
+    default: 100,
+    min: 1,
+    help: 'recipients one report may name; a report naming more is dead-lettered as too-many-recipients',
+  }),
+  BOUNCE_DLQ_PER_MINUTE: int({
+    default: 10,
+    min: 1,
+    help: 'unreadable reports dead-lettered per minute; beyond, they are answered 451 (a real MTA retries later)',
+  }),
   BOUNCE_DLQ_MAX_BYTES: int({
-    default: 512 * 1024,
+    default: 64 * 1024,
     min: 1024,
     max: 900 * 1024,
     help: 'raw bytes of an unreadable report kept in its dead letter (under the broker message size)',
@@ -73,7 +105,7 @@ const spec = {
   BOUNCE_WEBHOOK_SECRETS: list({
     optional: true,
     secret: true,
-    help: 'HMAC secrets webhook signatures are checked against (several while rotating); unset disables the webhook',
+    help: `HMAC secrets webhook signatures are checked against (several while rotating), each at least ${MIN_WEBHOOK_SECRET_CHARS} characters; unset disables the webhook`,
   }),
   BOUNCE_WEBHOOK_TOLERANCE: duration({
     default: 300_000,
@@ -89,8 +121,8 @@ const spec = {
   BOUNCE_ADMIN_TOKEN: str({
     optional: true,
     secret: true,
-    pattern: /^\S{16,}$/,
-    expect: 'at least 16 characters without spaces',
+    pattern: /^\S{32,}$/,
+    expect: 'at least 32 characters without spaces',
     help: 'bearer token of the operator port; unset disables it',
   }),
   BOUNCE_SOFT_THRESHOLD: int({ default: 3, min: 1, help: 'soft bounces within the window that suppress' }),
@@ -105,7 +137,12 @@ const spec = {
     help: 'how long a soft-bounce suppression lasts before it is released',
   }),
   BOUNCE_RELEASE_INTERVAL: duration({ default: 60_000, min: 100, help: 'how often due releases are swept' }),
+  ...httpLimitsSpec,
   REPUTATION_WINDOW: duration({ default: 24 * HOUR, min: 60_000, help: 'window of the per-domain rates' }),
+  REPUTATION_DOMAINS: list({
+    optional: true,
+    help: 'our sending domains (the From domains the sender uses); reports naming any other domain count as "other", since an SMTP report\'s From is text its writer chose',
+  }),
   REPUTATION_EXPECTED_SENDS: int({
     default: 10_000,
     min: 1,
@@ -131,6 +168,18 @@ await runService({
   spec,
   migrations: join(import.meta.dirname, 'migrations'),
   rules: [
+    {
+      vars: ['BOUNCE_WEBHOOK_SECRETS'],
+      check: (c) => {
+        // Positions only: an error message must not echo any part of a secret.
+        const short = (c.BOUNCE_WEBHOOK_SECRETS ?? []).flatMap((secret, i) =>
+          secret.length < MIN_WEBHOOK_SECRET_CHARS ? [i + 1] : [],
+        );
+        return short.length === 0
+          ? undefined
+          : `secret ${short.join(', ')} is shorter than ${MIN_WEBHOOK_SECRET_CHARS} characters (a short secret can be guessed offline from one signed request)`;
+      },
+    },
     {
       vars: ['VERP_KEYS'],
       check: (c) => {
@@ -176,6 +225,7 @@ await runService({
       bounceAlert: Number(config.REPUTATION_BOUNCE_ALERT),
       complaintAlert: Number(config.REPUTATION_COMPLAINT_ALERT),
       maxDomains: 100,
+      ...(config.REPUTATION_DOMAINS ? { domains: config.REPUTATION_DOMAINS } : {}),
       registry,
       log,
       now,
@@ -245,6 +295,14 @@ await runService({
       maxTokenAgeMs: config.VERP_MAX_AGE,
       maxMessageBytes: config.BOUNCE_SMTP_MAX_BYTES,
       maxDeadLetterBytes: config.BOUNCE_DLQ_MAX_BYTES,
+      limits: {
+        maxClients: config.BOUNCE_SMTP_MAX_CLIENTS,
+        maxRecipients: config.BOUNCE_SMTP_MAX_RCPT,
+        maxRefusals: config.BOUNCE_SMTP_MAX_REFUSALS,
+        maxReportRecipients: config.BOUNCE_MAX_REPORT_RECIPIENTS,
+        maxDeadLettersPerMinute: config.BOUNCE_DLQ_PER_MINUTE,
+        socketTimeoutMs: config.BOUNCE_SMTP_TIMEOUT,
+      },
       deadLetterTopic,
       dc: config.TIDINGS_DC,
       sender,
@@ -270,6 +328,7 @@ await runService({
         metrics,
         log,
         now,
+        limits: httpLimitsOf(config),
       });
       onShutdown('webhook server', () => webhook.close());
       log.info({ port: webhook.port }, 'webhook listening: POST /webhook');
@@ -285,6 +344,7 @@ await runService({
         db,
         lift: (hash) => liftAddress(ledger, hash, now()),
         log,
+        limits: httpLimitsOf(config),
       });
       onShutdown('suppression admin', () => adminPort.close());
       log.info({ port: adminPort.port }, 'operator port listening: /suppressions');

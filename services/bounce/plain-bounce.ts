@@ -3,6 +3,10 @@
  * delivery software", qmail's "This is the qmail-send program", and the many look-alikes. They are
  * recognised by their wording and read line by line; what cannot be read from them is left null
  * rather than guessed, except that a bounce calling itself permanent without any code gets 5.0.0.
+ *
+ * The text is the reporter's: it is read as lines cut to MAX_LINE_CHARS, only the first
+ * MAX_TEXT_CHARS of it, and lines are recognised by plain string checks, never by a pattern that
+ * could retry from every position of a long line.
  */
 import type { DsnRecipient } from './bounce-report.ts';
 
@@ -31,9 +35,10 @@ const SIGNATURES = [
 const BOUNCE_SUBJECT =
   /^(undeliver|mail delivery failed|failure notice|returned mail|delivery (status notification|failure))/i;
 const DAEMON = /mailer-daemon|postmaster/i;
-const COPY_MARKER = /^[ \t]*-{2,}.*(copy of the message|original message).*$/im;
-/** A line holding only an address: qmail's `<a@b.c>:` or Exim's indented `  a@b.c`. */
-const ADDRESS_LINE = /^(?:<([^<>\s]+@[^<>\s]+)>:|[ \t]{1,4}<?([^<>\s:]+@[^<>\s:]+?)>?:?)[ \t]*$/gm;
+/** Lines longer than RFC 5322's limit are cut: nothing a bounce says needs more. */
+const MAX_LINE_CHARS = 998;
+/** The explanation of a bounce is a screenful; a returned copy after it is read separately. */
+const MAX_TEXT_CHARS = 256 * 1024;
 const DELAYED =
   /has not yet been delivered|delivery has been delayed|will (continue to )?(re)?try|still trying/i;
 const PERMANENT = /permanent (error|failure)|giving up|given up/i;
@@ -46,9 +51,13 @@ export function parsePlainBounce(input: PlainBounceInput): PlainBounce | null {
     input.failedRecipients.length > 0;
   if (!looksLikeBounce) return null;
 
-  const marker = COPY_MARKER.exec(input.text);
-  const explanation = marker ? input.text.slice(0, marker.index) : input.text;
-  const returnedMessage = marker ? input.text.slice(marker.index + marker[0].length) : null;
+  const lines = input.text
+    .slice(0, MAX_TEXT_CHARS)
+    .split(/\r?\n/)
+    .map((line) => line.slice(0, MAX_LINE_CHARS));
+  const marker = lines.findIndex(isCopyMarker);
+  const explanation = (marker < 0 ? lines : lines.slice(0, marker)).join('\n');
+  const returnedMessage = marker < 0 ? null : lines.slice(marker + 1).join('\n');
   const delayed = DELAYED.test(explanation) && !PERMANENT.test(explanation);
   const permanent = PERMANENT.test(explanation);
 
@@ -79,10 +88,45 @@ export function parsePlainBounce(input: PlainBounceInput): PlainBounce | null {
   return { reportingMta: qmailHost ? qmailHost[1]! : null, recipients, returnedMessage };
 }
 
+/** `---- A copy of the message follows ----` and the like. */
+function isCopyMarker(line: string): boolean {
+  const lower = line.trimStart().toLowerCase();
+  return (
+    lower.startsWith('--') && (lower.includes('copy of the message') || lower.includes('original message'))
+  );
+}
+
+/** A line holding only an address: qmail's `<a@b.c>:` or Exim's indented `  a@b.c`; else null. */
+function addressLine(line: string): string | null {
+  const text = line.replace(/[ \t]+$/, '');
+  if (text.startsWith('<') && text.endsWith('>:')) {
+    const inside = text.slice(1, -2);
+    return isAddress(inside, '<>') ? inside : null;
+  }
+  const indent = text.length - text.trimStart().length;
+  if (indent < 1 || indent > 4 || !/^[ \t]+$/.test(text.slice(0, indent))) return null;
+  let address = text.slice(indent);
+  if (address.startsWith('<')) address = address.slice(1);
+  if (address.endsWith(':')) address = address.slice(0, -1);
+  if (address.endsWith('>')) address = address.slice(0, -1);
+  return isAddress(address, '<>:') ? address : null;
+}
+
+/** No space or `forbidden` character, and an "@" with something on both sides. */
+function isAddress(text: string, forbidden: string): boolean {
+  for (const ch of text) if (ch === ' ' || ch === '\t' || forbidden.includes(ch)) return false;
+  const at = text.indexOf('@', 1);
+  return at > 0 && at < text.length - 1 && !/\s/.test(text);
+}
+
 function addressBlocks(explanation: string): { address: string; text: string }[] {
-  const anchors = [...explanation.matchAll(ADDRESS_LINE)];
-  return anchors.map((m, i) => ({
-    address: (m[1] ?? m[2])!,
-    text: explanation.slice(m.index + m[0].length, anchors[i + 1]?.index ?? explanation.length),
+  const lines = explanation.split('\n');
+  const anchors = lines.flatMap((line, index) => {
+    const address = addressLine(line);
+    return address ? [{ address, index }] : [];
+  });
+  return anchors.map(({ address, index }, i) => ({
+    address,
+    text: lines.slice(index + 1, anchors[i + 1]?.index ?? lines.length).join('\n'),
   }));
 }

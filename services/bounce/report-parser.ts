@@ -1,7 +1,10 @@
 /**
  * A raw message that arrived at the VERP domain, read into a MailReport: an RFC 3464 delivery
  * status report, an RFC 5965 feedback report, a plain-text bounce recognised by its wording, or an
- * auto-reply (which is not a bounce). Anything else is a parse failure with a reason, for the DLQ.
+ * auto-reply (which is not a bounce). Anything else is a parse failure with a reason, for the DLQ,
+ * and so is a report whose per-recipient fields are not what RFC 3464 allows (an unknown Action, a
+ * malformed Status, no address) or that names more recipients than `maxRecipients`: guessing what
+ * such a report means would let its writer choose, and counting it as ignored would hide it.
  */
 import {
   type AddressObject,
@@ -42,7 +45,20 @@ const PARSER_OPTIONS: SimpleParserOptions & { ignoreEmbedded: boolean } = {
   skipImageLinks: true,
 };
 
-export async function parseReport(raw: Buffer | string): Promise<ParseResult> {
+/** Recipients one report may name: the sender mails one address per message, MTAs report a few. */
+export const DEFAULT_MAX_RECIPIENTS = 100;
+
+export interface ParseLimits {
+  readonly maxRecipients: number;
+}
+
+const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
+const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
+
+export async function parseReport(
+  raw: Buffer | string,
+  limits: ParseLimits = { maxRecipients: DEFAULT_MAX_RECIPIENTS },
+): Promise<ParseResult> {
   let mail: ParsedMail;
   try {
     mail = await simpleParser(raw, PARSER_OPTIONS);
@@ -50,22 +66,24 @@ export async function parseReport(raw: Buffer | string): Promise<ParseResult> {
     return failure('unparseable', error instanceof Error ? error.message : String(error));
   }
   const reportType = reportTypeOf(mail);
-  if (reportType === 'delivery-status' || findPart(mail, DELIVERY_STATUS)) return deliveryStatus(mail);
-  if (reportType === 'feedback-report' || findPart(mail, [FEEDBACK_REPORT])) return feedback(mail);
+  if (reportType === 'delivery-status' || findPart(mail, DELIVERY_STATUS))
+    return deliveryStatus(mail, limits);
+  if (reportType === 'feedback-report' || findPart(mail, [FEEDBACK_REPORT])) return feedback(mail, limits);
 
   const plain = parsePlainBounce({
     text: mail.text ?? '',
     subject: mail.subject ?? '',
     from: mail.from?.text ?? '',
     failedRecipients: headerText(mail, 'x-failed-recipients')
-      .split(',')
-      .map((a) => a.trim())
-      .filter((a) => a.includes('@')),
+      .split(',', limits.maxRecipients + 1)
+      .map(addressIn)
+      .filter((a) => a !== null),
   });
   if (plain) {
     if (plain.recipients.length === 0) {
       return failure('no-recipients', 'reads like a bounce but names no recipient address');
     }
+    if (plain.recipients.length > limits.maxRecipients) return tooMany(limits);
     const original = plain.returnedMessage ? originalFrom(parseHeaderSection(plain.returnedMessage)) : null;
     return ok({
       type: 'delivery-status',
@@ -82,16 +100,21 @@ export async function parseReport(raw: Buffer | string): Promise<ParseResult> {
   );
 }
 
-function deliveryStatus(mail: ParsedMail): ParseResult {
+function deliveryStatus(mail: ParsedMail, limits: ParseLimits): ParseResult {
   const part = findPart(mail, DELIVERY_STATUS);
   if (!part)
     return failure('no-delivery-status', 'multipart/report of type delivery-status without its status part');
-  const groups = parseFieldGroups(part.content.toString('utf8'));
+  // One per-message group, the recipients, and one more to tell "too many" from "just enough".
+  const groups = parseFieldGroups(part.content.toString('utf8'), limits.maxRecipients + 2);
   const isRecipient = (g: HeaderFields) => g.has('final-recipient') || g.has('original-recipient');
   const perMessage = groups.find((g) => !isRecipient(g));
   const recipients = groups.filter(isRecipient).map(dsnRecipient);
   if (recipients.length === 0)
     return failure('no-recipients', 'delivery-status part has no per-recipient fields');
+  if (recipients.length > limits.maxRecipients) return tooMany(limits);
+  const invalid = recipients.map(invalidField).findIndex((problem) => problem !== null);
+  if (invalid >= 0)
+    return failure('invalid-field', `recipient ${invalid + 1}: ${invalidField(recipients[invalid]!)}`);
   return ok({
     type: 'delivery-status',
     format: 'rfc3464',
@@ -101,23 +124,34 @@ function deliveryStatus(mail: ParsedMail): ParseResult {
   });
 }
 
+/** What is wrong with a recipient's fields, or null. */
+function invalidField(r: DsnRecipient): string | null {
+  if (!r.address) return 'no Final-Recipient or Original-Recipient address';
+  if (r.action !== null && !ACTIONS.has(r.action))
+    return `unknown Action ${JSON.stringify(r.action.slice(0, 40))}`;
+  if (r.status !== null && !STATUS.test(r.status))
+    return `malformed Status ${JSON.stringify(r.status.slice(0, 40))}`;
+  return null;
+}
+
 function dsnRecipient(fields: HeaderFields): DsnRecipient {
   const diagnostic = withoutType(firstField(fields, 'diagnostic-code'));
   const smtpCode = diagnostic ? /^([245]\d\d)\b/.exec(diagnostic) : null;
-  const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(firstField(fields, 'status') ?? '');
+  // RFC 3464: the code, optionally followed by a comment such as "(bad destination mailbox)".
+  const status = firstField(fields, 'status')?.split(/[\s(]/)[0] || null;
   const originalRecipient = addressIn(firstField(fields, 'original-recipient'));
   return {
     address: addressIn(firstField(fields, 'final-recipient')) ?? originalRecipient,
     originalRecipient,
     action: firstField(fields, 'action')?.split(/[\s(]/)[0]?.toLowerCase() || null,
-    status: status ? status[1]! : null,
+    status,
     smtpCode: smtpCode ? Number(smtpCode[1]) : null,
     diagnostic,
     remoteMta: withoutType(firstField(fields, 'remote-mta')),
   };
 }
 
-function feedback(mail: ParsedMail): ParseResult {
+function feedback(mail: ParsedMail, limits: ParseLimits): ParseResult {
   const part = findPart(mail, [FEEDBACK_REPORT]);
   if (!part)
     return failure('no-feedback-report', 'multipart/report of type feedback-report without its report part');
@@ -126,6 +160,7 @@ function feedback(mail: ParsedMail): ParseResult {
   if (!fields || !feedbackType) return failure('no-feedback-type', 'feedback report without a Feedback-Type');
   const original = returnedPart(mail);
   const rcptTo = (fields.get('original-rcpt-to') ?? []).map(addressIn).filter((a) => a !== null);
+  if (Math.max(rcptTo.length, original?.to.length ?? 0) > limits.maxRecipients) return tooMany(limits);
   return ok({
     type: 'feedback',
     feedbackType,
@@ -172,8 +207,11 @@ function isAutoReply(mail: ParsedMail): boolean {
   );
 }
 
+// mailparser leaves contentType unset on some malformed parts (found by fuzzing).
 const findPart = (mail: ParsedMail, types: readonly string[]): Attachment | undefined =>
-  mail.attachments.find((a) => types.includes(a.contentType.toLowerCase()));
+  mail.attachments.find(
+    (a) => typeof a.contentType === 'string' && types.includes(a.contentType.toLowerCase()),
+  );
 
 function contentTypeOf(mail: ParsedMail): { value: string; params: Record<string, string> } | undefined {
   const value = mail.headers.get('content-type');
@@ -200,6 +238,9 @@ function withoutType(value: string | null): string | null {
   if (value === null) return null;
   return value.replace(/^\s*[a-z0-9-]+\s*;\s*/i, '').trim() || null;
 }
+
+const tooMany = (limits: ParseLimits): ParseResult =>
+  failure('too-many-recipients', `names more than ${limits.maxRecipients} recipients`);
 
 const ok = (report: MailReport): ParseResult => ({ ok: true, report });
 const failure = (reason: ParseFailure, detail: string): ParseResult => ({ ok: false, reason, detail });

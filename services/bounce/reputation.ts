@@ -10,6 +10,12 @@
  * Hard bounces count towards the bounce rate (soft ones are the receiver's trouble, and SES counts
  * them the same way), complaints towards the complaint rate. Crossing a threshold logs one alert;
  * dropping below it again logs a recovery.
+ *
+ * The sending domain of an SMTP report is the From of the returned message: text its writer chose.
+ * So a domain is tracked by name only if it is one of `domains` (REPUTATION_DOMAINS, our own
+ * sending domains), when those are configured; anything else is "other". And a domain's slot is
+ * freed once its window holds no report and it is not alerting, so forged names cannot keep the
+ * `maxDomains` slots and push real domains into "other".
  */
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -24,6 +30,8 @@ export interface ReputationOptions {
   readonly complaintAlert: number;
   /** Domains tracked by name; further ones are counted as "other" so labels stay bounded. */
   readonly maxDomains: number;
+  /** When given, the only domains tracked by name (our own sending domains). */
+  readonly domains?: readonly string[];
   readonly registry: Registry;
   readonly log: Logger;
   readonly now: () => number;
@@ -39,6 +47,7 @@ export interface Reputation {
 
 export function createReputation(options: ReputationOptions): Reputation {
   const { log, now } = options;
+  const known = options.domains ? new Set(options.domains.map((d) => d.toLowerCase())) : null;
   const events = new Map<string, { bounce: number[]; complaint: number[] }>();
   const alerting = new Set<string>();
 
@@ -73,8 +82,25 @@ export function createReputation(options: ReputationOptions): Reputation {
 
   function domainOf(sendingDomain: string | null): string {
     const domain = sendingDomain?.toLowerCase() ?? 'unknown';
-    if (events.has(domain) || events.size < options.maxDomains) return domain;
-    return 'other';
+    if (known && domain !== 'unknown' && !known.has(domain)) return 'other';
+    if (events.has(domain)) return domain;
+    forgetQuiet();
+    return events.size < options.maxDomains ? domain : 'other';
+  }
+
+  /** Frees the slots of domains with nothing in their window and no alert standing. */
+  function forgetQuiet(): void {
+    for (const domain of [...events.keys()]) {
+      const quiet = recent(domain, 'bounce').length === 0 && recent(domain, 'complaint').length === 0;
+      if (quiet && !alerting.has(`${domain}|bounce`) && !alerting.has(`${domain}|complaint`)) {
+        events.delete(domain);
+        // Its series go too, or names that came and went would grow the label set without bound.
+        for (const measure of ['bounce', 'complaint'] as const)
+          alertGauge.remove({ sending_domain: domain, measure });
+        for (const kind of ['hard', 'soft', 'complaint'] as const)
+          reports.remove({ sending_domain: domain, kind });
+      }
+    }
   }
 
   function recent(domain: string, measure: Measure): number[] {

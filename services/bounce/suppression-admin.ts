@@ -10,6 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { HttpLimits } from '../../libs/http/server.ts';
 import { addressHash } from '../../libs/mail/verp.ts';
 import type { SuppressionReason } from '../../libs/schemas/types.generated.ts';
 import { listSuppressions } from './address-store.ts';
@@ -26,13 +27,29 @@ export interface SuppressionAdminOptions {
   /** Lifts an address's suppression; false if it had none. */
   readonly lift: (addressHash: string) => Promise<boolean>;
   readonly log: Logger;
+  readonly limits?: HttpLimits;
 }
 
-/** A path segment naming an address (hashed here) or an address hash. */
+const MAX_LIMIT = 1000;
+
+/** A path segment naming an address (hashed here) or an address hash; null for anything else. */
 export function addressKey(segment: string): string | null {
-  const value = decodeURIComponent(segment).trim();
+  let value: string;
+  try {
+    value = decodeURIComponent(segment).trim();
+  } catch {
+    return null; // a malformed % escape
+  }
   if (HASH.test(value)) return value;
   return value.includes('@') ? addressHash(value) : null;
+}
+
+/** `limit` as a whole number 1–1000 (100 when absent); null for anything else. */
+export function pageLimit(raw: string | null): number | null {
+  if (raw === null) return 100;
+  if (!/^\d{1,4}$/.test(raw)) return null;
+  const limit = Number(raw);
+  return limit >= 1 && limit <= MAX_LIMIT ? limit : null;
 }
 
 export async function startSuppressionAdmin(options: SuppressionAdminOptions): Promise<Listening> {
@@ -51,7 +68,8 @@ export async function startSuppressionAdmin(options: SuppressionAdminOptions): P
       if (reason !== null && !REASONS.includes(reason as SuppressionReason)) {
         return reply(res, 400, { error: `reason must be one of ${REASONS.join(', ')}` });
       }
-      const limit = Math.min(Number(url.searchParams.get('limit') ?? 100) || 100, 1000);
+      const limit = pageLimit(url.searchParams.get('limit'));
+      if (limit === null) return reply(res, 400, { error: `limit must be a whole number 1-${MAX_LIMIT}` });
       const rows = await listSuppressions(options.db, {
         limit,
         ...(reason ? { reason: reason as SuppressionReason } : {}),
@@ -71,8 +89,15 @@ export async function startSuppressionAdmin(options: SuppressionAdminOptions): P
     reply(res, 404, { error: 'GET /suppressions or DELETE /suppressions/<address or hash>' });
   }
 
-  return listenHttp(options.host, options.port, handle, (error, res) => {
-    options.log.error({ err: error }, 'suppression admin request failed');
-    reply(res, 503, { error: (error as Error).message });
-  });
+  return listenHttp(
+    options.host,
+    options.port,
+    handle,
+    (error, res) => {
+      options.log.error({ err: error }, 'suppression admin request failed');
+      // The error is in the log; its text (SQL, driver details) is not for the client.
+      reply(res, 503, { error: 'the suppression store is unavailable, try again' });
+    },
+    options.limits,
+  );
 }

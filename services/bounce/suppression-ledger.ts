@@ -51,7 +51,9 @@ export async function recordBounce(
     const next: AddressRecord = {
       addressHash: bounce.address_hash,
       address: bounce.address ?? tx.current.address,
-      recipientId: bounce.recipient_id ?? tx.current.recipientId,
+      // Only this record's own person (set by the email sender, never by a report): an id kept from
+      // an earlier record would be repeated by every later complaint, whoever has the address now.
+      recipientId: bounce.recipient_id,
       detail: transition.actions.some((a) => a.type === 'suppress') ? detailOf(bounce) : tx.current.detail,
       state: transition.state,
     };

@@ -4,7 +4,10 @@
  *
  * Authentication, Stripe-style: header `X-Tidings-Signature: t=<unix seconds>,v1=<hex>` where the hex
  * is HMAC-SHA256(secret, "<t>.<raw body>"). The timestamp inside the MAC bounds replays to the
- * tolerance window; several v1 values and several secrets are accepted so secrets can rotate.
+ * tolerance window, and the replay cache (createReplayCache) refuses a second use within it: three
+ * replays of one signed soft bounce would otherwise suppress the address. Several v1 values and
+ * several secrets are accepted so secrets can rotate; each secret has at least
+ * MIN_WEBHOOK_SECRET_CHARS characters, so it cannot be guessed from one signed request.
  *
  * Body (the fields read; anything else is ignored):
  *   { "notificationType": "Bounce",            // or "eventType", as SES event publishing names it
@@ -16,15 +19,29 @@
  * The provider's bounceType is trusted over the status code (Permanent → hard, else soft): it has
  * seen the whole delivery history, we see one line of it.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { BounceFinding, BounceReport, IgnoredRecipient, OriginalMessage } from './bounce-report.ts';
 import { isComplaint } from './classify.ts';
 import { addressIn } from './header-fields.ts';
 
 export const SIGNATURE_HEADER = 'x-tidings-signature';
+export const MIN_WEBHOOK_SECRET_CHARS = 32;
 
-export type WebhookAuthFailure = 'missing-signature' | 'malformed-signature' | 'stale' | 'bad-signature';
-export type WebhookAuth = { readonly ok: true } | { readonly ok: false; readonly reason: WebhookAuthFailure };
+export type WebhookAuthFailure =
+  | 'missing-signature'
+  | 'malformed-signature'
+  | 'stale'
+  | 'bad-signature'
+  | 'replayed';
+export type WebhookAuth =
+  | {
+      readonly ok: true;
+      /** What identifies this signed request for the replay cache: its timestamp and body. */
+      readonly replayKey: string;
+      /** ms since the epoch. */
+      readonly signedAt: number;
+    }
+  | { readonly ok: false; readonly reason: WebhookAuthFailure };
 
 export interface WebhookAuthOptions {
   /** ms since the epoch. */
@@ -58,7 +75,45 @@ export function verifyWebhookSignature(
     const expected = mac(secret, Number(t), body);
     for (const [, v] of signatures) matched = timingSafeEqual(expected, Buffer.from(v!, 'hex')) || matched;
   }
-  return matched ? { ok: true } : { ok: false, reason: 'bad-signature' };
+  if (!matched) return { ok: false, reason: 'bad-signature' };
+  const replayKey = `${t}.${createHash('sha256').update(body).digest('hex')}`;
+  return { ok: true, replayKey, signedAt: Number(t) * 1000 };
+}
+
+export interface ReplayCache {
+  /** false if this signed request was already claimed and not released. */
+  claim(auth: { readonly replayKey: string; readonly signedAt: number }): boolean;
+  /** Gives a claim back (the request failed, so the provider's retry of it must pass). */
+  release(replayKey: string): void;
+  readonly size: number;
+}
+
+/**
+ * Signed requests seen within the tolerance window. A key is kept until its timestamp is out of
+ * the window (after which the signature check refuses it anyway); at `maxEntries` the oldest are
+ * dropped, so a flood of validly signed requests costs bounded memory.
+ */
+export function createReplayCache(toleranceMs: number, now: () => number, maxEntries = 100_000): ReplayCache {
+  const seen = new Map<string, number>();
+  const expire = () => {
+    const t = now();
+    for (const [key, until] of seen) {
+      if (until > t && seen.size <= maxEntries) break;
+      seen.delete(key);
+    }
+  };
+  return {
+    claim({ replayKey, signedAt }) {
+      expire();
+      if (seen.has(replayKey)) return false;
+      seen.set(replayKey, signedAt + toleranceMs);
+      return true;
+    },
+    release: (replayKey) => void seen.delete(replayKey),
+    get size() {
+      return seen.size;
+    },
+  };
 }
 
 function mac(secret: string, t: number, body: string | Uint8Array): Buffer {

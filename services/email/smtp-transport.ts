@@ -1,7 +1,13 @@
 /**
  * The pooled nodemailer transport behind SMTP_URL. Credentials come from the URL's user info and
  * never appear in what this module reports (`target` is host and port only).
+ *
+ * Credentials never cross a network in clear: to a relay that is not on loopback, smtp:// with a
+ * user requires STARTTLS (nodemailer's requireTLS), so a relay that does not offer it, or a
+ * man in the middle stripping it from the EHLO reply, gets no AUTH and shows as a TLS operator
+ * error instead of a password in plain text.
  */
+import { isIP } from 'node:net';
 import nodemailer from 'nodemailer';
 import type { OutgoingMail } from './outgoing-mail.ts';
 
@@ -21,6 +27,13 @@ export interface SmtpTransport {
   readonly target: string;
 }
 
+/** localhost, 127.0.0.0/8 and ::1: the only hosts where a plain-text login stays on the machine. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
 export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
   const url = new URL(options.url);
   const secure = url.protocol === 'smtps:';
@@ -35,6 +48,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
     port,
     secure,
     ...(user ? { auth: { user, pass: decodeURIComponent(url.password) } } : {}),
+    requireTLS: !secure && user !== '' && !isLoopback(url.hostname),
     connectionTimeout: options.timeoutMs,
     greetingTimeout: options.timeoutMs,
     socketTimeout: options.timeoutMs,

@@ -8,10 +8,11 @@
  *        mail scanners and link previews follow every link in a mail.
  * A malformed token is answered 400, a forged or expired one 403, each with a page saying what to do.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Handlebars from 'handlebars';
 import type { Logger } from 'pino';
+import { createLimitedServer, readBody } from '../../libs/http/server.ts';
 import type { NotifyPreferenceChangeInput } from '../../libs/schemas/types.generated.ts';
 import type { DigestMetrics, UnsubscribeResult } from './digest-metrics.ts';
 import { type UnsubscribeKeyRing, verifyUnsubscribeToken } from './unsubscribe-token.ts';
@@ -84,17 +85,6 @@ function describe(category: string | null, site: string): string {
   return category === null ? `all email from ${site}` : `“${category}” email from ${site}`;
 }
 
-async function readBody(req: IncomingMessage): Promise<string | null> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return null;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 export async function startUnsubscribeServer(options: UnsubscribeServerOptions): Promise<UnsubscribeServer> {
   const { keyRing, siteName, metrics, log, now } = options;
   const path = new URL(options.publicUrl).pathname;
@@ -126,12 +116,9 @@ export async function startUnsubscribeServer(options: UnsubscribeServerOptions):
     }
     let token = url.searchParams.get('token');
     if (method === 'POST') {
-      const body = await readBody(req);
-      if (body === null) {
-        res.writeHead(413).end();
-        return;
-      }
-      token ??= new URLSearchParams(body).get('token');
+      const body = await readBody(req, res, MAX_BODY_BYTES);
+      if (body === null) return;
+      token ??= new URLSearchParams(body.toString('utf8')).get('token');
     }
     const verified = verifyUnsubscribeToken(keyRing, token ?? '', now());
     if (!verified.ok) {
@@ -182,7 +169,7 @@ export async function startUnsubscribeServer(options: UnsubscribeServerOptions):
     });
   }
 
-  const server = createServer((req, res) => {
+  const server = createLimitedServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err }, 'unsubscribe request failed');
       if (!res.headersSent) res.writeHead(500).end();

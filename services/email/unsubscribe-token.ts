@@ -70,11 +70,19 @@ function readClaims(body: string): UnsubscribeClaims | null {
   return { userId: u, category: c, channel: ch, expiresAt: exp };
 }
 
+/**
+ * A token as signUnsubscribeToken writes it: key id, canonical unpadded base64url claims and a
+ * 43-character signature, nothing more. Node's base64url decoder skips characters it does not know
+ * and ignores padding, so without this `<token>!!` or `<token>=` would verify as the token itself.
+ */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-]{43}$/;
+const canonical = (part: string) => Buffer.from(part, 'base64url').toString('base64url') === part;
+
 /** Checks the signature before reading the claims: nothing unsigned is ever parsed as trusted. */
 export function verifyUnsubscribeToken(ring: UnsubscribeKeyRing, token: string, now: number): VerifyResult {
-  const parts = token.split('.');
-  if (parts.length !== 3) return { ok: false, reason: 'malformed' };
-  const [keyId = '', body = '', sig = ''] = parts;
+  if (!TOKEN_SHAPE.test(token)) return { ok: false, reason: 'malformed' };
+  const [keyId = '', body = '', sig = ''] = token.split('.');
+  if (!canonical(body) || !canonical(sig)) return { ok: false, reason: 'malformed' };
   const key = ring.keys.get(keyId);
   if (!key) return { ok: false, reason: 'unknown-key' };
   const expected = signature(key, `${keyId}.${body}`);

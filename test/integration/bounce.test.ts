@@ -302,12 +302,29 @@ test('soft bounces suppress only at the threshold and are released after the coo
   assert.deepEqual(await state(hash), { reason: null, soft: 0 }, 'released with a clean count');
 });
 
-test('an ARF complaint suppresses the address and turns the person’s email off', async () => {
+/** Publishes a person on notify.user and waits until bounce has materialized them. */
+async function person(userId: string, email: string): Promise<void> {
+  const publisher = testPublisher(dc, 'test');
+  try {
+    await publisher.publish('notify.user', { user_id: userId, email });
+  } finally {
+    await publisher.close();
+  }
+  await eventually(async () => {
+    const { rows } = await admin.query(`SELECT 1 FROM ${schema}.people WHERE user_id = $1`, [userId]);
+    return rows.length === 1 ? true : undefined;
+  }, 'the person to be materialized');
+}
+
+test('an ARF complaint suppresses the address and turns off the email of its person, never of a person the report names', async () => {
   const to = address('carol');
-  const userId = `u-${run}`;
+  const userId = `u-carol-${run}`;
+  const victim = `u-victim-${run}`;
+  await person(userId, to);
+  // The attack: a complaint about mail the attacker received, its returned headers naming someone else.
   const raw = sample('arf-yahoo.eml', 'carol@yahoo.com', to).replace(
     'X-Tidings-Recipient: u3',
-    `X-Tidings-Recipient: ${userId}`,
+    `X-Tidings-Recipient: ${victim}`,
   );
   await deliver(verp(to), raw);
 
@@ -329,23 +346,22 @@ test('an ARF complaint suppresses the address and turns the person’s email off
     },
     { user_id: userId, channel: 'email', category: null, enabled: false, reason: 'complaint' },
   );
+  // One transition's records go out in one acknowledged send: the victim's would be there by now.
+  const changes = await allRecords('notify.preference-change');
+  assert.deepEqual(
+    changes.filter((m) => m.key?.toString() === victim),
+    [],
+    'the person named by the report is left alone',
+  );
   const [bounceMessage] = await recordsFor('notify.bounce', hash, (ms) => ms.length >= 1);
-  assert.equal((await decoded<NotifyBounce>('notify.bounce', bounceMessage!)).source, 'arf');
+  const bounce = await decoded<NotifyBounce>('notify.bounce', bounceMessage!);
+  assert.deepEqual([bounce.source, bounce.recipient_id], ['arf', null]);
 });
 
 test('a complaint that does not name its person turns off email for the people notify.user has at the address', async () => {
   const to = address('judy');
   const userId = `u-judy-${run}`;
-  const publisher = testPublisher(dc, 'test');
-  try {
-    await publisher.publish('notify.user', { user_id: userId, email: to.toUpperCase() });
-  } finally {
-    await publisher.close();
-  }
-  await eventually(async () => {
-    const { rows } = await admin.query(`SELECT 1 FROM ${schema}.people WHERE user_id = $1`, [userId]);
-    return rows.length === 1 ? true : undefined;
-  }, 'the person to be materialized');
+  await person(userId, to.toUpperCase());
 
   const raw = sample('arf-yahoo.eml', 'carol@yahoo.com', to).replace(/^X-Tidings-Recipient: .*\r?\n/m, '');
   assert.doesNotMatch(raw, /X-Tidings-Recipient/);
@@ -378,7 +394,7 @@ test('an unreadable report goes to the receiver DLQ with its reason, and the nex
   );
 });
 
-test('the webhook refuses a bad signature and turns a signed notification into a bounce', async () => {
+test('the webhook refuses a bad signature, turns a signed notification into a bounce, and refuses its replay', async () => {
   const to = address('frank');
   const body = JSON.stringify({
     notificationType: 'Bounce',
@@ -408,8 +424,16 @@ test('the webhook refuses a bad signature and turns a signed notification into a
       1,
   );
 
-  const accepted = await post(signWebhook(body, WEBHOOK_SECRET, Date.now()));
+  const signature = signWebhook(body, WEBHOOK_SECRET, Date.now());
+  const accepted = await post(signature);
   assert.equal(accepted.status, 200);
+  // The attack: the same signed request again, well within its tolerance window.
+  const replayed = await post(signature);
+  assert.equal(replayed.status, 401);
+  assert.doesNotMatch(await replayed.text(), /replay/, 'the reply does not say why');
+  assert.ok(
+    (await metricValue(ports.ops, 'tidings_bounce_webhook_requests_total', { outcome: 'replayed' })) >= 1,
+  );
   const hash = addressHash(to);
   const [bounceMessage] = await recordsFor('notify.bounce', hash, (ms) => ms.length >= 1);
   const bounce = await decoded<NotifyBounce>('notify.bounce', bounceMessage!);
@@ -421,6 +445,8 @@ test('the webhook refuses a bad signature and turns a signed notification into a
     (await decoded<NotifySuppression>('notify.suppression', suppressionMessage!)).reason,
     'hard_bounce',
   );
+  const bounces = await allRecords('notify.bounce');
+  assert.equal(bounces.filter((m) => m.key?.toString() === hash).length, 1, 'the replay recorded nothing');
 });
 
 test('an operator lists suppressions and lifts one: tombstone published, state reset', async () => {

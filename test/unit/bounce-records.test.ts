@@ -41,13 +41,14 @@ test('a finding becomes a record keyed by the address hash, with the send id of 
   const { records, unattributed } = attributeFindings(
     report([finding('alice@example.com')]),
     [token('alice@example.com', 'aaaa0001')],
+    KEYRING.keys,
     ORIGIN,
   );
   assert.deepEqual(unattributed, []);
   const [record] = records;
   assert.equal(record?.address_hash, addressHash('alice@example.com'));
   assert.equal(record?.send_id, 'aaaa0001');
-  assert.equal(record?.recipient_id, 'u7');
+  assert.equal(record?.recipient_id, null, 'X-Tidings-Recipient is what the reporter wrote: it names nobody');
   assert.equal(record?.sending_domain, 'tidings.example.org');
   assert.equal(record?.meta.dt, NOW);
   assert.deepEqual([record?.kind, record?.status, record?.smtp_code], ['hard', '5.1.1', 550]);
@@ -57,6 +58,7 @@ test('an address no token was issued for is not acted on: a valid token cannot s
   const { records, unattributed } = attributeFindings(
     report([finding('alice@example.com'), finding('victim@example.com')]),
     [token('alice@example.com', 'aaaa0001')],
+    KEYRING.keys,
     ORIGIN,
   );
   assert.deepEqual(
@@ -73,6 +75,7 @@ test('after a forward the record names the address Tidings mailed, which the tok
   const { records } = attributeFindings(
     report([finding('alice@forwarded.example', 'alice@example.com')]),
     [token('alice@example.com', 'aaaa0002')],
+    KEYRING.keys,
     ORIGIN,
   );
   assert.equal(records[0]?.address, 'alice@example.com');
@@ -83,6 +86,7 @@ test('each finding takes the token issued for its own address when a mail had se
   const { records } = attributeFindings(
     report([finding('b@example.com'), finding('a@example.com')]),
     [token('a@example.com', 'aaaa0003'), token('b@example.com', 'bbbb0003')],
+    KEYRING.keys,
     ORIGIN,
   );
   assert.deepEqual(
@@ -94,9 +98,12 @@ test('each finding takes the token issued for its own address when a mail had se
   );
 });
 
-test('without a token (webhook) the send id comes from the X-Tidings-Send-Id header', () => {
-  const r = report([finding('alice@example.com')]);
-  assert.equal(bounceRecord(r, r.findings[0]!, null, ORIGIN).send_id, 'from-header');
+test('without a token the send id comes from X-Tidings-Send-Id only in a signed webhook', () => {
+  const mailed = report([finding('alice@example.com')]);
+  assert.equal(bounceRecord(mailed, mailed.findings[0]!, null, ORIGIN).send_id, null);
+  const signed: BounceReport = { ...mailed, source: 'webhook' };
+  const record = bounceRecord(signed, signed.findings[0]!, null, ORIGIN);
+  assert.deepEqual([record.send_id, record.recipient_id], ['from-header', null]);
 });
 
 test('the sending domain is the From domain, lower-cased, or null', () => {

@@ -6,7 +6,7 @@ import { createReputation } from '../../services/bounce/reputation.ts';
 
 const HOUR = 3_600_000;
 
-function setup() {
+function setup(domains?: readonly string[]) {
   let now = Date.parse('2026-11-21T12:00:00Z');
   const alerts: { sending_domain: string; measure: string; rate: number }[] = [];
   const log = pino(
@@ -25,6 +25,7 @@ function setup() {
     bounceAlert: 0.05,
     complaintAlert: 0.01,
     maxDomains: 2,
+    ...(domains ? { domains } : {}),
     registry,
     log,
     now: () => now,
@@ -77,4 +78,27 @@ test('rates and alerts are exposed per domain, and domains past the cap share "o
   assert.match(text, /tidings_bounce_domain_alert\{sending_domain="a.example",measure="bounce"\} 1/);
   assert.match(text, /tidings_bounce_domain_reports_total\{sending_domain="other",kind="hard"\} 2/);
   assert.doesNotMatch(text, /c\.example/);
+});
+
+test('forged sending domains cannot hold the slots: a quiet domain frees its slot after the window', async () => {
+  const { reputation, registry, advance } = setup();
+  reputation.observe('forged-1.example', 'hard');
+  reputation.observe('forged-2.example', 'hard');
+  advance(HOUR + 1);
+  reputation.observe('real.example', 'hard');
+  const series = (await registry.getSingleMetric('tidings_bounce_domain_reports_total')?.get())?.values ?? [];
+  const domains = new Set(series.map((v) => v.labels.sending_domain));
+  assert.ok(domains.has('real.example'), [...domains].join(', '));
+  assert.ok(!domains.has('other'));
+});
+
+test('with our sending domains configured, a report naming another domain counts as other', async () => {
+  const { reputation, registry } = setup(['Tidings.Example.org']);
+  reputation.observe('tidings.example.org', 'hard');
+  reputation.observe('victim-brand.example', 'complaint');
+  const series = (await registry.getSingleMetric('tidings_bounce_domain_reports_total')?.get())?.values ?? [];
+  assert.deepEqual(series.map((v) => [v.labels.sending_domain, v.labels.kind]).sort(), [
+    ['other', 'complaint'],
+    ['tidings.example.org', 'hard'],
+  ]);
 });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import nodemailer from 'nodemailer';
@@ -45,6 +46,14 @@ before(async () => {
     maxTokenAgeMs: 86_400_000,
     maxMessageBytes: 64 * 1024,
     maxDeadLetterBytes: 100,
+    limits: {
+      maxClients: 5,
+      maxRecipients: 3,
+      maxRefusals: 4,
+      maxReportRecipients: 100,
+      maxDeadLettersPerMinute: 3,
+      socketTimeoutMs: 30_000,
+    },
     deadLetterTopic: 'x.notify.bounce.bounce-smtp.dlq',
     dc: 'x',
     sender,
@@ -132,11 +141,93 @@ test('a mail over the size limit is refused with 552', async () => {
   await assert.rejects(deliver(verp('alice@example.com'), big), responseCode(552));
 });
 
-test('RCPT TO a return path of another key, or a made-up one, is refused with 550', async () => {
+test('RCPT TO a made-up return path is refused with 550 and a reply that says not why', async () => {
+  await assert.rejects(
+    deliver(`postmaster@${DOMAIN}`, DSN),
+    (error: { responseCode?: number; response?: string }) => {
+      assert.equal(error.responseCode, 550);
+      assert.doesNotMatch(error.response ?? '', /malformed|forged|key/i);
+      return true;
+    },
+  );
+});
+
+test('a token of a key id we do not know gets 451, so a key rotated in on the sender first loses nothing', async () => {
   const other = returnPath(
     { messageId: 'abcd', recipient: 'alice@example.com', domain: DOMAIN, now: Date.now() },
     { current: 5, keys: [{ id: 5, secret: 'o'.repeat(32) }] },
   );
-  await assert.rejects(deliver(other, DSN), responseCode(550));
-  await assert.rejects(deliver(`postmaster@${DOMAIN}`, DSN), responseCode(550));
+  await assert.rejects(deliver(other, DSN), (error: { responseCode?: number; response?: string }) => {
+    assert.equal(error.responseCode, 451);
+    assert.doesNotMatch(error.response ?? '', /key|unknown/i, 'which key ids exist is not told');
+    return true;
+  });
+});
+
+/** Speaks SMTP line by line: every reply to `commands`, until the server hangs up. */
+async function session(commands: readonly string[]): Promise<{ replies: string[]; closed: boolean }> {
+  const socket = connect(receiver.port, '127.0.0.1');
+  const replies: string[] = [];
+  let buffer = '';
+  let closed = false;
+  const waiters: (() => void)[] = [];
+  socket.on('data', (chunk) => {
+    buffer += chunk.toString('latin1');
+    for (let end = buffer.indexOf('\r\n'); end >= 0; end = buffer.indexOf('\r\n')) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (/^\d{3} /.test(line)) {
+        replies.push(line);
+        waiters.shift()?.();
+      }
+    }
+  });
+  socket.on('close', () => {
+    closed = true;
+    for (const w of waiters.splice(0)) w();
+  });
+  const reply = () => new Promise<void>((resolve) => (closed ? resolve() : waiters.push(resolve)));
+  await reply();
+  for (const command of commands) {
+    if (closed) break;
+    socket.write(`${command}\r\n`);
+    await reply();
+  }
+  socket.destroy();
+  return { replies, closed };
+}
+
+test('a session naming one bogus RCPT after another is closed at the refusal limit', async () => {
+  const bogus = Array.from({ length: 3000 }, (_, i) => `RCPT TO:<bounces+x${i}@${DOMAIN}>`);
+  const { replies, closed } = await session(['EHLO attacker.example', 'MAIL FROM:<>', ...bogus]);
+  assert.ok(closed, 'the server hung up');
+  // The greeting, EHLO, MAIL, three 550s, then the 421 that closes: not 3,000 answers.
+  assert.equal(replies.length, 3 + 4);
+  assert.match(replies.at(-1)!, /^421 /);
+});
+
+test('RCPT TO past the per-message limit is answered 452', async () => {
+  const rcpts = ['a', 'b', 'c', 'd'].map((n) => `RCPT TO:<${verp(`${n}@example.com`)}>`);
+  const { replies } = await session(['EHLO mta.example', 'MAIL FROM:<>', ...rcpts, 'QUIT']);
+  assert.deepEqual(
+    replies.slice(3, 7).map((r) => r.slice(0, 3)),
+    ['250', '250', '250', '452'],
+  );
+});
+
+test('dead letters are rate-limited: past the limit an unreadable mail is answered 451', async () => {
+  raw.length = 0;
+  const junk = fixture('malformed-not-a-report.eml');
+  const answers: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    answers.push(
+      await deliver(verp('alice@example.com'), junk).then(
+        () => 250,
+        (error: { responseCode?: number }) => error.responseCode ?? 0,
+      ),
+    );
+  }
+  // The limit is 3 a minute and the earlier test wrote one in this minute (or the window just turned).
+  assert.ok(raw.length <= 3, `${raw.length} dead letters`);
+  assert.ok(answers.includes(451), JSON.stringify(answers));
 });

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseWebhook, signWebhook, verifyWebhookSignature } from '../../services/bounce/webhook.ts';
+import {
+  createReplayCache,
+  parseWebhook,
+  signWebhook,
+  verifyWebhookSignature,
+} from '../../services/bounce/webhook.ts';
 
 const NOW = Date.parse('2026-11-21T12:00:00Z');
 const MINUTE = 60_000;
@@ -36,8 +41,8 @@ const BOUNCE = JSON.stringify({
 describe('webhook signatures', () => {
   test('a body signed with the shared secret within the window is accepted', () => {
     const header = signWebhook(BOUNCE, SECRET, NOW - MINUTE);
-    assert.deepEqual(verifyWebhookSignature(header, BOUNCE, [SECRET], OPTIONS), { ok: true });
-    assert.deepEqual(verifyWebhookSignature(header, Buffer.from(BOUNCE), [SECRET], OPTIONS), { ok: true });
+    assert.equal(verifyWebhookSignature(header, BOUNCE, [SECRET], OPTIONS).ok, true);
+    assert.equal(verifyWebhookSignature(header, Buffer.from(BOUNCE), [SECRET], OPTIONS).ok, true);
   });
 
   test('a signature by another secret, or over another body, is refused', () => {
@@ -77,7 +82,43 @@ describe('webhook signatures', () => {
 
   test('during a secret rotation either secret is accepted', () => {
     const header = signWebhook(BOUNCE, 'old-secret', NOW);
-    assert.deepEqual(verifyWebhookSignature(header, BOUNCE, [SECRET, 'old-secret'], OPTIONS), { ok: true });
+    assert.equal(verifyWebhookSignature(header, BOUNCE, [SECRET, 'old-secret'], OPTIONS).ok, true);
+  });
+
+  test('a signed request is accepted once: its replay within the window is refused', () => {
+    let now = NOW;
+    const cache = createReplayCache(OPTIONS.toleranceMs, () => now);
+    const header = signWebhook(BOUNCE, SECRET, NOW);
+    const auth = () => {
+      const verdict = verifyWebhookSignature(header, BOUNCE, [SECRET], { ...OPTIONS, now });
+      assert.ok(verdict.ok);
+      return verdict;
+    };
+    assert.equal(cache.claim(auth()), true);
+    now += MINUTE;
+    assert.equal(cache.claim(auth()), false, 'replayed a minute later');
+    const other = verifyWebhookSignature(signWebhook(BOUNCE, SECRET, NOW + 1000), BOUNCE, [SECRET], OPTIONS);
+    assert.ok(other.ok);
+    assert.equal(cache.claim(other), true, 'the provider re-signing the same body is a new request');
+  });
+
+  test('a claim given back (the request failed) lets the provider retry the same request', () => {
+    const cache = createReplayCache(OPTIONS.toleranceMs, () => NOW);
+    const verdict = verifyWebhookSignature(signWebhook(BOUNCE, SECRET, NOW), BOUNCE, [SECRET], OPTIONS);
+    assert.ok(verdict.ok);
+    assert.equal(cache.claim(verdict), true);
+    cache.release(verdict.replayKey);
+    assert.equal(cache.claim(verdict), true);
+  });
+
+  test('the cache forgets what the window refuses anyway, and never holds more than its maximum', () => {
+    let now = NOW;
+    const cache = createReplayCache(OPTIONS.toleranceMs, () => now, 10);
+    for (let i = 0; i < 50; i++) cache.claim({ replayKey: `k${i}`, signedAt: now });
+    assert.ok(cache.size <= 11, `${cache.size} entries`);
+    now += OPTIONS.toleranceMs + 1;
+    cache.claim({ replayKey: 'fresh', signedAt: now });
+    assert.equal(cache.size, 1);
   });
 
   test('missing and malformed headers are told apart', () => {

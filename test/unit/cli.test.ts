@@ -52,6 +52,24 @@ describe('output', () => {
   test('json keeps values as they are', () => {
     assert.deepEqual(JSON.parse(render('json', rows)), rows);
   });
+
+  test('an ESC, CSI or bidi control from a dead letter never reaches the terminal raw', () => {
+    // What an attacker puts in a mail header: clear the screen and write something else.
+    const hostile = {
+      key: 'k',
+      error_message: 'bad \u001b[2J\u001b]0;pwned\u0007 \u009b31m \u202eevil\r\nforged line',
+    };
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must not get through.
+    const controls = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/;
+    for (const format of ['table', 'csv'] as const) {
+      const text = render(format, [hostile]).replace(/\n$/, '').replaceAll('\n', '');
+      assert.doesNotMatch(text, controls, format);
+      assert.match(text, /bad \ufffd\[2J/);
+    }
+    const json = render('json', [hostile]);
+    assert.doesNotMatch(json.replaceAll('\n', ''), controls);
+    assert.deepEqual(JSON.parse(json), [hostile], 'json keeps the value exact, escaped');
+  });
 });
 
 describe('context', () => {

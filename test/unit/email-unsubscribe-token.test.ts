@@ -86,6 +86,29 @@ describe('unsubscribe tokens', () => {
     assert.deepEqual(verifyUnsubscribeToken(retired, oldToken, NOW), { ok: false, reason: 'unknown-key' });
   });
 
+  test('a token with characters appended, padding or a non-canonical last character is refused', () => {
+    const token = signUnsubscribeToken(keys, claims);
+    assert.equal(verifyUnsubscribeToken(keys, token, NOW).ok, true);
+    const [kid, body, sig] = token.split('.') as [string, string, string];
+    // The last of 43 characters carries 4 bits; the others of its group decode to the same bytes.
+    const last = 'AEIMQUYcgkosw048'.indexOf(sig.at(-1)!);
+    const sibling = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[last * 4 + 1]!;
+    for (const variant of [
+      `${token}=`,
+      `${token}!!`,
+      `${token} `,
+      `${kid}.${body}=.${sig}`,
+      `${kid}.${body}.${sig.slice(0, -1)}${sibling}`,
+      `${kid}.${body}.!${sig}`,
+    ]) {
+      assert.deepEqual(
+        verifyUnsubscribeToken(keys, variant, NOW),
+        { ok: false, reason: 'malformed' },
+        variant,
+      );
+    }
+  });
+
   test('garbage is refused as malformed', () => {
     for (const token of ['', 'abc', 'a.b', 'a.b.c.d']) {
       assert.deepEqual(verifyUnsubscribeToken(keys, token, NOW), { ok: false, reason: 'malformed' });

@@ -141,3 +141,40 @@ test('honours the level', () => {
     ['shown'],
   );
 });
+
+test('masks every RFC 5321 address form an outsider can put in a report or reply', () => {
+  const { log, lines, records } = capture();
+  const addresses = [
+    '_jane@example.org',
+    '-jane@example.org',
+    "o'hara@example.org",
+    '"jane doe"@example.org',
+    'jane@[192.0.2.1]',
+    'jane@[IPv6:2001:db8::1]',
+  ];
+  log.warn({ diagnostic: `550 unknown ${addresses.join(', ')}` }, 'DELETE /suppressions/jane@example.org');
+  const text = lines.join('');
+  for (const local of ['_jane', '-jane', "o'hara", 'jane doe', 'jane@']) {
+    assert.ok(!text.includes(local), `${local} leaked: ${text}`);
+  }
+  const [rec] = records() as [{ diagnostic: string; msg: string }];
+  assert.equal(rec.msg, 'DELETE /suppressions/j***@example.org');
+  assert.equal(
+    rec.diagnostic,
+    '550 unknown _***@example.org, -***@example.org, o***@example.org, "***"@example.org, j***@[192.0.2.1], j***@[IPv6:2001:db8::1]',
+  );
+});
+
+test("redacts the SMTP password under nodemailer's key, pass", () => {
+  const { log, lines } = capture();
+  log.info({ auth: { user: 'relay', pass: 'pw-smtp' }, smtp: { auth: { pass: 'pw-nested' } } }, 'connecting');
+  const text = lines.join('');
+  assert.ok(!text.includes('pw-smtp') && !text.includes('pw-nested'), text);
+});
+
+test('a line of 400 KB of address-like text is scrubbed in one linear pass', { timeout: 60_000 }, () => {
+  // Runs of scheme and local-part characters once made both patterns rescan from every position.
+  const { log, lines } = capture();
+  log.info({ junk: `${'a.'.repeat(100_000)}@${'b.'.repeat(100_000)}` }, 'x');
+  assert.equal(lines.length, 1);
+});

@@ -32,8 +32,27 @@ describe('VERP return paths', () => {
     assert.equal(result.fields.messageId, SEND_ID);
     assert.equal(result.fields.keyId, 2);
     assert.equal(result.fields.issuedAt, NOW);
-    assert.ok(issuedFor(result.fields, 'alice@example.com'));
-    assert.ok(!issuedFor(result.fields, 'mallory@example.com'));
+    assert.ok(issuedFor(result.fields, 'alice@example.com', KEYRING.keys));
+    assert.ok(!issuedFor(result.fields, 'mallory@example.com', KEYRING.keys));
+  });
+
+  test('a token binds the whole address: one sharing its hash prefix does not pass for it', () => {
+    // Found by hashing m0, m1, … @attacker.example until two shared 32 bits (57,007 hashes, well
+    // under a second); an attacker targeting one victim's prefix needs ~2^32, minutes on two cores.
+    const mailed = 'm53286@attacker.example';
+    const lookalike = 'm57006@attacker.example';
+    assert.equal(addressHash(lookalike).slice(0, 8), addressHash(mailed).slice(0, 8));
+    const result = verify(build(SEND_ID, mailed));
+    assert.ok(result.ok);
+    assert.ok(issuedFor(result.fields, mailed, KEYRING.keys));
+    assert.ok(!issuedFor(result.fields, lookalike, KEYRING.keys), 'the look-alike address is not bound');
+  });
+
+  test('a verified token checks addresses only with the key that signed it', () => {
+    const result = verify(build());
+    assert.ok(result.ok);
+    assert.ok(!issuedFor(result.fields, 'alice@example.com', [{ id: 2, secret: 'another' }]));
+    assert.ok(!issuedFor(result.fields, 'alice@example.com', []));
   });
 
   test('local parts stay within 64 characters of lower-case letters and digits', () => {
