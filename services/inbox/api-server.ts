@@ -12,10 +12,11 @@
  * CORS answers only the configured origins.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { createLimitedServer, readBody } from '../../libs/http/server.ts';
 import type { InboxAction } from '../../libs/schemas/types.generated.ts';
 import type { InboxMetrics } from './inbox-metrics.ts';
 import type { LiveHub } from './live.ts';
@@ -96,20 +97,16 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown>> {
   if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
     throw new HttpError(415, 'send the body as application/json');
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
+  // An oversize body is refused unread: readBody has answered 413 and drops the connection.
+  const body = await readBody(req, res, MAX_BODY_BYTES);
+  if (body === null) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    parsed = JSON.parse(body.toString('utf8') || '{}');
   } catch {
     throw new HttpError(400, 'body is not JSON');
   }
@@ -326,7 +323,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     const action = ACTIONS[path];
     if (req.method === 'POST' && action) {
-      const body = await readJson(req);
+      const body = await readJson(req, res);
       const ids = idList(body.ids);
       const upToId = body.up_to === undefined ? null : idList([body.up_to])[0]!;
       if (upToId !== null && action !== 'read') throw new HttpError(400, 'up_to: only for /v1/read');
@@ -343,21 +340,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new HttpError(404, `no ${req.method} ${path}`);
   }
 
-  const server = createServer(
-    { requestTimeout: 15_000, headersTimeout: 10_000, maxHeaderSize: 8 * 1024 },
-    (req, res) => {
-      const started = performance.now();
-      route(req, res)
-        .then((name) => metrics.request(name, res.statusCode, performance.now() - started))
-        .catch((err: unknown) => {
-          const status = err instanceof HttpError ? err.status : 500;
-          if (status === 500) log.error({ err, path: req.url?.split('?')[0] }, 'inbox request failed');
-          metrics.request('error', status, performance.now() - started);
-          if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
-          else res.destroy();
-        });
-    },
-  );
+  // Live streams are long responses, not long requests: the request timeouts do not end them.
+  const server = createLimitedServer((req, res) => {
+    const started = performance.now();
+    route(req, res)
+      .then((name) => metrics.request(name, res.statusCode, performance.now() - started))
+      .catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        if (status === 500) log.error({ err, path: req.url?.split('?')[0] }, 'inbox request failed');
+        metrics.request('error', status, performance.now() - started);
+        if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
+        else res.destroy();
+      });
+  });
   server.maxConnections = options.maxStreams + 1_000;
   server.keepAliveTimeout = 5_000;
 
