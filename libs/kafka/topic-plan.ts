@@ -53,6 +53,8 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.bounce', partitions: 3, config: retainedFor(30) },
   { stream: 'notify.suppression', partitions: 3, config: COMPACTED },
   { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
+  // Never tombstoned: a delete must outlive the other prefix's compacted copy (docs/architecture.md).
+  { stream: 'notify.erasure', partitions: 3, config: COMPACTED },
 ];
 
 export function isCompacted(stream: string): boolean {

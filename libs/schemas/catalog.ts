@@ -20,6 +20,7 @@ export const STREAMS = [
   'notify.bounce',
   'notify.suppression',
   'notify.checkpoint',
+  'notify.erasure',
 ] as const;
 
 export type StreamName = (typeof STREAMS)[number];

@@ -21,6 +21,7 @@ export const STREAM_KEYS: { [S in StreamName]: (record: KeySource<S>) => string 
   'notify.bounce': (r) => r.address_hash,
   'notify.suppression': (r) => r.address_hash,
   'notify.checkpoint': (r) => checkpointKey(r.group, r.topic, r.partition),
+  'notify.erasure': (r) => `${r.stream}|${r.key}`,
 };
 
 export function recordKey<S extends StreamName>(stream: S, record: KeySource<S>): string {

@@ -2,8 +2,8 @@
  * The router: people materialized from notify.user and notify.preference-change, and notify.event
  * routed to notify.web, notify.email and notify.push.
  *
- * Three consumer groups of one process: router-users and router-preferences keep the router's
- * copy of people current; router routes events. Events of a chatty type are parked on
+ * Four consumer groups of one process: router-users, router-erasures and router-preferences keep
+ * the router's copy of people current; router routes events. Events of a chatty type are parked on
  * `<dc>.notify.event.router.held` (same schema and key as notify.event, created here); an operator
  * releases them by republishing to notify.event with the type's cap raised, or drops them.
  */
@@ -15,7 +15,7 @@ import { runService } from '../../libs/service/run-service.ts';
 import { loadCategoryRegistry } from './categories.ts';
 import { ROUTER_HTTP_PORT, routerSpec } from './config.ts';
 import { eventHandler } from './event-handler.ts';
-import { preferenceChangeHandler, userHandler } from './people-materializer.ts';
+import { erasureHandler, preferenceChangeHandler, userHandler } from './people-materializer.ts';
 import { createRoutingMetrics } from './routing-metrics.ts';
 import { createRouterStore } from './store.ts';
 
@@ -53,7 +53,12 @@ await runService({
     const store = createRouterStore(db!);
     const holdTopic = await ensureHoldTopic(kafka, config.TIDINGS_DC);
 
-    await consume({ stream: 'notify.user', group: 'router-users', handler: userHandler(store) });
+    await consume({
+      stream: 'notify.user',
+      group: 'router-users',
+      handler: userHandler(store, config.TIDINGS_DC),
+    });
+    await consume({ stream: 'notify.erasure', group: 'router-erasures', handler: erasureHandler(store) });
     await consume({
       stream: 'notify.preference-change',
       group: 'router-preferences',

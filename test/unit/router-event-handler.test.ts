@@ -24,7 +24,7 @@ function fakeStore(processed: string[] = []) {
     recordBatch: async (outcome) => {
       recorded.push(outcome);
     },
-    upsertUser: async () => undefined,
+    applyUsers: async () => undefined,
     eraseUser: async () => undefined,
     applyPreferenceChange: async () => undefined,
   };
