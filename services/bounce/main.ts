@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
+import { tombstoneTime } from '../../libs/convergence/version.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
@@ -185,9 +186,20 @@ await runService({
       stream: 'notify.user',
       group: 'bounce-people',
       handler: {
-        handle: (record) => rememberPerson(db, record.value.user_id, record.value.email),
+        handle: (record) => rememberPerson(db, record.value),
         async handleTombstone(record) {
-          if (record.key) await erasePerson(db, record.key);
+          if (record.key) await erasePerson(db, record.key, tombstoneTime(record));
+        },
+      },
+    });
+
+    // Erasures that outlive notify.user's compacted tombstones (written by the router).
+    await consume({
+      stream: 'notify.erasure',
+      group: 'bounce-erasures',
+      handler: {
+        async handle({ value }) {
+          if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
         },
       },
     });

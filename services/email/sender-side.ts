@@ -12,6 +12,7 @@
  *                 in Kafka, consumption is held and probed, and it goes out once fixed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deleteOf } from '../../libs/convergence/erasure.ts';
 import {
   type ConsumerRuntime,
   DeferredRecordError,
@@ -97,8 +98,20 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     group: 'email-suppressions',
     handler: {
       handle: (record) => upsertSuppression(db, record.value),
-      async handleTombstone(record) {
-        if (record.key) await liftSuppression(db, record.key);
+      async handleTombstone(record, handlerContext) {
+        const lift = deleteOf(record, handlerContext, 'notify.suppression', config.TIDINGS_DC);
+        if (lift) await liftSuppression(db, lift.key, lift.at);
+      },
+    },
+  });
+
+  // Lifts that outlive notify.suppression's compacted tombstones.
+  await consume({
+    stream: 'notify.erasure',
+    group: 'email-erasures',
+    handler: {
+      async handle({ value }) {
+        if (value.stream === 'notify.suppression') await liftSuppression(db, value.key, value.meta.dt);
       },
     },
   });

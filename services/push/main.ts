@@ -10,13 +10,14 @@
  * pools them across partitions within each window's bound (see multicast-assembler.ts); every
  * partition of a fetch gets its window at once (PUSH_CONCURRENT_PARTITIONS), so at saturation their
  * windows close within each other's bounds. Dead tokens are tombstoned on
- * notify.push-subscription; 429/5xx go through the retry topics, and a Retry-After pauses consumption
+ * notify.push-subscription, and an erased person's devices forgotten (notify.erasure); 429/5xx go through the retry topics, and a Retry-After pauses consumption
  * for that long. PUSH_ENABLED=false consumes and commits without sending: nothing piles up, and
  * turning it back on does not fire a stale flood.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
+import { deleteOf } from '../../libs/convergence/erasure.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { type ConsumerRuntime, RejectedRecordError } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
@@ -27,11 +28,12 @@ import { createFcmClient } from './fcm-client.ts';
 import { type Contribution, createMulticastAssembler } from './multicast-assembler.ts';
 import { createPushMetrics } from './push-metrics.ts';
 import {
-  deleteSubscriptions,
   deliveredPairs,
   devicesOf,
+  erasePerson,
   pruneDelivered,
   recordDelivered,
+  removeDevices,
   upsertSubscription,
 } from './subscriptions.ts';
 import { chooseWindowMs } from './window-duration.ts';
@@ -121,8 +123,21 @@ await runService({
             );
           }
         },
-        async handleTombstone(record) {
-          if (record.key) await deleteSubscriptions(db, [record.key]);
+        async handleTombstone(record, context) {
+          const removed = deleteOf(record, context, 'notify.push-subscription', config.TIDINGS_DC);
+          if (removed) await removeDevices(db, [removed.key], removed.at);
+        },
+      },
+    });
+
+    await consume({
+      stream: 'notify.erasure',
+      group: 'push-erasures',
+      handler: {
+        async handle({ value }) {
+          if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
+          if (value.stream === 'notify.push-subscription')
+            await removeDevices(db, [value.key], value.meta.dt);
         },
       },
     });
@@ -175,12 +190,14 @@ await runService({
             recordDelivered: (pairs) => recordDelivered(db, pairs),
             async dropDeadDevices(tokenHashes) {
               if (tokenHashes.length === 0) return;
+              // The tombstones carry the time the local markers get, their event time everywhere.
+              const at = Date.now();
               await producer.send({
                 ...DURABLE_SEND,
                 topic: topicFor(config.TIDINGS_DC, 'notify.push-subscription'),
-                messages: tokenHashes.map((key) => ({ key, value: null })),
+                messages: tokenHashes.map((key) => ({ key, value: null, timestamp: String(at) })),
               });
-              await deleteSubscriptions(db, tokenHashes);
+              await removeDevices(db, tokenHashes, at);
               log.info({ tokens: tokenHashes.length }, 'tombstoned devices the provider reported dead');
             },
             multicast: (targets) => contribution.send(targets),

@@ -15,7 +15,20 @@ import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { compareVersions, type Version } from '../../libs/convergence/version.ts';
 import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
+import { addressHash } from '../../libs/mail/verp.ts';
 import type { NotifyUser } from '../../libs/schemas/types.generated.ts';
+import {
+  erasePerson as eraseBouncePerson,
+  peopleAt,
+  rememberPerson,
+} from '../../services/bounce/people-store.ts';
+import { liftSuppression, suppressedAmong, upsertSuppression } from '../../services/email/suppressions.ts';
+import {
+  devicesOf,
+  erasePerson as erasePushPerson,
+  removeDevices,
+  upsertSubscription,
+} from '../../services/push/subscriptions.ts';
 import { createRouterStore } from '../../services/router/store.ts';
 import { quietLog, uniqueDc } from './harness.ts';
 
@@ -213,6 +226,189 @@ describe('newest version wins, whatever the order', () => {
               ]),
             );
             assert.deepEqual(actual, want);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('push: devices from notify.push-subscription, and erased people', () => {
+    let db: pg.Pool;
+    before(async () => {
+      db = await serviceSchema('push');
+    });
+
+    const device = fc.record({ user: fc.constantFrom('u1', 'u2'), token: fc.constantFrom('tok-a', 'tok-b') });
+    const erasure = fc.record({
+      user: fc.constantFrom('u1', 'u2'),
+      dt: fc.integer({ min: 0, max: 5 }).map((s) => T0 + s * 1000),
+    });
+
+    test('subscriptions, removed tokens and person erasures, duplicated and reordered', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          deliveryArb(fc.array(opArb(KEYS, device), { minLength: 1, maxLength: 10 })),
+          fc.array(fc.record({ erasure, prefix: fc.constantFrom('eqiad' as const, 'codfw' as const) }), {
+            maxLength: 3,
+          }),
+          async ({ ops, delivered }, erasures) => {
+            await db.query('TRUNCATE subscriptions, erased_people');
+            // A person's erasure travels on its own stream, so it lands anywhere among the devices.
+            const withErasures = delivered.map((batch, i) => ({
+              batch,
+              erasures: erasures.filter((_, j) => j % delivered.length === i),
+            }));
+            await Promise.all(
+              withErasures.map(async ({ batch, erasures: here }) => {
+                await deliver([batch], async (lane) => {
+                  for (const op of lane) {
+                    if (op.value === null) await removeDevices(db, [op.key], op.version.dt);
+                    else
+                      await upsertSubscription(
+                        db,
+                        {
+                          meta: {
+                            id: op.version.id,
+                            dt: op.version.dt,
+                            stream: 'notify.push-subscription',
+                            dc: op.prefix,
+                            producer: 't',
+                            request_id: null,
+                          },
+                          token_hash: op.key,
+                          user_id: op.value.user,
+                          provider: 'fcm',
+                          token: op.value.token,
+                          app: 'org.example',
+                          locale: 'en',
+                        },
+                        10,
+                      );
+                  }
+                });
+                for (const e of here) await erasePushPerson(db, e.erasure.user, e.erasure.dt);
+              }),
+            );
+            const erasedAt = new Map<string, number>();
+            for (const { erasure: e } of erasures)
+              erasedAt.set(e.user, Math.max(erasedAt.get(e.user) ?? -1, e.dt));
+            const winners = new Map<string, Op<{ user: string; token: string }>>();
+            for (const op of ops) {
+              const seen = winners.get(op.key);
+              if (!seen || compareVersions(seen.version, op.version) < 0) winners.set(op.key, op);
+            }
+            const want = new Map(
+              [...winners].flatMap(([k, op]) =>
+                op.value === null || (erasedAt.get(op.value.user) ?? -1) >= op.version.dt
+                  ? []
+                  : [[k, { user: op.value.user, token: op.value.token }] as const],
+              ),
+            );
+            const devices = await devicesOf(db, ['u1', 'u2']);
+            const actual = new Map(
+              [...devices.values()]
+                .flat()
+                .map((d) => [d.tokenHash, { user: d.userId, token: d.token }] as const),
+            );
+            assert.deepEqual(actual, want);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('bounce: who has an address, from notify.user', () => {
+    let db: pg.Pool;
+    before(async () => {
+      db = await serviceSchema('bounce');
+    });
+
+    test('addresses and erasures from both prefixes, duplicated and reordered', async () => {
+      const email = fc.constantFrom(null, 'a@example.org', 'b@example.org');
+      await fc.assert(
+        fc.asyncProperty(
+          deliveryArb(fc.array(opArb(KEYS, email), { minLength: 1, maxLength: 10 })),
+          async ({ ops, delivered }) => {
+            await db.query('TRUNCATE people');
+            await deliver(delivered, async (batch) => {
+              for (const op of batch) {
+                if (op.version.deleted) await eraseBouncePerson(db, op.key, op.version.dt);
+                else
+                  await rememberPerson(db, {
+                    meta: {
+                      id: op.version.id,
+                      dt: op.version.dt,
+                      stream: 'notify.user',
+                      dc: op.prefix,
+                      producer: 't',
+                      request_id: null,
+                    },
+                    user_id: op.key,
+                    email: op.value,
+                    locale: 'en',
+                    timezone: 'UTC',
+                    last_active: null,
+                    email_frequency: 'instant',
+                    preferences: [],
+                    muted_agents: [],
+                  });
+              }
+            });
+            const want = new Map<string, string[]>();
+            for (const [user, address] of expected(ops)) {
+              if (address === null) continue;
+              want.set(addressHash(address), [...(want.get(addressHash(address)) ?? []), user].sort());
+            }
+            const actual = new Map<string, string[]>();
+            for (const address of ['a@example.org', 'b@example.org']) {
+              const people = await peopleAt(db, addressHash(address));
+              if (people.length > 0) actual.set(addressHash(address), people);
+            }
+            assert.deepEqual(actual, want);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('email: suppressions from notify.suppression', () => {
+    let db: pg.Pool;
+    before(async () => {
+      db = await serviceSchema('email');
+    });
+
+    test('suppressions and lifts from both prefixes, duplicated and reordered', async () => {
+      const reason = fc.constantFrom('complaint' as const, 'hard_bounce' as const);
+      await fc.assert(
+        fc.asyncProperty(
+          deliveryArb(fc.array(opArb(KEYS, reason), { minLength: 1, maxLength: 10 })),
+          async ({ ops, delivered }) => {
+            await db.query('TRUNCATE suppressions');
+            await deliver(delivered, async (batch) => {
+              for (const op of batch) {
+                if (op.value === null) await liftSuppression(db, op.key, op.version.dt);
+                else
+                  await upsertSuppression(db, {
+                    meta: {
+                      id: op.version.id,
+                      dt: op.version.dt,
+                      stream: 'notify.suppression',
+                      dc: op.prefix,
+                      producer: 't',
+                      request_id: null,
+                    },
+                    address_hash: op.key,
+                    address: null,
+                    reason: op.value,
+                    until: null,
+                    detail: null,
+                  });
+              }
+            });
+            assert.deepEqual([...(await suppressedAmong(db, KEYS))].sort(), [...expected(ops).keys()].sort());
           },
         ),
         { numRuns: RUNS },
