@@ -12,6 +12,7 @@
  * cool-down; operators list and lift suppressions on an authenticated port (suppression-admin.ts).
  */
 import { join } from 'node:path';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
 import { tombstoneTime } from '../../libs/convergence/version.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
@@ -222,8 +223,8 @@ await runService({
     });
     onShutdown('release sweep', () => sweep.stop());
     const prune = setInterval(() => {
-      // Redeliveries come within minutes; a day of applied ids is plenty.
-      pruneApplied(db, now() - 24 * HOUR).catch((err) =>
+      // As long as a replay may reach back (libs/config/retention.ts), or it counts soft bounces twice.
+      pruneApplied(db, now() - DEDUP_RETENTION_MS).catch((err) =>
         log.warn({ err }, 'pruning applied bounce ids failed; will retry'),
       );
     }, HOUR);

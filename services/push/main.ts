@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
 import { deleteOf } from '../../libs/convergence/erasure.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
@@ -60,9 +61,9 @@ const spec = {
   }),
   PUSH_DEVICES_PER_USER: int({ default: 10, min: 1, help: 'devices kept per person; the oldest go first' }),
   PUSH_DELIVERED_RETENTION: duration({
-    default: 7 * 86_400_000,
-    min: 60_000,
-    help: 'how long push remembers which device got which notification (dedup of redeliveries)',
+    default: DEDUP_RETENTION_MS,
+    min: DEDUP_RETENTION_MS,
+    help: 'how long push remembers which device got which notification (dedup of redeliveries and replays, libs/config/retention.ts)',
   }),
   FCM_PROJECT_ID: str({ help: 'Firebase project the messages are sent for' }),
   FCM_EMULATOR: str({

@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
@@ -20,6 +21,7 @@ import { createRoutingMetrics } from './routing-metrics.ts';
 import { createRouterStore } from './store.ts';
 
 const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
 
 function holdTopicFor(dc: string): string {
   return `${topicFor(dc, 'notify.event')}.router.held`;
@@ -46,12 +48,21 @@ await runService({
   httpPort: ROUTER_HTTP_PORT,
   spec: routerSpec,
   migrations: join(import.meta.dirname, 'migrations'),
-  async start({ config, db, kafka, log, registry, consume }) {
+  async start({ config, db, kafka, log, registry, consume, onShutdown }) {
     const categories = await loadCategoryRegistry(config.CATEGORY_REGISTRY);
     log.info({ categories: [...categories.keys()] }, 'category registry loaded');
     // runService gives a pool to every service with migrations.
     const store = createRouterStore(db!);
     const holdTopic = await ensureHoldTopic(kafka, config.TIDINGS_DC);
+    // Processed events are the router's dedup ledger: kept as long as a replay may reach back.
+    const prune = setInterval(() => {
+      store
+        .prune(Date.now() - DEDUP_RETENTION_MS)
+        .then((rows) => log.debug({ rows }, 'pruned processed events and counters past the dedup retention'))
+        .catch((err) => log.warn({ err }, 'pruning processed events and counters failed; will retry'));
+    }, HOUR_MS);
+    prune.unref();
+    onShutdown('prune timer', () => clearInterval(prune));
 
     await consume({
       stream: 'notify.user',

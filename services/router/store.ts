@@ -139,6 +139,17 @@ const APPLY_PREFERENCE_CHANGE = `
   WHERE (email_frequency_changes.changed_at, email_frequency_changes.record_id COLLATE "C")
       < (excluded.changed_at, excluded.record_id COLLATE "C")`;
 
+const PRUNE_SLICE = 10_000;
+const PRUNE = [
+  `DELETE FROM processed_events WHERE event_id IN (
+     SELECT event_id FROM processed_events WHERE processed_at < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+  `DELETE FROM throttle_counts WHERE (recipient_id, category, window_start) IN (
+     SELECT recipient_id, category, window_start FROM throttle_counts
+     WHERE window_start < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+  `DELETE FROM type_volume WHERE (event_type, window_start) IN (
+     SELECT event_type, window_start FROM type_volume WHERE window_start < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+];
+
 export function throttleParams(keys: readonly ThrottleKey[]): unknown[] {
   return [keys.map((k) => k.recipientId), keys.map((k) => k.category), keys.map((k) => k.windowStart)];
 }
@@ -226,6 +237,11 @@ export interface RouterStore {
    */
   eraseUser(userId: string, erasedAt: number): Promise<void>;
   applyPreferenceChange(change: NotifyPreferenceChange): Promise<void>;
+  /**
+   * Forgets processed events and counter windows older than `before` (ms), a slice at a time so no
+   * statement holds many locks; returns how many rows went.
+   */
+  prune(before: number): Promise<number>;
 }
 
 export function createRouterStore(pool: pg.Pool): RouterStore {
@@ -326,6 +342,18 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
         await client.query(LOCK_PEOPLE, [[userId]]);
         await client.query(ERASE_USER, [userId, erasedAt]);
       });
+    },
+
+    async prune(before) {
+      let total = 0;
+      for (const statement of PRUNE) {
+        for (;;) {
+          const { rowCount } = await pool.query(statement, [before, PRUNE_SLICE]);
+          total += rowCount ?? 0;
+          if ((rowCount ?? 0) < PRUNE_SLICE) break;
+        }
+      }
+      return total;
     },
 
     async applyPreferenceChange(change) {

@@ -11,6 +11,11 @@
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
  *   arrival. p50/p99/max in ms.
+ * rebuild: the people are published first, then materialized from empty tables twice over the same
+ *   topic: by the consumer runtime with one statement per record (the baseline, for
+ *   BENCH_ROUTER_BASELINE_SECONDS, default 20: at its rate all would take minutes), and by the router
+ *   itself (one statement per fetched batch), timed from its start until all are there. People per
+ *   second for both and their ratio (goal 20,000 people/s for the router).
  * BENCH_ROUTER_USERS sets the number of people (default 100,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,7 +23,11 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { migrate } from '../../libs/db/migrate.ts';
+import { createPool } from '../../libs/db/pool.ts';
+import { createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
@@ -26,9 +35,11 @@ import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { Channel, EmailFrequency, RecordInput } from '../../libs/schemas/types.generated.ts';
 import { loadCategoryRegistry } from '../../services/router/categories.ts';
+import { createRouterStore } from '../../services/router/store.ts';
 import {
   deleteDcTopics,
   eventually,
+  quietLog,
   REGISTRY_URL,
   serviceEnv,
   testKafka,
@@ -44,6 +55,7 @@ const EVENTS = Number(process.env.BENCH_ROUTER_EVENTS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUTER_ROUNDS ?? 2);
 const RATE = Number(process.env.BENCH_ROUTER_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_ROUTER_SECONDS ?? 20);
+const BASELINE_SECONDS = Number(process.env.BENCH_ROUTER_BASELINE_SECONDS ?? 20);
 const CHUNK = 5_000;
 const TICK_MS = 50;
 const DAY = 86_400_000;
@@ -65,9 +77,16 @@ export async function run(): Promise<Record<string, unknown>> {
   const router = routerProcess(dc, schema);
   try {
     await createTopics(kafka, dc, [...STREAMS, ...CHANNELS, 'bench.raw-out']);
+    await publishUsers(publisher, categories);
+    const perRecordRate = await materializePerRecord(kafka, dc, db, `${schema}_per_record`);
+    console.log(`one statement per record: ${Math.round(perRecordRate)} users/s over ${BASELINE_SECONDS} s`);
+    const started = performance.now();
     await router.start();
-    const materialize = await materializeUsers(publisher, db, schema, categories);
-    console.log(`${USERS} users materialized in ${round(materialize / 1000, 1)} s`);
+    await untilMaterialized(db, schema);
+    const materialize = performance.now() - started;
+    console.log(
+      `${USERS} users materialized by the router (from its start) in ${round(materialize / 1000, 1)} s`,
+    );
 
     const raw: number[] = [];
     const routerRates: number[] = [];
@@ -104,6 +123,9 @@ export async function run(): Promise<Record<string, unknown>> {
     const result = {
       users: USERS,
       users_materialized_per_s: Math.round(USERS / (materialize / 1000)),
+      users_materialized_per_s_one_statement_per_record: Math.round(perRecordRate),
+      ratio_bulk_to_per_record: round(USERS / (materialize / 1000) / perRecordRate),
+      goal_users_materialized_per_s: 20_000,
       events_per_round: EVENTS,
       rounds: ROUNDS,
       partitions: EVENT_PARTITIONS,
@@ -235,21 +257,18 @@ function userRecord(i: number, categories: readonly string[], now: number): Publ
   };
 }
 
-/** Publishes every user and resolves with the milliseconds until the router's table holds them all. */
-async function materializeUsers(
-  publisher: Publisher,
-  db: pg.Pool,
-  schema: string,
-  categories: readonly string[],
-): Promise<number> {
+/** Publishes every user, before any materializer runs: what a rebuild from empty tables reads. */
+async function publishUsers(publisher: Publisher, categories: readonly string[]): Promise<void> {
   const now = Date.now();
-  const started = performance.now();
   for (let start = 0; start < USERS; start += CHUNK) {
     const count = Math.min(CHUNK, USERS - start);
     await publisher.publishMany(
       Array.from({ length: count }, (_, j) => userRecord(start + j, categories, now)),
     );
   }
+}
+
+async function untilMaterialized(db: pg.Pool, schema: string): Promise<void> {
   await eventually(
     async () => {
       const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
@@ -258,7 +277,44 @@ async function materializeUsers(
     `${USERS} users materialized`,
     600_000,
   );
-  return performance.now() - started;
+}
+
+/**
+ * The baseline, in the same run and over the same topic: the consumer runtime applying each record
+ * with its own statement (as the router did before bulk writes, and still does for a batch whose
+ * statement failed), into a schema of its own, for BASELINE_SECONDS. Resolves with people per second.
+ */
+async function materializePerRecord(kafka: Kafka, dc: string, db: pg.Pool, schema: string): Promise<number> {
+  const pool = createPool({ url: DEFAULT_DATABASE_URL, schema, applicationName: 'bench-per-record' });
+  await migrate(pool, {
+    schema,
+    dir: join(import.meta.dirname, '..', '..', 'services', 'router', 'migrations'),
+    log: quietLog,
+  });
+  const store = createRouterStore(pool);
+  const runtime = createConsumerRuntime<'notify.user'>({
+    kafka,
+    codec: createSerde({ registryUrl: REGISTRY_URL }),
+    log: quietLog,
+    registry: new Registry(),
+    service: 'bench',
+    group: `bench-per-record-${dc}`,
+    dc,
+    dcs: [dc],
+    stream: 'notify.user',
+    handler: { handle: (record) => store.applyUsers([record.value]) },
+  });
+  try {
+    const started = performance.now();
+    await runtime.start();
+    await new Promise((resolve) => setTimeout(resolve, BASELINE_SECONDS * 1000));
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
+    return rows[0]!.n / ((performance.now() - started) / 1000);
+  } finally {
+    await runtime.stop();
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end();
+  }
 }
 
 function eventRecord(id: string, i: number, categories: readonly string[]): RecordInput<'notify.event'> {

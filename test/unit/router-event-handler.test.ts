@@ -27,6 +27,7 @@ function fakeStore(processed: string[] = []) {
     applyUsers: async () => undefined,
     eraseUser: async () => undefined,
     applyPreferenceChange: async () => undefined,
+    prune: async () => 0,
   };
   return { store, recorded };
 }
