@@ -59,7 +59,7 @@ const BASELINE_SECONDS = Number(process.env.BENCH_ROUTER_BASELINE_SECONDS ?? 20)
 const CHUNK = 5_000;
 const TICK_MS = 50;
 const DAY = 86_400_000;
-const STREAMS = ['notify.event', 'notify.user', 'notify.preference-change', 'notify.checkpoint'];
+const STREAMS = ['notify.event', 'notify.user', 'notify.erasure', 'notify.preference-change', 'notify.checkpoint'];
 const CHANNELS = ['notify.web', 'notify.email', 'notify.push'];
 const ROUTER_MAIN = join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts');
 
