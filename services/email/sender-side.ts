@@ -12,7 +12,6 @@
  *                 in Kafka, consumption is held and probed, and it goes out once fixed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deleteOf } from '../../libs/convergence/erasure.ts';
 import {
   type ConsumerRuntime,
   DeferredRecordError,
@@ -31,7 +30,7 @@ import { createSenderMetrics } from './sender-metrics.ts';
 import { claimSend, createSentMarker, ledgerStates, pruneLedger, releaseSend } from './sent-ledger.ts';
 import { classifySmtpError } from './smtp-error.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
-import { liftSuppression, suppressedAmong, upsertSuppression } from './suppressions.ts';
+import { liftHandler, suppressedAmong, suppressionHandler } from './suppressions.ts';
 
 const HOLD = {
   budget: 'send-budget',
@@ -96,25 +95,9 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   await consume({
     stream: 'notify.suppression',
     group: 'email-suppressions',
-    handler: {
-      handle: (record) => upsertSuppression(db, record.value),
-      async handleTombstone(record, handlerContext) {
-        const lift = deleteOf(record, handlerContext, 'notify.suppression', config.TIDINGS_DC);
-        if (lift) await liftSuppression(db, lift.key, lift.at);
-      },
-    },
+    handler: suppressionHandler(db, config.TIDINGS_DC),
   });
-
-  // Lifts that outlive notify.suppression's compacted tombstones.
-  await consume({
-    stream: 'notify.erasure',
-    group: 'email-erasures',
-    handler: {
-      async handle({ value }) {
-        if (value.stream === 'notify.suppression') await liftSuppression(db, value.key, value.meta.dt);
-      },
-    },
-  });
+  await consume({ stream: 'notify.erasure', group: 'email-erasures', handler: liftHandler(db) });
 
   // The runtime exists only once consume() returns, but its first records may arrive before.
   const runtime = Promise.withResolvers<ConsumerRuntime>();

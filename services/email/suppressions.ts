@@ -5,7 +5,29 @@
  * passed no longer applies.
  */
 import type pg from 'pg';
-import type { NotifySuppression } from '../../libs/schemas/types.generated.ts';
+import { deleteOf } from '../../libs/convergence/erasure.ts';
+import type { RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
+import type { NotifyErasure, NotifySuppression } from '../../libs/schemas/types.generated.ts';
+
+/** notify.suppression: upserts and lifts; a lift written in `dc` is also recorded on notify.erasure. */
+export function suppressionHandler(db: pg.Pool, dc: string): RecordHandler<NotifySuppression> {
+  return {
+    handle: (record) => upsertSuppression(db, record.value),
+    async handleTombstone(record, context) {
+      const lift = deleteOf(record, context, 'notify.suppression', dc);
+      if (lift) await liftSuppression(db, lift.key, lift.at);
+    },
+  };
+}
+
+/** notify.erasure: lifts that outlive notify.suppression's compacted tombstones. */
+export function liftHandler(db: pg.Pool): RecordHandler<NotifyErasure> {
+  return {
+    async handle({ value }) {
+      if (value.stream === 'notify.suppression') await liftSuppression(db, value.key, value.meta.dt);
+    },
+  };
+}
 
 const VERSION_IS_NEWER = `(suppressions.record_dt, suppressions.lifted, suppressions.record_id COLLATE "C")
   < (excluded.record_dt, excluded.lifted, excluded.record_id COLLATE "C")`;

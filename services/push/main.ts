@@ -18,7 +18,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
-import { deleteOf } from '../../libs/convergence/erasure.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { type ConsumerRuntime, RejectedRecordError } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
@@ -31,11 +30,11 @@ import { createPushMetrics } from './push-metrics.ts';
 import {
   deliveredPairs,
   devicesOf,
-  erasePerson,
+  erasureHandler,
   pruneDelivered,
   recordDelivered,
   removeDevices,
-  upsertSubscription,
+  subscriptionHandler,
 } from './subscriptions.ts';
 import { chooseWindowMs } from './window-duration.ts';
 
@@ -114,34 +113,9 @@ await runService({
     await consume({
       stream: 'notify.push-subscription',
       group: 'push-subscriptions',
-      handler: {
-        async handle(record) {
-          const dropped = await upsertSubscription(db, record.value, config.PUSH_DEVICES_PER_USER);
-          if (dropped.length > 0) {
-            log.info(
-              { user_id: record.value.user_id, dropped: dropped.length },
-              'device cap: dropped the oldest',
-            );
-          }
-        },
-        async handleTombstone(record, context) {
-          const removed = deleteOf(record, context, 'notify.push-subscription', config.TIDINGS_DC);
-          if (removed) await removeDevices(db, [removed.key], removed.at);
-        },
-      },
+      handler: subscriptionHandler(db, { cap: config.PUSH_DEVICES_PER_USER, dc: config.TIDINGS_DC, log }),
     });
-
-    await consume({
-      stream: 'notify.erasure',
-      group: 'push-erasures',
-      handler: {
-        async handle({ value }) {
-          if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
-          if (value.stream === 'notify.push-subscription')
-            await removeDevices(db, [value.key], value.meta.dt);
-        },
-      },
-    });
+    await consume({ stream: 'notify.erasure', group: 'push-erasures', handler: erasureHandler(db) });
 
     if (!config.PUSH_ENABLED) {
       log.warn('PUSH_ENABLED=false: notify.push is consumed and committed without sending anything');

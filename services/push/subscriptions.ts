@@ -7,8 +7,15 @@
  * version wins per token, a removed token and an erased person leave markers (migrations/0002).
  */
 import type pg from 'pg';
+import type { Logger } from 'pino';
+import { deleteOf } from '../../libs/convergence/erasure.ts';
 import { inTransaction } from '../../libs/db/transaction.ts';
-import type { NotifyPushSubscription, PushProvider } from '../../libs/schemas/types.generated.ts';
+import type { RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
+import type {
+  NotifyErasure,
+  NotifyPushSubscription,
+  PushProvider,
+} from '../../libs/schemas/types.generated.ts';
 
 export interface Device {
   userId: string;
@@ -102,6 +109,38 @@ export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number)
       [userId, erasedAt],
     );
   });
+}
+
+/** notify.push-subscription: devices, and tombstones (one written in `dc` is also recorded on notify.erasure). */
+export function subscriptionHandler(
+  db: pg.Pool,
+  { cap, dc, log }: { cap: number; dc: string; log: Logger },
+): RecordHandler<NotifyPushSubscription> {
+  return {
+    async handle(record) {
+      const dropped = await upsertSubscription(db, record.value, cap);
+      if (dropped.length > 0) {
+        log.info(
+          { user_id: record.value.user_id, dropped: dropped.length },
+          'device cap: dropped the oldest',
+        );
+      }
+    },
+    async handleTombstone(record, context) {
+      const removed = deleteOf(record, context, 'notify.push-subscription', dc);
+      if (removed) await removeDevices(db, [removed.key], removed.at);
+    },
+  };
+}
+
+/** notify.erasure: erased people and removed devices, beyond their tombstones' compaction. */
+export function erasureHandler(db: pg.Pool): RecordHandler<NotifyErasure> {
+  return {
+    async handle({ value }) {
+      if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
+      if (value.stream === 'notify.push-subscription') await removeDevices(db, [value.key], value.meta.dt);
+    },
+  };
 }
 
 export async function devicesOf(db: pg.Pool, userIds: readonly string[]): Promise<Map<string, Device[]>> {
