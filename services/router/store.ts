@@ -60,61 +60,66 @@ const RECORD_BATCH = `
   ON CONFLICT (event_type, window_start) DO UPDATE SET fan_out = type_volume.fan_out + excluded.fan_out`;
 
 /**
- * Every write about a person takes their lock first, in hash order (no deadlock between batches):
- * an erasure and a concurrent upsert or preference change of the same person then see each other's
- * rows, so neither leaves data behind the marker. The two prefixes' partitions of one person are
- * consumed concurrently, so this is not hypothetical.
+ * An erasure and a preference change of one person take the person's lock first, so each sees the
+ * other's rows (neither leaves a change behind the marker). Bulk upserts need no such lock: every
+ * write to a person's users row takes its row lock, and what depends on winning it (the
+ * preferences, the erasure's deletes) runs in a later statement of the same transaction, whose
+ * snapshot sees whatever the previous holder of the lock committed.
  */
-const LOCK_PEOPLE = `
-  SELECT pg_advisory_xact_lock(h)
-  FROM (SELECT DISTINCT hashtext('router.person:' || u) AS h FROM unnest($1::text[]) AS u ORDER BY 1) AS l`;
+const LOCK_PERSON = "SELECT pg_advisory_xact_lock(hashtext('router.person:' || $1))";
 
 const VERSION_IS_NEWER = `(users.record_dt, users.erased, users.record_id COLLATE "C")
   < (excluded.record_dt, excluded.erased, excluded.record_id COLLATE "C")`;
 
+/** The people replaced (newer than what is stored), row-locked in user_id order until commit. */
+const UPSERT_USERS = `
+  INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, muted_agents, record_dt, record_id)
+  SELECT user_id, email, locale, timezone, to_timestamp(last_active / 1000), email_frequency, muted_agents,
+         to_timestamp(record_dt / 1000), record_id
+  FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, email text, locale text, timezone text,
+    last_active float8, email_frequency text, muted_agents text[], record_dt float8, record_id text)
+  ORDER BY user_id
+  ON CONFLICT (user_id) DO UPDATE SET
+    email = excluded.email, locale = excluded.locale, timezone = excluded.timezone,
+    last_active = excluded.last_active, email_frequency = excluded.email_frequency,
+    muted_agents = excluded.muted_agents, record_dt = excluded.record_dt, record_id = excluded.record_id,
+    erased = false
+  WHERE ${VERSION_IS_NEWER}
+  RETURNING user_id`;
+
 /**
- * Data-modifying CTEs see one snapshot: the preferences of the people replaced are rewritten (old
- * ones not in the new set deleted, the new set upserted), touching disjoint rows.
+ * The preferences of the people replaced become their new records' set: the old ones not in it
+ * deleted, the new ones upserted (disjoint rows, so one statement).
  */
-const APPLY_USERS = `
-  WITH input AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, email text, locale text, timezone text,
-      last_active float8, email_frequency text, muted_agents text[], record_dt float8, record_id text)),
-  person AS (
-    INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, muted_agents, record_dt, record_id)
-    SELECT user_id, email, locale, timezone, to_timestamp(last_active / 1000), email_frequency, muted_agents,
-           to_timestamp(record_dt / 1000), record_id
-    FROM input
-    ON CONFLICT (user_id) DO UPDATE SET
-      email = excluded.email, locale = excluded.locale, timezone = excluded.timezone,
-      last_active = excluded.last_active, email_frequency = excluded.email_frequency,
-      muted_agents = excluded.muted_agents, record_dt = excluded.record_dt, record_id = excluded.record_id,
-      erased = false
-    WHERE ${VERSION_IS_NEWER}
-    RETURNING user_id),
-  wanted AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[]) AS p(user_id, category, channel, enabled)),
+const REWRITE_PREFERENCES = `
+  WITH replaced AS (SELECT unnest($1::text[]) AS user_id),
+  wanted AS (
+    SELECT p.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[]) AS p(user_id, category, channel, enabled)
+    JOIN replaced USING (user_id)),
   dropped AS (
-    DELETE FROM user_preferences up USING person
-    WHERE up.user_id = person.user_id
+    DELETE FROM user_preferences up USING replaced
+    WHERE up.user_id = replaced.user_id
       AND NOT EXISTS (SELECT 1 FROM wanted w
                       WHERE w.user_id = up.user_id AND w.category = up.category AND w.channel = up.channel))
   INSERT INTO user_preferences (user_id, category, channel, enabled)
-  SELECT w.user_id, w.category, w.channel, w.enabled FROM wanted w JOIN person USING (user_id)
+  SELECT user_id, category, channel, enabled FROM wanted
   ON CONFLICT (user_id, category, channel) DO UPDATE SET enabled = excluded.enabled`;
 
-/**
- * The marker replaces the person unless a newer record already did; what the person changed up to
- * the erasure goes, and the throttle counters go whatever their time (they only slow mail down).
- */
+/** The marker replaces the person unless a newer record already did. */
 const ERASE_USER = `
-  WITH marker AS (
-    INSERT INTO users (user_id, record_dt, record_id, erased) VALUES ($1, to_timestamp($2::float8 / 1000), '', true)
-    ON CONFLICT (user_id) DO UPDATE SET
-      email = NULL, locale = NULL, timezone = NULL, last_active = NULL, email_frequency = NULL,
-      muted_agents = '{}', record_dt = excluded.record_dt, record_id = '', erased = true
-    WHERE ${VERSION_IS_NEWER}
-    RETURNING user_id),
-  preferences AS (DELETE FROM user_preferences p USING marker WHERE p.user_id = marker.user_id),
+  INSERT INTO users (user_id, record_dt, record_id, erased) VALUES ($1, to_timestamp($2::float8 / 1000), '', true)
+  ON CONFLICT (user_id) DO UPDATE SET
+    email = NULL, locale = NULL, timezone = NULL, last_active = NULL, email_frequency = NULL,
+    muted_agents = '{}', record_dt = excluded.record_dt, record_id = '', erased = true
+  WHERE ${VERSION_IS_NEWER}
+  RETURNING user_id`;
+
+/**
+ * What the person changed up to the erasure goes (their preferences only if the marker won), and
+ * the throttle counters go whatever their time: they only slow mail down.
+ */
+const FORGET_PERSON = `
+  WITH preferences AS (DELETE FROM user_preferences WHERE user_id = $1 AND $3::bool),
   changes AS (DELETE FROM preference_changes WHERE user_id = $1 AND changed_at <= to_timestamp($2::float8 / 1000)),
   frequency AS (DELETE FROM email_frequency_changes WHERE user_id = $1 AND changed_at <= to_timestamp($2::float8 / 1000))
   DELETE FROM throttle_counts WHERE recipient_id = $1`;
@@ -326,9 +331,10 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
         ).values(),
       ]);
       await inTransaction(pool, async (client) => {
-        await client.query(LOCK_PEOPLE, [people.map((p) => p.user_id)]);
-        await client.query(APPLY_USERS, [
-          JSON.stringify(people),
+        const { rows } = await client.query<{ user_id: string }>(UPSERT_USERS, [JSON.stringify(people)]);
+        if (rows.length === 0) return;
+        await client.query(REWRITE_PREFERENCES, [
+          rows.map((r) => r.user_id),
           preferences.map((p) => p.user),
           preferences.map((p) => p.category),
           preferences.map((p) => p.channel),
@@ -339,8 +345,9 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
 
     async eraseUser(userId, erasedAt) {
       await inTransaction(pool, async (client) => {
-        await client.query(LOCK_PEOPLE, [[userId]]);
-        await client.query(ERASE_USER, [userId, erasedAt]);
+        await client.query(LOCK_PERSON, [userId]);
+        const { rowCount } = await client.query(ERASE_USER, [userId, erasedAt]);
+        await client.query(FORGET_PERSON, [userId, erasedAt, (rowCount ?? 0) > 0]);
       });
     },
 
@@ -358,7 +365,7 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
 
     async applyPreferenceChange(change) {
       await inTransaction(pool, async (client) => {
-        await client.query(LOCK_PEOPLE, [[change.user_id]]);
+        await client.query(LOCK_PERSON, [change.user_id]);
         await client.query(APPLY_PREFERENCE_CHANGE, [
           change.user_id,
           change.channel,

@@ -30,7 +30,6 @@ import { erasureHandler, userHandler } from '../../services/router/people-materi
 import { createRouterStore } from '../../services/router/store.ts';
 import {
   BROKERS,
-  eventually,
   quietLog,
   REGISTRY_URL,
   readTopic,
