@@ -20,6 +20,7 @@ describe('topic plan', () => {
       'notify.push-subscription',
       'notify.suppression',
       'notify.checkpoint',
+      'notify.erasure',
     ]);
   });
 
