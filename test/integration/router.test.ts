@@ -71,6 +71,7 @@ before(async () => {
   await createStreamTopics(kafka, dc, [
     'notify.event',
     'notify.user',
+    'notify.erasure',
     'notify.preference-change',
     'notify.web',
     'notify.email',
