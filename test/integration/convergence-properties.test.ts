@@ -7,14 +7,10 @@
  * Each materialization runs in a Postgres schema of its own, migrated like the service's.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type pg from 'pg';
-import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { compareVersions, type Version } from '../../libs/convergence/version.ts';
-import { migrate } from '../../libs/db/migrate.ts';
-import { createPool } from '../../libs/db/pool.ts';
 import { addressHash } from '../../libs/mail/verp.ts';
 import type { NotifyUser } from '../../libs/schemas/types.generated.ts';
 import {
@@ -30,31 +26,14 @@ import {
   upsertSubscription,
 } from '../../services/push/subscriptions.ts';
 import { createRouterStore } from '../../services/router/store.ts';
-import { quietLog, uniqueDc } from './harness.ts';
+import { uniqueDc } from './harness.ts';
+import { dropServiceSchemas, serviceSchema } from './service-schemas.ts';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 60);
 const T0 = Date.parse('2026-11-01T00:00:00Z');
-const pools: { pool: pg.Pool; schema: string }[] = [];
+const serviceSchemaOf = (service: string) => serviceSchema(service, `${service}_${uniqueDc()}`);
 
-async function serviceSchema(service: string): Promise<pg.Pool> {
-  const schema = `${service}_${uniqueDc()}`;
-  const pool = createPool({ url: DATABASE_URL, schema, applicationName: 'convergence-test', max: 4 });
-  await migrate(pool, {
-    schema,
-    dir: join(import.meta.dirname, '..', '..', 'services', service, 'migrations'),
-    log: quietLog,
-  });
-  pools.push({ pool, schema });
-  return pool;
-}
-
-after(async () => {
-  for (const { pool, schema } of pools) {
-    await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-    await pool.end();
-  }
-});
+after(dropServiceSchemas);
 
 /** One record of a key: an upsert carrying `value`, or a delete. */
 interface Op<V> {
@@ -156,7 +135,7 @@ describe('newest version wins, whatever the order', () => {
   describe('router: people from notify.user', () => {
     let db: pg.Pool;
     before(async () => {
-      db = await serviceSchema('router');
+      db = await serviceSchemaOf('router');
     });
 
     interface Person {
@@ -236,7 +215,7 @@ describe('newest version wins, whatever the order', () => {
   describe('push: devices from notify.push-subscription, and erased people', () => {
     let db: pg.Pool;
     before(async () => {
-      db = await serviceSchema('push');
+      db = await serviceSchemaOf('push');
     });
 
     const device = fc.record({ user: fc.constantFrom('u1', 'u2'), token: fc.constantFrom('tok-a', 'tok-b') });
@@ -322,7 +301,7 @@ describe('newest version wins, whatever the order', () => {
   describe('bounce: who has an address, from notify.user', () => {
     let db: pg.Pool;
     before(async () => {
-      db = await serviceSchema('bounce');
+      db = await serviceSchemaOf('bounce');
     });
 
     test('addresses and erasures from both prefixes, duplicated and reordered', async () => {
@@ -377,7 +356,7 @@ describe('newest version wins, whatever the order', () => {
   describe('email: suppressions from notify.suppression', () => {
     let db: pg.Pool;
     before(async () => {
-      db = await serviceSchema('email');
+      db = await serviceSchemaOf('email');
     });
 
     test('suppressions and lifts from both prefixes, duplicated and reordered', async () => {

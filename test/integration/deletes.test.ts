@@ -11,27 +11,21 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
-import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
-import { migrate } from '../../libs/db/migrate.ts';
-import { createPool } from '../../libs/db/pool.ts';
 import {
   type ConsumerRuntime,
   createConsumerRuntime,
   type RecordHandler,
 } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import { liftHandler, suppressedAmong, suppressionHandler } from '../../services/email/suppressions.ts';
 import { devicesOf, erasureHandler, subscriptionHandler } from '../../services/push/subscriptions.ts';
 import {
-  BROKERS,
   eventually,
   quietLog,
   REGISTRY_URL,
@@ -40,8 +34,8 @@ import {
   untilCommitted,
   withAdmin,
 } from './harness.ts';
+import { dropServiceSchemas, publishersPerDc, serviceSchema } from './service-schemas.ts';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 const MIRROR_DEADLINE_MS = 60_000;
 const run = randomBytes(4).toString('hex');
 const service = `deletes-${run}`;
@@ -49,34 +43,10 @@ const DCS = ['eqiad', 'codfw'] as const;
 const RETRY_MS = 3_000;
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const eqiad = testKafka('eqiad');
-const publishers: Record<(typeof DCS)[number], Publisher> = {
-  eqiad: createPublisher({
-    brokers: BROKERS.eqiad,
-    dc: 'eqiad',
-    registryUrl: REGISTRY_URL,
-    producer: service,
-  }),
-  codfw: createPublisher({
-    brokers: BROKERS.codfw,
-    dc: 'codfw',
-    registryUrl: REGISTRY_URL,
-    producer: service,
-  }),
-};
-const pools: { pool: pg.Pool; schema: string }[] = [];
+const publishers = publishersPerDc(service);
+const freshSchema = (svc: 'push' | 'email') => serviceSchema(svc, `${svc}_deletes_${run}_${++schemaCount}`);
+let schemaCount = 0;
 let groupCount = 0;
-
-async function freshSchema(svc: 'push' | 'email'): Promise<pg.Pool> {
-  const schema = `${svc}_deletes_${run}_${pools.length}`;
-  const pool = createPool({ url: DATABASE_URL, schema, applicationName: 'deletes-test', max: 4 });
-  await migrate(pool, {
-    schema,
-    dir: join(import.meta.dirname, '..', '..', 'services', svc, 'migrations'),
-    log: quietLog,
-  });
-  pools.push({ pool, schema });
-  return pool;
-}
 
 interface Group<S extends StreamName> {
   stream: S;
@@ -122,10 +92,7 @@ async function consumeAll(
 }
 
 after(async () => {
-  for (const { pool, schema } of pools) {
-    await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-    await pool.end();
-  }
+  await dropServiceSchemas();
   for (const p of Object.values(publishers)) await p.close();
   await withAdmin(eqiad, async (admin) => {
     const groups = (await admin.listGroups()).groups

@@ -18,18 +18,13 @@ import { after, before, describe, test } from 'node:test';
 import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
-import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
-import { migrate } from '../../libs/db/migrate.ts';
-import { createPool } from '../../libs/db/pool.ts';
 import { type ConsumerRuntime, createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { NotifyErasure } from '../../libs/schemas/types.generated.ts';
 import { erasureHandler, userHandler } from '../../services/router/people-materializer.ts';
 import { createRouterStore } from '../../services/router/store.ts';
 import {
-  BROKERS,
   quietLog,
   REGISTRY_URL,
   readTopic,
@@ -38,8 +33,8 @@ import {
   untilCommitted,
   withAdmin,
 } from './harness.ts';
+import { dropServiceSchemas, publishersPerDc, serviceSchema } from './service-schemas.ts';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 const MIRROR_DEADLINE_MS = 60_000;
 const run = randomBytes(4).toString('hex');
 const person = `erasure-test-${run}`;
@@ -48,33 +43,8 @@ const serde = createSerde({ registryUrl: REGISTRY_URL });
 
 const eqiad = testKafka('eqiad');
 const codfw = testKafka('codfw');
-const publishers: Record<(typeof DCS)[number], Publisher> = {
-  eqiad: createPublisher({
-    brokers: BROKERS.eqiad,
-    dc: 'eqiad',
-    registryUrl: REGISTRY_URL,
-    producer: 'erasure-test',
-  }),
-  codfw: createPublisher({
-    brokers: BROKERS.codfw,
-    dc: 'codfw',
-    registryUrl: REGISTRY_URL,
-    producer: 'erasure-test',
-  }),
-};
-const schemas: { pool: pg.Pool; schema: string }[] = [];
-
-async function freshSchema(name: string): Promise<pg.Pool> {
-  const schema = `router_erasure_${run}_${name}`;
-  const pool = createPool({ url: DATABASE_URL, schema, applicationName: 'erasure-test', max: 4 });
-  await migrate(pool, {
-    schema,
-    dir: join(import.meta.dirname, '..', '..', 'services', 'router', 'migrations'),
-    log: quietLog,
-  });
-  schemas.push({ pool, schema });
-  return pool;
-}
+const publishers = publishersPerDc('erasure-test');
+const freshSchema = (name: string) => serviceSchema('router', `router_erasure_${run}_${name}`);
 
 interface Materializer {
   groups: string[];
@@ -175,10 +145,7 @@ describe('an erased person stays erased', () => {
   });
 
   after(async () => {
-    for (const { pool, schema } of schemas) {
-      await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-      await pool.end();
-    }
+    await dropServiceSchemas();
     for (const p of Object.values(publishers)) await p.close();
   });
 
