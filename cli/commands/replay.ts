@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { DEDUP_RETENTION_MS, REPLAY_LIMIT_MS } from '../../libs/config/retention.ts';
 import { readPositions } from '../../libs/kafka/group-offsets.ts';
 import { parseRollbackFile, partitionKey, planMoves } from '../../libs/kafka/offset-plan.ts';
 import { offsetsAt } from '../../libs/kafka/offsets-at-time.ts';
@@ -60,6 +61,7 @@ export function replayCommand(program: Command): void {
       if (options.since === undefined) throw usageError('--since is required (or --from-file)');
       const group = options.group;
       const since = pointInTime(options.since, '--since');
+      refuseBeyondDedup(since, Date.now());
       await withKafka(ctx, async (kafka, admin) => {
         const positions = await readPositions(admin, group, options.topic);
         const topics = [...new Set(positions.map((p) => p.topic))];
@@ -70,6 +72,20 @@ export function replayCommand(program: Command): void {
         });
       });
     });
+}
+
+/**
+ * Records older than the dedup retention are no longer recognized as done by the services' ledgers
+ * (libs/config/retention.ts): replaying them would notify people again.
+ */
+function refuseBeyondDedup(since: number, now: number): void {
+  if (now - since <= REPLAY_LIMIT_MS) return;
+  const days = (ms: number) => `${Math.round((ms / 86_400_000) * 10) / 10} days`;
+  throw usageError(
+    `refusing to replay from ${new Date(since).toISOString()}, ${days(now - since)} back: the services ` +
+      `deduplicate only ${days(DEDUP_RETENTION_MS)} of records, so replaying further than ${days(REPLAY_LIMIT_MS)} ` +
+      `could notify people again; the earliest allowed is ${new Date(now - REPLAY_LIMIT_MS).toISOString()}`,
+  );
 }
 
 function readRollback(path: string) {

@@ -62,6 +62,8 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.inbox-state', partitions: 3, config: retainedFor(30) },
   // The delivery trail: a record per stage decision, so at least as many as the channel topics.
   { stream: 'notify.status', partitions: 6, config: retainedFor(30) },
+  // Never tombstoned: a delete must outlive the other prefix's compacted copy (docs/architecture.md).
+  { stream: 'notify.erasure', partitions: 3, config: COMPACTED },
 ];
 
 /** `make stack-init` applies the plan with at most this many partitions per topic. */

@@ -22,6 +22,7 @@ export const STREAMS = [
   'notify.checkpoint',
   'notify.inbox-state',
   'notify.status',
+  'notify.erasure',
 ] as const;
 
 export type StreamName = (typeof STREAMS)[number];

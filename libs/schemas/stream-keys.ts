@@ -23,6 +23,7 @@ export const STREAM_KEYS: { [S in StreamName]: (record: KeySource<S>) => string 
   'notify.checkpoint': (r) => checkpointKey(r.group, r.topic, r.partition),
   'notify.inbox-state': (r) => r.user_id,
   'notify.status': (r) => r.recipient_id,
+  'notify.erasure': (r) => `${r.stream}|${r.key}`,
 };
 
 export function recordKey<S extends StreamName>(stream: S, record: KeySource<S>): string {

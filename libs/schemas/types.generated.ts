@@ -640,6 +640,26 @@ export type StatusStage = 'unknown' | 'router' | 'digest' | 'sender' | 'bounce' 
 /** What became of the notification at this stage. unknown: an outcome newer than the reader. */
 export type StatusOutcome = 'unknown' | 'emitted' | 'folded' | 'skipped' | 'held' | 'dead_lettered' | 'sent_now' | 'bundled' | 'queued' | 'dropped' | 'accepted' | 'suppressed' | 'deferred' | 'bounced' | 'complained' | 'resent' | 'pushed' | 'token_dead' | 'stored' | 'read';
 
+/** A key deleted from a compacted stream, kept for ever (compacted, never tombstoned). A tombstone is compacted away after delete.retention.ms while the other datacenter's copy of the deleted record stays in its compacted topic for ever; this record is how a rebuild from empty tables still knows the delete, and it wins over every record of that key older than meta.dt. Written by the service that materializes the stream, for tombstones of its own datacenter. Key: <stream>|<key>. */
+export interface NotifyErasure {
+  /** Record envelope; meta.dt is the delete's event time (the tombstone's timestamp at its source), not when this record was written. */
+  meta: Meta;
+  /** The compacted stream the key was deleted from: notify.user (a person erased: every service forgets them), notify.push-subscription (a device removed or dead), notify.suppression (a suppression lifted). */
+  stream: string;
+  /** The deleted key: user_id, token_hash or address_hash. */
+  key: string;
+}
+
+/** NotifyErasure as accepted for encoding: fields with a schema default may be left out. */
+export interface NotifyErasureInput {
+  /** Record envelope; meta.dt is the delete's event time (the tombstone's timestamp at its source), not when this record was written. */
+  meta: MetaInput;
+  /** The compacted stream the key was deleted from: notify.user (a person erased: every service forgets them), notify.push-subscription (a device removed or dead), notify.suppression (a suppression lifted). */
+  stream: string;
+  /** The deleted key: user_id, token_hash or address_hash. */
+  key: string;
+}
+
 /** The record of each stream, as decoded. */
 export interface StreamRecords {
   'notify.event': NotifyEvent;
@@ -655,6 +675,7 @@ export interface StreamRecords {
   'notify.checkpoint': NotifyCheckpoint;
   'notify.inbox-state': NotifyInboxState;
   'notify.status': NotifyStatus;
+  'notify.erasure': NotifyErasure;
 }
 
 /** What encoding accepts for each stream: fields with a schema default may be left out. */
@@ -672,6 +693,7 @@ export interface StreamInputs {
   'notify.checkpoint': NotifyCheckpointInput;
   'notify.inbox-state': NotifyInboxStateInput;
   'notify.status': NotifyStatusInput;
+  'notify.erasure': NotifyErasureInput;
 }
 
 /** The meta fields a publisher may set; it fills the others. */

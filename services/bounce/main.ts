@@ -12,7 +12,9 @@
  * cool-down; operators list and lift suppressions on an authenticated port (suppression-admin.ts).
  */
 import { join } from 'node:path';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
+import { tombstoneTime } from '../../libs/convergence/version.ts';
 import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
@@ -235,9 +237,20 @@ await runService({
       stream: 'notify.user',
       group: 'bounce-people',
       handler: {
-        handle: (record) => rememberPerson(db, record.value.user_id, record.value.email),
+        handle: (record) => rememberPerson(db, record.value),
         async handleTombstone(record) {
-          if (record.key) await erasePerson(db, record.key);
+          if (record.key) await erasePerson(db, record.key, tombstoneTime(record));
+        },
+      },
+    });
+
+    // Erasures that outlive notify.user's compacted tombstones (written by the router).
+    await consume({
+      stream: 'notify.erasure',
+      group: 'bounce-erasures',
+      handler: {
+        async handle({ value }) {
+          if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
         },
       },
     });
@@ -260,8 +273,8 @@ await runService({
     });
     onShutdown('release sweep', () => sweep.stop());
     const prune = setInterval(() => {
-      // Redeliveries come within minutes; a day of applied ids is plenty.
-      pruneApplied(db, now() - 24 * HOUR).catch((err) =>
+      // As long as a replay may reach back (libs/config/retention.ts), or it counts soft bounces twice.
+      pruneApplied(db, now() - DEDUP_RETENTION_MS).catch((err) =>
         log.warn({ err }, 'pruning applied bounce ids failed; will retry'),
       );
     }, HOUR);

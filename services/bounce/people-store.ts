@@ -1,30 +1,43 @@
 /**
  * Who an address belongs to, from notify.user: a complaint names an address, the preference to
  * turn off belongs to a person. Several people may share an address; all of them get the mail.
+ * Newest version wins (libs/convergence/version.ts), whatever order the records arrive in.
  */
 import type pg from 'pg';
 import { addressHash } from '../../libs/mail/verp.ts';
+import type { NotifyUser } from '../../libs/schemas/types.generated.ts';
+
+const VERSION_IS_NEWER = `(people.record_dt, people.erased, people.record_id COLLATE "C")
+  < (excluded.record_dt, excluded.erased, excluded.record_id COLLATE "C")`;
 
 /** Applies one notify.user record: the person's current confirmed address, or none. */
-export async function rememberPerson(db: pg.Pool, userId: string, email: string | null): Promise<void> {
-  if (email === null) {
-    await db.query('DELETE FROM people WHERE user_id = $1', [userId]);
-    return;
-  }
+export async function rememberPerson(db: pg.Pool, user: NotifyUser): Promise<void> {
   await db.query(
-    `INSERT INTO people (user_id, address_hash) VALUES ($1, $2)
-     ON CONFLICT (user_id) DO UPDATE SET address_hash = EXCLUDED.address_hash, updated_at = now()`,
-    [userId, addressHash(email)],
+    `INSERT INTO people (user_id, address_hash, record_dt, record_id)
+     VALUES ($1, $2, to_timestamp($3 / 1000.0), $4)
+     ON CONFLICT (user_id) DO UPDATE SET
+       address_hash = excluded.address_hash, record_dt = excluded.record_dt, record_id = excluded.record_id,
+       erased = false, updated_at = now()
+     WHERE ${VERSION_IS_NEWER}`,
+    [user.user_id, user.email === null ? null : addressHash(user.email), user.meta.dt, user.meta.id],
   );
 }
 
 /**
- * A notify.user tombstone erases the person: bounce forgets them here and in the address state it
- * kept from reports (the suppression of the address itself stays: it is about mailing it).
+ * A person erased as of `erasedAt`: bounce forgets them here and in the address state it kept from
+ * reports (the suppression of the address itself stays: it is about mailing it).
  */
-export async function erasePerson(db: pg.Pool, userId: string): Promise<void> {
-  await db.query('DELETE FROM people WHERE user_id = $1', [userId]);
-  await db.query('UPDATE addresses SET recipient_id = NULL WHERE recipient_id = $1', [userId]);
+export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number): Promise<void> {
+  await db.query(
+    `WITH marker AS (
+       INSERT INTO people (user_id, address_hash, record_dt, record_id, erased)
+       VALUES ($1, NULL, to_timestamp($2 / 1000.0), '', true)
+       ON CONFLICT (user_id) DO UPDATE SET
+         address_hash = NULL, record_dt = excluded.record_dt, record_id = '', erased = true, updated_at = now()
+       WHERE ${VERSION_IS_NEWER})
+     UPDATE addresses SET recipient_id = NULL WHERE recipient_id = $1`,
+    [userId, erasedAt],
+  );
 }
 
 export async function peopleAt(db: pg.Pool, hash: string): Promise<string[]> {

@@ -4,6 +4,7 @@
  * digestSettings reports every problem at once, before anything is consumed.
  */
 import type { ConfigOf } from '../../libs/config/load.ts';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { duration, int, list, port, str, url } from '../../libs/config/vars.ts';
 import { type DigestSchedule, validateSchedule } from './digest-schedule.ts';
 import { listUnsubscribeHeaders, parseKeyRing, type UnsubscribeKeyRing } from './unsubscribe-token.ts';
@@ -68,8 +69,8 @@ export const digestSpec = {
   }),
   EMAIL_EMITTED_RETENTION: duration({
     default: 14 * DAY_MS,
-    min: 60_000,
-    help: 'how long emitted notification ids are kept for dedup; must outlast notify.email retention',
+    min: DEDUP_RETENTION_MS,
+    help: 'how long emitted notification ids are kept for dedup; at least the dedup retention (libs/config/retention.ts)',
   }),
   EMAIL_UNSUBSCRIBE_KEYS: str({
     optional: true,

@@ -1,4 +1,5 @@
 /** The sender side's environment variables. */
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { duration, int, list, str, url } from '../../libs/config/vars.ts';
 
 export const DEFAULT_SMTP_URL = 'smtp://127.0.0.1:2525';
@@ -53,7 +54,7 @@ export const senderSpec = {
   }),
   EMAIL_SENT_RETENTION: duration({
     default: 30 * 86_400_000,
-    min: 3_600_000,
-    help: 'how long sent ids are remembered; a redelivery or replay older than this could send again',
+    min: DEDUP_RETENTION_MS,
+    help: 'how long sent ids are remembered; at least the dedup retention (libs/config/retention.ts), the longest replay allowed',
   }),
 };

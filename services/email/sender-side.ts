@@ -30,7 +30,7 @@ import { createSenderMetrics } from './sender-metrics.ts';
 import { claimSend, createSentMarker, ledgerStates, pruneLedger, releaseSend } from './sent-ledger.ts';
 import { classifySmtpError } from './smtp-error.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
-import { liftSuppression, suppressedAmong, upsertSuppression } from './suppressions.ts';
+import { liftHandler, suppressedAmong, suppressionHandler } from './suppressions.ts';
 
 const HOLD = {
   budget: 'send-budget',
@@ -95,13 +95,9 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   await consume({
     stream: 'notify.suppression',
     group: 'email-suppressions',
-    handler: {
-      handle: (record) => upsertSuppression(db, record.value),
-      async handleTombstone(record) {
-        if (record.key) await liftSuppression(db, record.key);
-      },
-    },
+    handler: suppressionHandler(db, config.TIDINGS_DC),
   });
+  await consume({ stream: 'notify.erasure', group: 'email-erasures', handler: liftHandler(db) });
 
   // The runtime exists only once consume() returns, but its first records may arrive before.
   const runtime = Promise.withResolvers<ConsumerRuntime>();

@@ -10,13 +10,14 @@
  * pools them across partitions within each window's bound (see multicast-assembler.ts); every
  * partition of a fetch gets its window at once (PUSH_CONCURRENT_PARTITIONS), so at saturation their
  * windows close within each other's bounds. Dead tokens are tombstoned on
- * notify.push-subscription; 429/5xx go through the retry topics, and a Retry-After pauses consumption
- * for that long. PUSH_KILL_SWITCH=on consumes and commits without sending: nothing piles up, and
- * turning it off again does not fire a stale flood. (The router's ROUTER_EMIT_PUSH=false is the
- * other switch: it produces no push records at all.)
+ * notify.push-subscription, and an erased person's devices forgotten (notify.erasure); 429/5xx go
+ * through the retry topics, and a Retry-After pauses consumption for that long. PUSH_KILL_SWITCH=true
+ * consumes and commits without sending: nothing piles up, and turning it off again does not fire a
+ * stale flood. (The router's ROUTER_EMIT_PUSH=false is the other switch: it produces no push records.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { type ConsumerRuntime, RejectedRecordError } from '../../libs/kafka/consumer-runtime.ts';
@@ -28,12 +29,13 @@ import { createFcmClient } from './fcm-client.ts';
 import { type Contribution, createMulticastAssembler } from './multicast-assembler.ts';
 import { createPushMetrics } from './push-metrics.ts';
 import {
-  deleteSubscriptions,
   deliveredPairs,
   devicesOf,
+  erasureHandler,
   pruneDelivered,
   recordDelivered,
-  upsertSubscription,
+  removeDevices,
+  subscriptionHandler,
 } from './subscriptions.ts';
 import { chooseWindowMs } from './window-duration.ts';
 
@@ -62,9 +64,9 @@ const spec = {
   }),
   PUSH_DEVICES_PER_USER: int({ default: 10, min: 1, help: 'devices kept per person; the oldest go first' }),
   PUSH_DELIVERED_RETENTION: duration({
-    default: 7 * 86_400_000,
-    min: 60_000,
-    help: 'how long push remembers which device got which notification (dedup of redeliveries)',
+    default: DEDUP_RETENTION_MS,
+    min: DEDUP_RETENTION_MS,
+    help: 'how long push remembers which device got which notification (dedup of redeliveries and replays, libs/config/retention.ts)',
   }),
   FCM_PROJECT_ID: str({ help: 'Firebase project the messages are sent for' }),
   FCM_EMULATOR: str({
@@ -115,21 +117,9 @@ await runService({
     await consume({
       stream: 'notify.push-subscription',
       group: 'push-subscriptions',
-      handler: {
-        async handle(record) {
-          const dropped = await upsertSubscription(db, record.value, config.PUSH_DEVICES_PER_USER);
-          if (dropped.length > 0) {
-            log.info(
-              { user_id: record.value.user_id, dropped: dropped.length },
-              'device cap: dropped the oldest',
-            );
-          }
-        },
-        async handleTombstone(record) {
-          if (record.key) await deleteSubscriptions(db, [record.key]);
-        },
-      },
+      handler: subscriptionHandler(db, { cap: config.PUSH_DEVICES_PER_USER, dc: config.TIDINGS_DC, log }),
     });
+    await consume({ stream: 'notify.erasure', group: 'push-erasures', handler: erasureHandler(db) });
 
     if (config.PUSH_KILL_SWITCH) {
       log.warn('PUSH_KILL_SWITCH=true: notify.push is consumed and committed without sending anything');
@@ -179,12 +169,14 @@ await runService({
             recordDelivered: (pairs) => recordDelivered(db, pairs),
             async dropDeadDevices(tokenHashes) {
               if (tokenHashes.length === 0) return;
+              // The tombstones carry the time the local markers get, their event time everywhere.
+              const at = Date.now();
               await producer.send({
                 ...DURABLE_SEND,
                 topic: topicFor(config.TIDINGS_DC, 'notify.push-subscription'),
-                messages: tokenHashes.map((key) => ({ key, value: null })),
+                messages: tokenHashes.map((key) => ({ key, value: null, timestamp: String(at) })),
               });
-              await deleteSubscriptions(db, tokenHashes);
+              await removeDevices(db, tokenHashes, at);
               log.info({ tokens: tokenHashes.length }, 'tombstoned devices the provider reported dead');
             },
             multicast: (targets) => contribution.send(targets),

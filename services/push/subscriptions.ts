@@ -2,10 +2,20 @@
  * The device registry push keeps in its own schema, materialized from notify.push-subscription.
  * A person keeps at most `cap` devices: a new one beyond that drops the oldest, which also bounds
  * how many tokens a single person can add to a multicast.
+ *
+ * It converges whatever order records arrive in (docs/architecture.md, "Convergence"): newest
+ * version wins per token, a removed token and an erased person leave markers (migrations/0002).
  */
 import type pg from 'pg';
+import type { Logger } from 'pino';
+import { deleteOf } from '../../libs/convergence/erasure.ts';
 import { inTransaction } from '../../libs/db/transaction.ts';
-import type { NotifyPushSubscription, PushProvider } from '../../libs/schemas/types.generated.ts';
+import type { RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
+import type {
+  NotifyErasure,
+  NotifyPushSubscription,
+  PushProvider,
+} from '../../libs/schemas/types.generated.ts';
 
 export interface Device {
   userId: string;
@@ -15,25 +25,45 @@ export interface Device {
   app: string;
 }
 
-/** Stores (or refreshes) a device; returns the token hashes dropped by the per-person cap. */
+const VERSION_IS_NEWER = `(subscriptions.subscribed_at, subscriptions.removed, subscriptions.record_id COLLATE "C")
+  < (excluded.subscribed_at, excluded.removed, excluded.record_id COLLATE "C")`;
+
+/** Serializes the writes about one person's devices: the cap, and an erasure against a late subscription. */
+function lockPerson(client: pg.PoolClient, userId: string): Promise<unknown> {
+  return client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`push.subscriptions:${userId}`]);
+}
+
+/**
+ * Stores (or refreshes) a device unless a newer version of it is already stored; returns the token
+ * hashes dropped by the per-person cap.
+ */
 export async function upsertSubscription(
   db: pg.Pool,
   sub: NotifyPushSubscription,
   cap: number,
 ): Promise<string[]> {
   return inTransaction(db, async (client) => {
-    // Serializes devices of one person so two subscriptions cannot both slip under the cap.
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`push.subscriptions:${sub.user_id}`]);
-    await client.query(
-      `INSERT INTO subscriptions (token_hash, user_id, provider, token, app, locale, subscribed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))
+    await lockPerson(client, sub.user_id);
+    // A subscription of an erased person, no newer than the erasure, is stored as a marker: it may
+    // be the newest record of its token, and an older record of that token must still lose to it.
+    const { rows: stored } = await client.query<{ removed: boolean }>(
+      `WITH erased AS (
+         SELECT EXISTS (SELECT 1 FROM erased_people
+                        WHERE user_id = $2 AND erased_at >= to_timestamp($7 / 1000.0)) AS e)
+       INSERT INTO subscriptions (token_hash, user_id, provider, token, app, locale, subscribed_at, record_id, removed)
+       SELECT $1, CASE WHEN e THEN NULL ELSE $2 END, CASE WHEN e THEN NULL ELSE $3 END,
+              CASE WHEN e THEN NULL ELSE $4 END, CASE WHEN e THEN NULL ELSE $5 END,
+              CASE WHEN e THEN NULL ELSE $6 END, to_timestamp($7 / 1000.0), $8, e
+       FROM erased
        ON CONFLICT (token_hash) DO UPDATE SET
          user_id = excluded.user_id, provider = excluded.provider, token = excluded.token,
-         app = excluded.app, locale = excluded.locale, subscribed_at = excluded.subscribed_at
-       -- A record mirrored from the other datacenter may arrive after a newer one for the same token.
-       WHERE subscriptions.subscribed_at <= excluded.subscribed_at`,
-      [sub.token_hash, sub.user_id, sub.provider, sub.token, sub.app, sub.locale, sub.meta.dt],
+         app = excluded.app, locale = excluded.locale, subscribed_at = excluded.subscribed_at,
+         record_id = excluded.record_id, removed = excluded.removed
+       WHERE ${VERSION_IS_NEWER}
+       RETURNING removed`,
+      [sub.token_hash, sub.user_id, sub.provider, sub.token, sub.app, sub.locale, sub.meta.dt, sub.meta.id],
     );
+    if (stored[0]?.removed !== false) return [];
     const { rows } = await client.query<{ token_hash: string }>(
       `DELETE FROM subscriptions WHERE token_hash IN (
          SELECT token_hash FROM subscriptions WHERE user_id = $1
@@ -45,9 +75,72 @@ export async function upsertSubscription(
   });
 }
 
-export async function deleteSubscriptions(db: pg.Pool, tokenHashes: readonly string[]): Promise<void> {
+/** Tombstoned devices (unsubscribed, or dead at the provider) as of `removedAt`: markers, see the migration. */
+export async function removeDevices(
+  db: pg.Pool,
+  tokenHashes: readonly string[],
+  removedAt: number,
+): Promise<void> {
   if (tokenHashes.length === 0) return;
-  await db.query('DELETE FROM subscriptions WHERE token_hash = ANY($1)', [tokenHashes]);
+  await db.query(
+    `INSERT INTO subscriptions (token_hash, subscribed_at, record_id, removed)
+     SELECT h, to_timestamp($2 / 1000.0), '', true FROM unnest($1::text[]) AS h ORDER BY h
+     ON CONFLICT (token_hash) DO UPDATE SET
+       user_id = NULL, provider = NULL, token = NULL, app = NULL, locale = NULL,
+       subscribed_at = excluded.subscribed_at, record_id = '', removed = true
+     WHERE ${VERSION_IS_NEWER}`,
+    [[...new Set(tokenHashes)], removedAt],
+  );
+}
+
+/**
+ * An erased person's devices as of `erasedAt` become markers that keep the version of the record
+ * they replace (so an older record of the same token, whoever it names, still loses to it).
+ */
+export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number): Promise<void> {
+  await inTransaction(db, async (client) => {
+    await lockPerson(client, userId);
+    await client.query(
+      `WITH marker AS (
+         INSERT INTO erased_people (user_id, erased_at) VALUES ($1, to_timestamp($2 / 1000.0))
+         ON CONFLICT (user_id) DO UPDATE SET erased_at = GREATEST(erased_people.erased_at, excluded.erased_at))
+       UPDATE subscriptions SET user_id = NULL, provider = NULL, token = NULL, app = NULL, locale = NULL, removed = true
+       WHERE user_id = $1 AND subscribed_at <= to_timestamp($2 / 1000.0)`,
+      [userId, erasedAt],
+    );
+  });
+}
+
+/** notify.push-subscription: devices, and tombstones (one written in `dc` is also recorded on notify.erasure). */
+export function subscriptionHandler(
+  db: pg.Pool,
+  { cap, dc, log }: { cap: number; dc: string; log: Logger },
+): RecordHandler<NotifyPushSubscription> {
+  return {
+    async handle(record) {
+      const dropped = await upsertSubscription(db, record.value, cap);
+      if (dropped.length > 0) {
+        log.info(
+          { user_id: record.value.user_id, dropped: dropped.length },
+          'device cap: dropped the oldest',
+        );
+      }
+    },
+    async handleTombstone(record, context) {
+      const removed = deleteOf(record, context, 'notify.push-subscription', dc);
+      if (removed) await removeDevices(db, [removed.key], removed.at);
+    },
+  };
+}
+
+/** notify.erasure: erased people and removed devices, beyond their tombstones' compaction. */
+export function erasureHandler(db: pg.Pool): RecordHandler<NotifyErasure> {
+  return {
+    async handle({ value }) {
+      if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
+      if (value.stream === 'notify.push-subscription') await removeDevices(db, [value.key], value.meta.dt);
+    },
+  };
 }
 
 export async function devicesOf(db: pg.Pool, userIds: readonly string[]): Promise<Map<string, Device[]>> {

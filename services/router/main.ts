@@ -2,13 +2,14 @@
  * The router: people materialized from notify.user and notify.preference-change, and notify.event
  * routed to notify.web, notify.email and notify.push.
  *
- * Three consumer groups of one process: router-users and router-preferences keep the router's
- * copy of people current; router routes events. Events of a chatty type are parked on
+ * Four consumer groups of one process: router-users, router-erasures and router-preferences keep
+ * the router's copy of people current; router routes events. Events of a chatty type are parked on
  * `<dc>.notify.event.router.held` (same schema and key as notify.event, created here); an operator
  * releases them by republishing to notify.event with the type's cap raised, or drops them.
  */
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
+import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
@@ -16,9 +17,11 @@ import { createTrail } from '../../libs/trail/trail.ts';
 import { loadCategoryRegistry } from './categories.ts';
 import { chattyCapOf, ROUTER_HTTP_PORT, routerSpec, routingPolicyOf } from './config.ts';
 import { eventHandler } from './event-handler.ts';
-import { preferenceChangeHandler, userHandler } from './people-materializer.ts';
+import { erasureHandler, preferenceChangeHandler, userHandler } from './people-materializer.ts';
 import { createRoutingMetrics } from './routing-metrics.ts';
 import { createRouterStore } from './store.ts';
+
+const HOUR_MS = 3_600_000;
 
 function holdTopicFor(dc: string): string {
   return `${topicFor(dc, 'notify.event')}.router.held`;
@@ -45,14 +48,28 @@ await runService({
   httpPort: ROUTER_HTTP_PORT,
   spec: routerSpec,
   migrations: join(import.meta.dirname, 'migrations'),
-  async start({ config, db, kafka, log, registry, consume }) {
+  async start({ config, db, kafka, log, registry, consume, onShutdown }) {
     const categories = await loadCategoryRegistry(config.CATEGORY_REGISTRY);
     log.info({ categories: [...categories.keys()] }, 'category registry loaded');
     // runService gives a pool to every service with migrations.
     const store = createRouterStore(db!);
     const holdTopic = await ensureHoldTopic(kafka, config.TIDINGS_DC);
+    // Processed events are the router's dedup ledger: kept as long as a replay may reach back.
+    const prune = setInterval(() => {
+      store
+        .prune(Date.now() - DEDUP_RETENTION_MS)
+        .then((rows) => log.debug({ rows }, 'pruned processed events and counters past the dedup retention'))
+        .catch((err) => log.warn({ err }, 'pruning processed events and counters failed; will retry'));
+    }, HOUR_MS);
+    prune.unref();
+    onShutdown('prune timer', () => clearInterval(prune));
 
-    await consume({ stream: 'notify.user', group: 'router-users', handler: userHandler(store) });
+    await consume({
+      stream: 'notify.user',
+      group: 'router-users',
+      handler: userHandler(store, config.TIDINGS_DC),
+    });
+    await consume({ stream: 'notify.erasure', group: 'router-erasures', handler: erasureHandler(store) });
     await consume({
       stream: 'notify.preference-change',
       group: 'router-preferences',

@@ -8,6 +8,8 @@
  * each probes a primary key or unique index (the plans are checked in test/integration/router.test.ts).
  */
 import type pg from 'pg';
+import { newestPerKey, upsertVersion } from '../../libs/convergence/version.ts';
+import { inTransaction } from '../../libs/db/transaction.ts';
 import type {
   Channel,
   EmailFrequency,
@@ -34,7 +36,7 @@ export const BATCH_QUERIES = {
                                                        'changed_at', extract(epoch FROM c.changed_at) * 1000))
                      FROM preference_changes c WHERE c.user_id = u.user_id), '[]') AS changes
     FROM users u
-    WHERE u.user_id = ANY($1::text[])`,
+    WHERE u.user_id = ANY($1::text[]) AND NOT u.erased`,
   throttleCounts: `
     SELECT t.recipient_id, t.category, (extract(epoch FROM t.window_start) * 1000)::float8 AS window_start, t.count
     FROM unnest($1::text[], $2::text[], $3::float8[]) AS k(recipient_id, category, window_ms)
@@ -56,6 +58,102 @@ const RECORD_BATCH = `
   INSERT INTO type_volume (event_type, window_start, fan_out)
   SELECT t, to_timestamp(w / 1000), n FROM unnest($6::text[], $7::float8[], $8::bigint[]) AS k(t, w, n)
   ON CONFLICT (event_type, window_start) DO UPDATE SET fan_out = type_volume.fan_out + excluded.fan_out`;
+
+/**
+ * An erasure and a preference change of one person take the person's lock first, so each sees the
+ * other's rows (neither leaves a change behind the marker). Bulk upserts need no such lock: every
+ * write to a person's users row takes its row lock, and what depends on winning it (the
+ * preferences, the erasure's deletes) runs in a later statement of the same transaction, whose
+ * snapshot sees whatever the previous holder of the lock committed.
+ */
+const LOCK_PERSON = "SELECT pg_advisory_xact_lock(hashtext('router.person:' || $1))";
+
+const VERSION_IS_NEWER = `(users.record_dt, users.erased, users.record_id COLLATE "C")
+  < (excluded.record_dt, excluded.erased, excluded.record_id COLLATE "C")`;
+
+/** The people replaced (newer than what is stored), row-locked in user_id order until commit. */
+const UPSERT_USERS = `
+  INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, muted_agents, record_dt, record_id)
+  SELECT user_id, email, locale, timezone, to_timestamp(last_active / 1000), email_frequency, muted_agents,
+         to_timestamp(record_dt / 1000), record_id
+  FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, email text, locale text, timezone text,
+    last_active float8, email_frequency text, muted_agents text[], record_dt float8, record_id text)
+  ORDER BY user_id
+  ON CONFLICT (user_id) DO UPDATE SET
+    email = excluded.email, locale = excluded.locale, timezone = excluded.timezone,
+    last_active = excluded.last_active, email_frequency = excluded.email_frequency,
+    muted_agents = excluded.muted_agents, record_dt = excluded.record_dt, record_id = excluded.record_id,
+    erased = false
+  WHERE ${VERSION_IS_NEWER}
+  RETURNING user_id`;
+
+/**
+ * The preferences of the people replaced become their new records' set: the old ones not in it
+ * deleted, the new ones upserted (disjoint rows, so one statement).
+ */
+const REWRITE_PREFERENCES = `
+  WITH replaced AS (SELECT unnest($1::text[]) AS user_id),
+  wanted AS (
+    SELECT p.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[]) AS p(user_id, category, channel, enabled)
+    JOIN replaced USING (user_id)),
+  dropped AS (
+    DELETE FROM user_preferences up USING replaced
+    WHERE up.user_id = replaced.user_id
+      AND NOT EXISTS (SELECT 1 FROM wanted w
+                      WHERE w.user_id = up.user_id AND w.category = up.category AND w.channel = up.channel))
+  INSERT INTO user_preferences (user_id, category, channel, enabled)
+  SELECT user_id, category, channel, enabled FROM wanted
+  ON CONFLICT (user_id, category, channel) DO UPDATE SET enabled = excluded.enabled`;
+
+/** The marker replaces the person unless a newer record already did. */
+const ERASE_USER = `
+  INSERT INTO users (user_id, record_dt, record_id, erased) VALUES ($1, to_timestamp($2::float8 / 1000), '', true)
+  ON CONFLICT (user_id) DO UPDATE SET
+    email = NULL, locale = NULL, timezone = NULL, last_active = NULL, email_frequency = NULL,
+    muted_agents = '{}', record_dt = excluded.record_dt, record_id = '', erased = true
+  WHERE ${VERSION_IS_NEWER}
+  RETURNING user_id`;
+
+/**
+ * What the person changed up to the erasure goes (their preferences only if the marker won), and
+ * the throttle counters go whatever their time: they only slow mail down.
+ */
+const FORGET_PERSON = `
+  WITH preferences AS (DELETE FROM user_preferences WHERE user_id = $1 AND $3::bool),
+  changes AS (DELETE FROM preference_changes WHERE user_id = $1 AND changed_at <= to_timestamp($2::float8 / 1000)),
+  frequency AS (DELETE FROM email_frequency_changes WHERE user_id = $1 AND changed_at <= to_timestamp($2::float8 / 1000))
+  DELETE FROM throttle_counts WHERE recipient_id = $1`;
+
+/** A change no newer than the person's erasure is as erased as they are. */
+const APPLY_PREFERENCE_CHANGE = `
+  WITH alive AS (
+    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM users
+                               WHERE user_id = $1 AND erased AND record_dt >= to_timestamp($5::float8 / 1000))),
+  flip AS (
+    INSERT INTO preference_changes (user_id, channel, category, enabled, changed_at, reason, record_id)
+    SELECT $1, $2, $3, $4, to_timestamp($5::float8 / 1000), $6, $8 FROM alive
+    ON CONFLICT ON CONSTRAINT preference_changes_key DO UPDATE SET
+      enabled = excluded.enabled, changed_at = excluded.changed_at, reason = excluded.reason,
+      record_id = excluded.record_id
+    WHERE (preference_changes.changed_at, preference_changes.record_id COLLATE "C")
+        < (excluded.changed_at, excluded.record_id COLLATE "C"))
+  INSERT INTO email_frequency_changes (user_id, email_frequency, changed_at, record_id)
+  SELECT $1, $7, to_timestamp($5::float8 / 1000), $8 FROM alive WHERE $7::text IS NOT NULL
+  ON CONFLICT (user_id) DO UPDATE SET
+    email_frequency = excluded.email_frequency, changed_at = excluded.changed_at, record_id = excluded.record_id
+  WHERE (email_frequency_changes.changed_at, email_frequency_changes.record_id COLLATE "C")
+      < (excluded.changed_at, excluded.record_id COLLATE "C")`;
+
+const PRUNE_SLICE = 10_000;
+const PRUNE = [
+  `DELETE FROM processed_events WHERE event_id IN (
+     SELECT event_id FROM processed_events WHERE processed_at < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+  `DELETE FROM throttle_counts WHERE (recipient_id, category, window_start) IN (
+     SELECT recipient_id, category, window_start FROM throttle_counts
+     WHERE window_start < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+  `DELETE FROM type_volume WHERE (event_type, window_start) IN (
+     SELECT event_type, window_start FROM type_volume WHERE window_start < to_timestamp($1::float8 / 1000) LIMIT $2)`,
+];
 
 export function throttleParams(keys: readonly ThrottleKey[]): unknown[] {
   return [keys.map((k) => k.recipientId), keys.map((k) => k.category), keys.map((k) => k.windowStart)];
@@ -133,11 +231,22 @@ export interface RouterStore {
   }): Promise<Omit<BatchState, 'processed'>>;
   /** One transaction: the events are done, the counters grow by what the batch added. */
   recordBatch(outcome: BatchOutcome): Promise<void>;
-  /** Replaces the person unless the stored record is newer (a late mirrored copy must not roll back). */
-  upsertUser(user: NotifyUser): Promise<void>;
-  /** Everything the router holds about the person, in one statement. */
-  eraseUser(userId: string): Promise<void>;
+  /**
+   * Materializes notify.user records in one statement, each replacing the stored person only if it
+   * is newer (libs/convergence/version.ts): a late mirrored copy, a retry or a replay changes nothing.
+   */
+  applyUsers(users: readonly NotifyUser[]): Promise<void>;
+  /**
+   * Forgets everything the router holds about the person up to `erasedAt` and leaves a marker that
+   * every older record of theirs loses to.
+   */
+  eraseUser(userId: string, erasedAt: number): Promise<void>;
   applyPreferenceChange(change: NotifyPreferenceChange): Promise<void>;
+  /**
+   * Forgets processed events and counter windows older than `before` (ms), a slice at a time so no
+   * statement holds many locks; returns how many rows went.
+   */
+  prune(before: number): Promise<number>;
 }
 
 export function createRouterStore(pool: pg.Pool): RouterStore {
@@ -198,69 +307,66 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
       ]);
     },
 
-    async upsertUser(user) {
-      const preferences = [
-        ...new Map(user.preferences.map((p) => [`${p.category}\u0000${p.channel}`, p])).values(),
-      ];
-      // Data-modifying CTEs see one snapshot: the old preferences not in the new set are deleted
-      // and the new set is upserted, touching disjoint rows, only if the person was replaced.
-      await pool.query(
-        `WITH person AS (
-           INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, muted_agents, record_dt)
-           VALUES ($1, $2, $3, $4, to_timestamp($5::float8 / 1000), $6, $7, to_timestamp($8::float8 / 1000))
-           ON CONFLICT (user_id) DO UPDATE SET
-             email = excluded.email, locale = excluded.locale, timezone = excluded.timezone,
-             last_active = excluded.last_active, email_frequency = excluded.email_frequency,
-             muted_agents = excluded.muted_agents, record_dt = excluded.record_dt
-           WHERE users.record_dt <= excluded.record_dt
-           RETURNING user_id),
-         wanted AS (SELECT * FROM unnest($9::text[], $10::text[], $11::bool[]) AS p(category, channel, enabled)),
-         dropped AS (
-           DELETE FROM user_preferences up USING person
-           WHERE up.user_id = person.user_id
-             AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.category = up.category AND w.channel = up.channel))
-         INSERT INTO user_preferences (user_id, category, channel, enabled)
-         SELECT person.user_id, w.category, w.channel, w.enabled FROM person, wanted w
-         ON CONFLICT (user_id, category, channel) DO UPDATE SET enabled = excluded.enabled`,
-        [
-          user.user_id,
-          user.email,
-          user.locale,
-          user.timezone,
-          user.last_active,
-          user.email_frequency,
-          user.muted_agents,
-          user.meta.dt,
+    async applyUsers(users) {
+      const newest = newestPerKey(
+        users,
+        (u) => u.user_id,
+        (u) => upsertVersion(u.meta),
+      );
+      if (newest.length === 0) return;
+      const people = newest.map((u) => ({
+        user_id: u.user_id,
+        email: u.email,
+        locale: u.locale,
+        timezone: u.timezone,
+        last_active: u.last_active,
+        email_frequency: u.email_frequency,
+        muted_agents: u.muted_agents,
+        record_dt: u.meta.dt,
+        record_id: u.meta.id,
+      }));
+      const preferences = newest.flatMap((u) => [
+        ...new Map(
+          u.preferences.map((p) => [`${p.category}\u0000${p.channel}`, { user: u.user_id, ...p }]),
+        ).values(),
+      ]);
+      await inTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ user_id: string }>(UPSERT_USERS, [JSON.stringify(people)]);
+        if (rows.length === 0) return;
+        await client.query(REWRITE_PREFERENCES, [
+          rows.map((r) => r.user_id),
+          preferences.map((p) => p.user),
           preferences.map((p) => p.category),
           preferences.map((p) => p.channel),
           preferences.map((p) => p.enabled),
-        ],
-      );
+        ]);
+      });
     },
 
-    async eraseUser(userId) {
-      await pool.query(
-        `WITH a AS (DELETE FROM users WHERE user_id = $1),
-              b AS (DELETE FROM preference_changes WHERE user_id = $1),
-              c AS (DELETE FROM email_frequency_changes WHERE user_id = $1)
-         DELETE FROM throttle_counts WHERE recipient_id = $1`,
-        [userId],
-      );
+    async eraseUser(userId, erasedAt) {
+      await inTransaction(pool, async (client) => {
+        await client.query(LOCK_PERSON, [userId]);
+        const { rowCount } = await client.query(ERASE_USER, [userId, erasedAt]);
+        await client.query(FORGET_PERSON, [userId, erasedAt, (rowCount ?? 0) > 0]);
+      });
+    },
+
+    async prune(before) {
+      let total = 0;
+      for (const statement of PRUNE) {
+        for (;;) {
+          const { rowCount } = await pool.query(statement, [before, PRUNE_SLICE]);
+          total += rowCount ?? 0;
+          if ((rowCount ?? 0) < PRUNE_SLICE) break;
+        }
+      }
+      return total;
     },
 
     async applyPreferenceChange(change) {
-      await pool.query(
-        `WITH flip AS (
-           INSERT INTO preference_changes (user_id, channel, category, enabled, changed_at, reason)
-           VALUES ($1, $2, $3, $4, to_timestamp($5::float8 / 1000), $6)
-           ON CONFLICT ON CONSTRAINT preference_changes_key DO UPDATE SET
-             enabled = excluded.enabled, changed_at = excluded.changed_at, reason = excluded.reason
-           WHERE excluded.changed_at >= preference_changes.changed_at)
-         INSERT INTO email_frequency_changes (user_id, email_frequency, changed_at)
-         SELECT $1, $7, to_timestamp($5::float8 / 1000) WHERE $7::text IS NOT NULL
-         ON CONFLICT (user_id) DO UPDATE SET email_frequency = excluded.email_frequency, changed_at = excluded.changed_at
-         WHERE excluded.changed_at >= email_frequency_changes.changed_at`,
-        [
+      await inTransaction(pool, async (client) => {
+        await client.query(LOCK_PERSON, [change.user_id]);
+        await client.query(APPLY_PREFERENCE_CHANGE, [
           change.user_id,
           change.channel,
           change.category,
@@ -268,8 +374,9 @@ export function createRouterStore(pool: pg.Pool): RouterStore {
           change.meta.dt,
           change.reason,
           change.email_frequency,
-        ],
-      );
+          change.meta.id,
+        ]);
+      });
     },
   };
 }

@@ -129,7 +129,12 @@ export async function run(): Promise<Record<string, unknown>> {
   let producer: Producer | undefined;
   let child: ChildProcess | undefined;
   try {
-    await createStreamTopics(kafka, dc, ['notify.suppression', 'notify.bounce', 'notify.checkpoint'], 1);
+    await createStreamTopics(
+      kafka,
+      dc,
+      ['notify.suppression', 'notify.bounce', 'notify.erasure', 'notify.checkpoint'],
+      1,
+    );
     await createStreamTopics(kafka, dc, ['notify.email-send'], 6);
     const port = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')], {

@@ -64,7 +64,12 @@ export async function run(): Promise<Record<string, unknown>> {
     const rawConnections = connections(emulator.requests());
     emulator.reset();
 
-    await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.checkpoint'], 3);
+    await createStreamTopics(
+      kafka,
+      dc,
+      ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint'],
+      3,
+    );
     await createStreamTopics(kafka, dc, ['notify.push'], 6);
     const port = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')], {

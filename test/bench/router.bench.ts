@@ -13,6 +13,11 @@
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
  *   arrival. p50/p99/max in ms.
+ * rebuild: the people are published first, then materialized from empty tables twice over the same
+ *   topic in the consumer runtime: with one statement per record (the baseline, for
+ *   BENCH_ROUTER_BASELINE_SECONDS, default 20: at its rate all would take minutes), and with the
+ *   router's own handler (people-materializer.ts: one statement per fetched batch) until all are
+ *   there. People per second for both and their ratio (goal 20,000 people/s).
  * BENCH_ROUTER_USERS sets the number of people (default 100,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -20,17 +25,24 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { migrate } from '../../libs/db/migrate.ts';
+import { createPool } from '../../libs/db/pool.ts';
+import { createConsumerRuntime, type RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { localPartitions } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
-import type { Channel, EmailFrequency, RecordInput } from '../../libs/schemas/types.generated.ts';
+import type { Channel, EmailFrequency, NotifyUser, RecordInput } from '../../libs/schemas/types.generated.ts';
 import { loadCategoryRegistry } from '../../services/router/categories.ts';
+import { userHandler } from '../../services/router/people-materializer.ts';
+import { createRouterStore, type RouterStore } from '../../services/router/store.ts';
 import {
   deleteDcTopics,
   eventually,
+  quietLog,
   REGISTRY_URL,
   serviceEnv,
   testKafka,
@@ -46,12 +58,14 @@ const EVENTS = Number(process.env.BENCH_ROUTER_EVENTS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUTER_ROUNDS ?? 2);
 const RATE = Number(process.env.BENCH_ROUTER_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_ROUTER_SECONDS ?? 20);
+const BASELINE_SECONDS = Number(process.env.BENCH_ROUTER_BASELINE_SECONDS ?? 20);
 const CHUNK = 5_000;
 const TICK_MS = 50;
 const DAY = 86_400_000;
 const STREAMS = [
   'notify.event',
   'notify.user',
+  'notify.erasure',
   'notify.preference-change',
   'notify.checkpoint',
   'notify.status',
@@ -72,9 +86,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const router = routerProcess(dc, schema);
   try {
     await createTopics(kafka, dc, [...STREAMS, ...CHANNELS, 'bench.raw-out']);
+    await publishUsers(publisher, categories);
+    const perRecordRate = await rebuild(kafka, dc, db, 'per_record', (store) => ({
+      handle: (record) => store.applyUsers([record.value]),
+    }));
+    console.log(`one statement per record: ${Math.round(perRecordRate)} users/s over ${BASELINE_SECONDS} s`);
+    const bulkRate = await rebuild(kafka, dc, db, 'bulk', (store) => userHandler(store, dc));
+    console.log(`the router's materializer: ${Math.round(bulkRate)} users/s`);
     await router.start();
-    const materialize = await materializeUsers(publisher, db, schema, categories);
-    console.log(`${USERS} users materialized in ${round(materialize / 1000, 1)} s`);
+    await untilMaterialized(db, schema);
 
     const raw: number[] = [];
     const routerRates: number[] = [];
@@ -122,7 +142,10 @@ export async function run(): Promise<Record<string, unknown>> {
     const routerMedian = median(routerRates);
     const result = {
       users: USERS,
-      users_materialized_per_s: Math.round(USERS / (materialize / 1000)),
+      users_materialized_per_s: Math.round(bulkRate),
+      users_materialized_per_s_one_statement_per_record: Math.round(perRecordRate),
+      ratio_bulk_to_per_record: round(bulkRate / perRecordRate),
+      goal_users_materialized_per_s: 20_000,
       events_per_round: EVENTS,
       rounds: ROUNDS,
       partitions: EVENT_PARTITIONS,
@@ -260,21 +283,18 @@ function userRecord(i: number, categories: readonly string[], now: number): Publ
   };
 }
 
-/** Publishes every user and resolves with the milliseconds until the router's table holds them all. */
-async function materializeUsers(
-  publisher: Publisher,
-  db: pg.Pool,
-  schema: string,
-  categories: readonly string[],
-): Promise<number> {
+/** Publishes every user, before any materializer runs: what a rebuild from empty tables reads. */
+async function publishUsers(publisher: Publisher, categories: readonly string[]): Promise<void> {
   const now = Date.now();
-  const started = performance.now();
   for (let start = 0; start < USERS; start += CHUNK) {
     const count = Math.min(CHUNK, USERS - start);
     await publisher.publishMany(
       Array.from({ length: count }, (_, j) => userRecord(start + j, categories, now)),
     );
   }
+}
+
+async function untilMaterialized(db: pg.Pool, schema: string): Promise<void> {
   await eventually(
     async () => {
       const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
@@ -283,7 +303,53 @@ async function materializeUsers(
     `${USERS} users materialized`,
     600_000,
   );
-  return performance.now() - started;
+}
+
+/**
+ * A rebuild from empty tables over the published people, by the consumer runtime with `handler`
+ * in a group and a copy of the router's schema of its own: until all are there, or for
+ * BASELINE_SECONDS for the baseline. Resolves with people per second. The router process itself is
+ * not timed: its groups have fixed names, and another router joining them on a shared cluster
+ * rebalances it mid-run.
+ */
+async function rebuild(
+  kafka: Kafka,
+  dc: string,
+  db: pg.Pool,
+  name: 'per_record' | 'bulk',
+  handler: (store: RouterStore) => RecordHandler<NotifyUser, { applied: boolean }>,
+): Promise<number> {
+  const schema = `router_${dc}_${name}`;
+  const pool = createPool({ url: DEFAULT_DATABASE_URL, schema, applicationName: `bench-${name}` });
+  await migrate(pool, {
+    schema,
+    dir: join(import.meta.dirname, '..', '..', 'services', 'router', 'migrations'),
+    log: quietLog,
+  });
+  const runtime = createConsumerRuntime<'notify.user', { applied: boolean }>({
+    kafka,
+    codec: createSerde({ registryUrl: REGISTRY_URL }),
+    log: quietLog,
+    registry: new Registry(),
+    service: 'bench',
+    group: `bench-${name}-${dc}`,
+    dc,
+    dcs: [dc],
+    stream: 'notify.user',
+    handler: handler(createRouterStore(pool)),
+  });
+  try {
+    const started = performance.now();
+    await runtime.start();
+    if (name === 'per_record') await new Promise((resolve) => setTimeout(resolve, BASELINE_SECONDS * 1000));
+    else await untilMaterialized(db, schema);
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
+    return rows[0]!.n / ((performance.now() - started) / 1000);
+  } finally {
+    await runtime.stop();
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end();
+  }
 }
 
 function eventRecord(id: string, i: number, categories: readonly string[]): RecordInput<'notify.event'> {

@@ -79,6 +79,7 @@ before(async () => {
     'notify.checkpoint',
     'notify.email-send',
     'notify.user',
+    'notify.erasure',
   ]);
   for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
   child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'bounce', 'main.ts')], {

@@ -64,6 +64,7 @@ before(async () => {
     'notify.email-send',
     'notify.suppression',
     'notify.bounce',
+    'notify.erasure',
     'notify.checkpoint',
     'notify.inbox-state',
     'notify.status',

@@ -96,7 +96,7 @@ interface PushProcess {
 async function startPush(env: Record<string, string>, pushPartitions = 1): Promise<PushProcess> {
   const dc = uniqueDc();
   const schema = `push_${dc}`;
-  await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.checkpoint'], 2);
+  await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint'], 2);
   await createStreamTopics(kafka, dc, ['notify.push'], pushPartitions);
   const publisher = testPublisher(dc, 'test');
   cleanups.push(async () => {

@@ -71,6 +71,7 @@ before(async () => {
   await createStreamTopics(kafka, dc, [
     'notify.event',
     'notify.user',
+    'notify.erasure',
     'notify.preference-change',
     'notify.web',
     'notify.email',
@@ -285,11 +286,15 @@ describe('router', () => {
       'the preference change materialized',
     );
     await publisher.tombstone('notify.user', 'erin');
+    // What is left of erin is a marker that older records of hers lose to.
     await eventually(
       async () =>
-        (await sql("SELECT 1 FROM router.users WHERE user_id = 'erin'")).length ? undefined : true,
+        (await sql("SELECT 1 FROM router.users WHERE user_id = 'erin' AND erased")).length ? true : undefined,
       'erin erased',
     );
+    assert.deepEqual(await sql("SELECT email, locale FROM router.users WHERE user_id = 'erin'"), [
+      { email: null, locale: null },
+    ]);
     assert.deepEqual(await sql("SELECT 1 FROM router.preference_changes WHERE user_id = 'erin'"), []);
     await publisher.publish('notify.event', event('e-erased', 'mention', ['erin', 'alice']));
     await drained();

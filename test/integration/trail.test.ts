@@ -67,6 +67,7 @@ before(async () => {
     'notify.push',
     'notify.checkpoint',
     'notify.status',
+    'notify.erasure',
   ]);
   await startRouter();
 });

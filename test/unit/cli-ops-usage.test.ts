@@ -25,6 +25,19 @@ test('replay refuses a time without a zone before touching the cluster, with exi
   assert.doesNotMatch(run.stderr, /ECONNREFUSED|Connection/);
 });
 
+test('replay refuses to go back further than the dedup retention, says why, with exit 2', () => {
+  const run = tidings('replay', '--group', 'g', '--since', '240h');
+  assert.equal(run.status, 2);
+  assert.match(
+    run.stderr,
+    /refusing to replay from .*, 10 days back: the services deduplicate only 8 days of records/,
+  );
+  assert.match(run.stderr, /the earliest allowed is \d{4}-/);
+  assert.doesNotMatch(run.stderr, /ECONNREFUSED|Connection/);
+  // Within the limit the plan goes on (and here fails to reach the cluster, which is the point).
+  assert.doesNotMatch(tidings('replay', '--group', 'g', '--since', '144h').stderr, /refusing to replay/);
+});
+
 test('operations commands without their required choices are usage errors (exit 2)', () => {
   const cases: [string[], RegExp][] = [
     [['replay', '--since', '2h'], /--group is required/],

@@ -22,6 +22,7 @@ describe('topic plan', () => {
       'notify.push-subscription',
       'notify.suppression',
       'notify.checkpoint',
+      'notify.erasure',
     ]);
   });
 

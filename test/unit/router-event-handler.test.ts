@@ -26,9 +26,10 @@ function fakeStore(processed: string[] = []) {
     recordBatch: async (outcome) => {
       recorded.push(outcome);
     },
-    upsertUser: async () => undefined,
+    applyUsers: async () => undefined,
     eraseUser: async () => undefined,
     applyPreferenceChange: async () => undefined,
+    prune: async () => 0,
   };
   return { store, recorded };
 }
