@@ -48,8 +48,9 @@ stack-init: install
 dev: install up stack-init
 	bash deploy/local/dev.sh
 
+# Pure logic, no stack: the local-stack defaults are the unshifted ones whatever TIDINGS_PORT_OFFSET says.
 test-unit: install
-	$(NODE) --test --test-reporter=spec 'test/unit/**/*.test.ts'
+	TIDINGS_PORT_OFFSET= $(NODE) --test --test-reporter=spec 'test/unit/**/*.test.ts'
 
 test-integration: install
 	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/integration/**/*.test.ts'
