@@ -3,7 +3,7 @@
  * for the person and the category (every category for a digest, which spans several), the
  * templates rendered, the headers made single-line. Transactional mail gets no unsubscribe link.
  */
-import type { EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
+import type { EmailDelivery, EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { buildEmailSend } from './message.ts';
 import { type MailItem, renderMail, type TemplateSet } from './render.ts';
 import {
@@ -26,6 +26,8 @@ export interface ComposeSettings {
 
 export interface MailToCompose {
   readonly kind: EmailSendKind;
+  /** The category's choice from notify.email; what the sender does when a crash leaves it unconfirmed. */
+  readonly delivery: EmailDelivery;
   readonly recipientId: string;
   readonly email: string;
   readonly locale: string;
@@ -72,6 +74,7 @@ export function composeMail(settings: ComposeSettings, mail: MailToCompose): Not
   });
   return buildEmailSend({
     kind: mail.kind,
+    delivery: mail.delivery,
     notificationIds: mail.items.map((i) => i.notification.notification_id),
     recipientId: mail.recipientId,
     to: mail.email,

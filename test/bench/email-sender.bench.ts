@@ -72,6 +72,7 @@ function message(i: number): Omit<NotifyEmailSend, 'meta'> {
     category: 'edit-user-talk',
     locale: 'en',
     kind: 'instant',
+    delivery: 'at_least_once',
   };
 }
 

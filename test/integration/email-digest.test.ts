@@ -29,6 +29,7 @@ import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type {
+  EmailDelivery,
   NotificationInput,
   NotifyEmailSend,
   NotifyPreferenceChange,
@@ -171,6 +172,8 @@ interface MailOptions {
   frequency?: 'instant' | 'daily' | 'weekly';
   dt?: number;
   email?: string;
+  transactional?: boolean;
+  delivery?: EmailDelivery;
   notification?: Partial<NotificationInput>;
 }
 
@@ -180,12 +183,16 @@ function notifyEmail({
   frequency = 'instant',
   dt = clock,
   email = `${user}@example.org`,
+  transactional = false,
+  delivery = 'at_least_once',
   notification = {},
 }: MailOptions): RecordInput<'notify.email'> {
   return {
     meta: { dt },
     email,
     email_frequency: frequency,
+    transactional,
+    delivery,
     notification: {
       notification_id: id,
       event_id: `e-${id}`,
@@ -318,10 +325,23 @@ describe('instant mail', () => {
   });
 
   test('a transactional category goes out at once without unsubscribe headers, even for a digest reader', async () => {
-    await publishMail({ user: 'u-reset', frequency: 'daily', notification: { category: 'password-reset' } });
+    await publishMail({
+      user: 'u-reset',
+      frequency: 'daily',
+      transactional: true,
+      notification: { category: 'password-reset' },
+    });
     const [mail] = forUser(await sendsUntil((r) => forUser(r, 'u-reset').length > 0), 'u-reset');
     assert.equal(mail?.kind, 'transactional');
+    assert.equal(mail?.delivery, 'at_least_once');
     assert.equal(mail?.headers['List-Unsubscribe'], undefined);
+  });
+
+  test('the category’s at-most-once choice travels from notify.email to the sender', async () => {
+    await publishMail({ user: 'u-once', delivery: 'at_most_once' });
+    const [mail] = forUser(await sendsUntil((r) => forUser(r, 'u-once').length > 0), 'u-once');
+    assert.equal(mail?.kind, 'instant');
+    assert.equal(mail?.delivery, 'at_most_once');
   });
 });
 

@@ -19,6 +19,7 @@ const record: NotifyEmailSend = {
   category: 'c',
   locale: 'en',
   kind: 'instant',
+  delivery: 'at_least_once',
 };
 
 /** Fake dependencies recording what was called, in order. */
