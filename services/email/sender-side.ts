@@ -1,5 +1,6 @@
 /**
- * The sender side: notify.email-send → SMTP, at most once per send_id.
+ * The sender side: notify.email-send → SMTP, once per send_id; a message whose outcome a crash left
+ * unknown goes again under the same Message-ID unless its category chose at most once.
  *
  *   suppressions  notify.suppression (compacted) materialized into the email schema;
  *   duplicates    the sent ledger, read per batch and claimed per message;
@@ -27,7 +28,14 @@ import { createDailyBudget, sentOnDay } from './send-budget.ts';
 import { type BudgetGrant, type SendOutcome, sendMessage } from './send-message.ts';
 import { createSendRateLimiter, rampDayEnd, rampDayOf } from './send-rate.ts';
 import { createSenderMetrics } from './sender-metrics.ts';
-import { claimSend, createSentMarker, ledgerStates, pruneLedger, releaseSend } from './sent-ledger.ts';
+import {
+  claimSend,
+  createSentMarker,
+  ledgerStates,
+  pruneLedger,
+  releaseSend,
+  retakeSend,
+} from './sent-ledger.ts';
 import { classifySmtpError } from './smtp-error.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import { liftSuppression, suppressedAmong, upsertSuppression } from './suppressions.ts';
@@ -158,6 +166,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   const deps = {
     smtpSlot: <T>(task: () => Promise<T>) => smtpSlots.run(null, task),
     claim: (sendId: string, recipientId: string) => claimSend(db, sendId, recipientId),
+    retake: (sendId: string, recipientId: string) => retakeSend(db, sendId, recipientId),
     markSent: sentMarks.mark,
     release: (sendId: string) => releaseSend(db, sendId),
     takeBudget,
@@ -204,7 +213,12 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
         switch (outcome.kind) {
           case 'sent':
             timer();
-            metrics.outcome('sent');
+            metrics.outcome(outcome.resent ? 'resent' : 'sent');
+            if (outcome.resent)
+              log.info(
+                { ...context, message_id: message.headers['Message-ID'] },
+                'resent a message an earlier attempt left unconfirmed, under the same Message-ID',
+              );
             alarm.clear();
             return;
           case 'duplicate':
@@ -215,9 +229,11 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
             return;
           case 'ambiguous':
             metrics.outcome('ambiguous');
+            if (outcome.retry)
+              throw new Error(`SMTP session broke after the message was handed over: ${outcome.detail}`);
             log.warn(
               { ...context, detail: outcome.detail },
-              'message may or may not have been accepted; not sending it again (at most once)',
+              'message may or may not have been accepted; not sending it again (its category is at most once)',
             );
             return;
           case 'unsendable':
