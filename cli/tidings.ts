@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
+import { dkimCommand } from './commands/dkim.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { dropCommand } from './commands/drop.ts';
 import { failoverCommand } from './commands/failover.ts';
@@ -22,7 +23,7 @@ import { OUTPUT_FORMATS } from './output.ts';
 export function buildProgram(): Command {
   const program = new Command('tidings')
     .description(
-      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail and dead letters',
+      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail, dead letters and DKIM records',
     )
     // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
     .exitOverride()
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   failoverCommand(program);
   tailCommand(program);
   dlqCommand(program);
+  dkimCommand(program);
   return program;
 }
 

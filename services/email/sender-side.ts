@@ -19,6 +19,7 @@ import {
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
 import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
+import { alignmentProblems, parseDkimKeyring } from '../../libs/mail/dkim.ts';
 import { addressHash, parseVerpKeyring, returnPath } from '../../libs/mail/verp.ts';
 import type { EmailContext } from './config.ts';
 import { createConsumptionHold } from './consumption-hold.ts';
@@ -57,6 +58,14 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     );
   const verpDomain = config.VERP_DOMAIN;
   const keyring = parseVerpKeyring(config.VERP_KEYS);
+  const dkim =
+    config.DKIM_DOMAIN && config.DKIM_KEYS ? parseDkimKeyring(config.DKIM_KEYS, config.DKIM_DOMAIN) : null;
+  for (const problem of alignmentProblems({
+    from: senderDomain(config.EMAIL_FROM),
+    dkim: dkim?.domain ?? null,
+    returnPath: verpDomain,
+  }))
+    log.warn({ problem }, `mail will not be trusted by mailbox providers: ${problem}`);
 
   const rampStart = Date.parse(config.EMAIL_SEND_RAMP_START);
   const rate = {
@@ -75,6 +84,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     url: config.SMTP_URL,
     maxConnections: config.SMTP_MAX_CONNECTIONS,
     timeoutMs: config.SMTP_TIMEOUT,
+    dkim,
   });
   onShutdown('smtp pool', () => transport.close());
   const alarm = createOperatorAlarm({
@@ -290,5 +300,12 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     },
   });
   runtime.resolve(started);
-  log.info({ smtp: transport.target, pool: config.SMTP_MAX_CONNECTIONS }, 'email sender started');
+  log.info(
+    {
+      smtp: transport.target,
+      pool: config.SMTP_MAX_CONNECTIONS,
+      dkim: dkim ? `${dkim.signing.selector}._domainkey.${dkim.domain}` : null,
+    },
+    'email sender started',
+  );
 }
