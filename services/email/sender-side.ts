@@ -172,7 +172,8 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   // Two claims per pooled connection: one in its SMTP transaction, one queued behind it, so a
   // connection never idles while the ledger commits the next claim (one per connection cost 15 %
   // of throughput), and a crash still leaves at most two unconfirmed claims per connection.
-  const smtpSlots = createKeyedLimiter(config.SMTP_MAX_CONNECTIONS * 2);
+  const smtpSlotCount = config.SMTP_MAX_CONNECTIONS * 2;
+  const smtpSlots = createKeyedLimiter(smtpSlotCount);
   const deps = {
     smtpSlot: <T>(task: () => Promise<T>) => smtpSlots.run(null, task),
     claim: (sendId: string, recipientId: string) => claimSend(db, sendId, recipientId),
@@ -193,6 +194,10 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   const started = await consume<'notify.email-send', Batch>({
     stream: 'notify.email-send',
     group: 'email-sender',
+    // A batch ends with its last sends in flight, then its marks and its commit: with as many
+    // partitions' batches in flight as SMTP slots, other partitions keep the pool busy meanwhile
+    // (the runtime's default of 3 left slots empty at every batch end).
+    partitionsConsumedConcurrently: smtpSlotCount,
     handler: {
       async prepareBatch(records) {
         const [ledger, suppressed] = await Promise.all([
