@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { routeProcessWarnings } from '../libs/lifecycle/process-warnings.ts';
+import { dkimCommand } from './commands/dkim.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { dropCommand } from './commands/drop.ts';
 import { explainCommand } from './commands/explain.ts';
@@ -25,7 +26,7 @@ import { OUTPUT_FORMATS, printable } from './output.ts';
 export function buildProgram(): Command {
   const program = new Command('tidings')
     .description(
-      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail, dead letters and the delivery trail',
+      'Tidings operations: topics, schemas, publishing, lag, replay, drop, failover, tail, dead letters, DKIM records and the delivery trail',
     )
     // Before the subcommands exist, so they inherit it: usage errors reach main() as exceptions.
     .exitOverride()
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   dlqCommand(program);
   traceCommand(program);
   explainCommand(program);
+  dkimCommand(program);
   return program;
 }
 

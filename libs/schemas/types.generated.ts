@@ -317,6 +317,10 @@ export interface NotifyEmail {
   email: string;
   /** The recipient's email frequency at routing time: instant (with bundling), daily or weekly digest. */
   email_frequency: EmailFrequency;
+  /** From the category registry: account or security mail, mailed at once and alone, whatever the frequency, without unsubscribe links. */
+  transactional: boolean;
+  /** From the category registry: what the sender does when it cannot know whether the mail went out; always at_least_once for transactional mail. */
+  delivery: EmailDelivery;
 }
 
 /** NotifyEmail as accepted for encoding: fields with a schema default may be left out. */
@@ -329,7 +333,14 @@ export interface NotifyEmailInput {
   email: string;
   /** The recipient's email frequency at routing time: instant (with bundling), daily or weekly digest. */
   email_frequency: EmailFrequency;
+  /** From the category registry: account or security mail, mailed at once and alone, whatever the frequency, without unsubscribe links. */
+  transactional?: boolean;
+  /** From the category registry: what the sender does when it cannot know whether the mail went out; always at_least_once for transactional mail. */
+  delivery?: EmailDelivery;
 }
+
+/** What the email sender does with a message whose SMTP outcome is unknown after a crash or a broken connection: send it again with the same Message-ID (at_least_once), or count it and never send it again (at_most_once). Chosen per category in the router's category registry; transactional mail is always at_least_once. A reader that does not know a newer symbol falls back to at_least_once: a possible second copy with the same Message-ID rather than a lost mail. */
+export type EmailDelivery = 'at_least_once' | 'at_most_once';
 
 /** One notification that should wake one person's devices; push sends a content-free nudge. Key: notification.recipient_id. */
 export interface NotifyPush {
@@ -375,6 +386,8 @@ export interface NotifyEmailSend {
   locale: string;
   /** Single notification, bundle, digest, or transactional mail (exempt from email sunsetting). */
   kind: EmailSendKind;
+  /** A message whose SMTP outcome is unknown (a crash, a connection lost after DATA) is sent again with the same Message-ID (at_least_once) or never again (at_most_once). */
+  delivery: EmailDelivery;
 }
 
 /** NotifyEmailSend as accepted for encoding: fields with a schema default may be left out. */
@@ -405,6 +418,8 @@ export interface NotifyEmailSendInput {
   locale: string;
   /** Single notification, bundle, digest, or transactional mail (exempt from email sunsetting). */
   kind: EmailSendKind;
+  /** A message whose SMTP outcome is unknown (a crash, a connection lost after DATA) is sent again with the same Message-ID (at_least_once) or never again (at_most_once). */
+  delivery?: EmailDelivery;
 }
 
 /** Why the message exists. Readers that do not know a newer kind treat it as instant mail. */

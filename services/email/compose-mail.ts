@@ -1,9 +1,11 @@
 /**
  * One notify.email-send record from the notifications it carries: the unsubscribe token signed
- * for the person and the category (every category for a digest, which spans several), the
- * templates rendered, the headers made single-line. Transactional mail gets no unsubscribe link.
+ * for the person and every category the mail carries (a bundle or digest may mix several: the
+ * one-click POST of its List-Unsubscribe header turns off each), one link per category in the body
+ * when there are several, the templates rendered, the headers made single-line. Transactional mail
+ * gets no unsubscribe link.
  */
-import type { EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
+import type { EmailDelivery, EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { buildEmailSend } from './message.ts';
 import { type MailItem, renderMail, type TemplateSet } from './render.ts';
 import {
@@ -26,6 +28,8 @@ export interface ComposeSettings {
 
 export interface MailToCompose {
   readonly kind: EmailSendKind;
+  /** The category's choice from notify.email; what the sender does when a crash leaves it unconfirmed. */
+  readonly delivery: EmailDelivery;
   readonly recipientId: string;
   readonly email: string;
   readonly locale: string;
@@ -43,24 +47,32 @@ export function composeMail(settings: ComposeSettings, mail: MailToCompose): Not
   const first = mail.items[0];
   if (!first) throw new Error('a mail carries at least one notification');
   const category = first.notification.category;
-  const digest = mail.kind === 'daily' || mail.kind === 'weekly';
   let unsubscribeHeaders: Record<string, string> | null = null;
   let pageUrl: string | null = null;
+  let perCategory: { category: string; url: string }[] = [];
   if (mail.kind !== 'transactional') {
-    const token = signUnsubscribeToken(settings.keyRing, {
-      userId: mail.recipientId,
-      category: digest ? null : category,
-      channel: 'email',
-      expiresAt: mail.now + settings.unsubscribeTtlMs,
-    });
+    const categories = [...new Set(mail.items.map((i) => i.notification.category))];
+    const sign = (names: readonly string[]) =>
+      signUnsubscribeToken(settings.keyRing, {
+        userId: mail.recipientId,
+        categories: names,
+        channel: 'email',
+        expiresAt: mail.now + settings.unsubscribeTtlMs,
+      });
+    const pageFor = (token: string) => {
+      const page = new URL(settings.unsubscribeUrl);
+      page.searchParams.set('token', token);
+      return page.href;
+    };
+    const token = sign(categories);
     unsubscribeHeaders = listUnsubscribeHeaders({
       endpoint: settings.unsubscribeUrl,
       token,
       ...(settings.unsubscribeMailto === undefined ? {} : { mailto: settings.unsubscribeMailto }),
     });
-    const page = new URL(settings.unsubscribeUrl);
-    page.searchParams.set('token', token);
-    pageUrl = page.href;
+    pageUrl = pageFor(token);
+    if (categories.length > 1)
+      perCategory = categories.map((c) => ({ category: c, url: pageFor(sign([c])) }));
   }
   const rendered = renderMail(settings.templates, {
     kind: mail.kind,
@@ -69,9 +81,11 @@ export function composeMail(settings: ComposeSettings, mail: MailToCompose): Not
     timezone: mail.timezone,
     siteName: settings.siteName,
     unsubscribeUrl: pageUrl,
+    unsubscribeCategories: perCategory,
   });
   return buildEmailSend({
     kind: mail.kind,
+    delivery: mail.delivery,
     notificationIds: mail.items.map((i) => i.notification.notification_id),
     recipientId: mail.recipientId,
     to: mail.email,

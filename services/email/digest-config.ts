@@ -5,7 +5,7 @@
  */
 import type { ConfigOf } from '../../libs/config/load.ts';
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
-import { duration, int, list, port, str, url } from '../../libs/config/vars.ts';
+import { duration, int, port, str, url } from '../../libs/config/vars.ts';
 import { type DigestSchedule, validateSchedule } from './digest-schedule.ts';
 import { listUnsubscribeHeaders, parseKeyRing, type UnsubscribeKeyRing } from './unsubscribe-token.ts';
 
@@ -26,10 +26,6 @@ export const digestSpec = {
   EMAIL_TEMPLATE_DIR: str({
     optional: true,
     help: 'folder of <category>/<locale>.<subject|text|html>.hbs templates; default the bundled ones',
-  }),
-  EMAIL_TRANSACTIONAL_CATEGORIES: list({
-    default: ['login-fail', 'password-reset'],
-    help: 'categories mailed at once, alone, without unsubscribe headers (account and security mail)',
   }),
   EMAIL_BUNDLE_INTERVAL: duration({
     default: 15 * 60_000,
@@ -102,7 +98,6 @@ export type DigestConfig = ConfigOf<typeof digestSpec>;
 export interface DigestSettings {
   readonly keyRing: UnsubscribeKeyRing;
   readonly schedule: DigestSchedule;
-  readonly transactional: ReadonlySet<string>;
 }
 
 /** Throws one error naming every problem and how to fix it. */
@@ -137,5 +132,5 @@ export function digestSettings(config: DigestConfig): DigestSettings {
   problems.push(...validateSchedule(schedule).map((p) => `EMAIL_DIGEST_*: ${p}`));
   if (problems.length > 0 || !keyRing)
     throw new Error(`the digest side's configuration is invalid:\n  ${problems.join('\n  ')}`);
-  return { keyRing, schedule, transactional: new Set(config.EMAIL_TRANSACTIONAL_CATEGORIES) };
+  return { keyRing, schedule };
 }

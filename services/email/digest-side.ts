@@ -100,7 +100,6 @@ export async function startDigestSide(context: DigestContext, now: () => number 
       compose,
       schedule: settings.schedule,
       bundleIntervalMs: config.EMAIL_BUNDLE_INTERVAL,
-      transactional: settings.transactional,
       metrics,
       log,
       now,

@@ -53,6 +53,9 @@ export async function sendDueBatch(options: DueMailOptions): Promise<number> {
         records.push(
           composeMail(compose, {
             kind: mail.kind,
+            // Pending items keep no category choice: a bundle or digest lost at a crash costs more
+            // than a second copy under the same Message-ID.
+            delivery: 'at_least_once',
             recipientId: mail.recipientId,
             email: mail.email,
             locale: mail.locale,

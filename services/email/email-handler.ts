@@ -40,7 +40,6 @@ export interface EmailHandlerOptions {
   compose: ComposeSettings;
   schedule: DigestSchedule;
   bundleIntervalMs: number;
-  transactional: ReadonlySet<string>;
   metrics: DigestMetrics;
   log: Logger;
   now: () => number;
@@ -65,13 +64,14 @@ const positionOf = (r: ConsumedRecord<unknown>) => `${r.topic}|${r.partition}|${
 const bundleSlot = (recipientId: string, bundleKey: string) => `${recipientId}\u0000${bundleKey}`;
 
 export function emailHandler(options: EmailHandlerOptions): RecordHandler<NotifyEmail, Batch> {
-  const { db, compose, schedule, bundleIntervalMs, transactional, metrics, now } = options;
+  const { db, compose, schedule, bundleIntervalMs, metrics, now } = options;
 
   /** Throws RejectedRecordError for a notification that can never become mail. */
-  function compileInstant(record: NotifyEmail, kind: 'instant' | 'transactional') {
+  function compileInstant(record: NotifyEmail) {
     try {
       return composeMail(compose, {
-        kind,
+        kind: record.transactional ? 'transactional' : 'instant',
+        delivery: record.transactional ? 'at_least_once' : record.delivery,
         recipientId: record.notification.recipient_id,
         email: record.email,
         locale: record.notification.locale,
@@ -107,14 +107,15 @@ export function emailHandler(options: EmailHandlerOptions): RecordHandler<Notify
           'invalid-address',
           `not a mail address: ${JSON.stringify(value.email)}`,
         );
-      const isTransactional = transactional.has(n.category);
+      // Decided once, in the router's category registry, and carried on the record.
+      const isTransactional = value.transactional;
       if (value.email_frequency === 'never' && !isTransactional) {
         metrics.outcome('never');
         return;
       }
       // Rendered even when held: a notification that cannot become mail is dead-lettered now, with
       // its source offset, rather than failing a digest days later.
-      const single = compileInstant(value, isTransactional ? 'transactional' : 'instant');
+      const single = compileInstant(value);
       const effects: Effects = {};
       context.batch.effects.set(positionOf(record), effects);
       const sendNow = () => {

@@ -25,6 +25,13 @@ await runService({
         return c.EMAIL_SIDES.length > 0 ? undefined : 'name at least one side';
       },
     },
+    {
+      vars: ['DKIM_DOMAIN', 'DKIM_KEYS'],
+      check: (c) =>
+        (c.DKIM_DOMAIN === undefined) === (c.DKIM_KEYS === undefined)
+          ? undefined
+          : 'set both to sign mail (the d= domain and <selector>:<key file>), or neither',
+    },
   ],
   async start(context) {
     if (context.config.EMAIL_SIDES.includes('sender')) await startSenderSide(context);

@@ -9,11 +9,12 @@
  * same message.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
+import type { EmailDelivery, EmailSendKind, NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { headerSafe, type RenderedMail } from './render.ts';
 
 export interface EmailSendInput {
   readonly kind: EmailSendKind;
+  readonly delivery: EmailDelivery;
   readonly notificationIds: readonly string[];
   readonly recipientId: string;
   readonly to: string;
@@ -81,5 +82,6 @@ export function buildEmailSend(input: EmailSendInput): NotifyEmailSend {
     category: input.category,
     locale: input.rendered.locale,
     kind: input.kind,
+    delivery: input.delivery,
   };
 }

@@ -61,8 +61,13 @@ export interface RenderRequest {
   readonly locale: string;
   readonly timezone: string;
   readonly siteName: string;
-  /** Link to the confirmation page; null for transactional mail (nothing to unsubscribe from). */
+  /**
+   * Link to the confirmation page, for every category of the mail as its List-Unsubscribe header;
+   * null for transactional mail (nothing to unsubscribe from).
+   */
   readonly unsubscribeUrl: string | null;
+  /** One link per category when the mail mixes several; empty otherwise. */
+  readonly unsubscribeCategories: readonly { readonly category: string; readonly url: string }[];
 }
 
 export class TemplateError extends Error {
@@ -208,6 +213,9 @@ export function renderMail(set: TemplateSet, request: RenderRequest): RenderedMa
     items,
     count: items.length,
     unsubscribeUrl: request.unsubscribeUrl === null ? '' : safeUrl(request.unsubscribeUrl),
+    // What the header's one-click link (and unsubscribeUrl) turns off, for the footer to say.
+    unsubscribeScope: [...new Set(items.map((i) => i.category))].join(', '),
+    categoryLinks: request.unsubscribeCategories.map((link) => ({ ...link, url: safeUrl(link.url) })),
   };
   return {
     subject: headerSafe(chosen.message.subject(context)),

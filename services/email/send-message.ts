@@ -3,7 +3,9 @@
  * message already sent or suppressed costs no budget and no SMTP session; a budget slot is taken
  * only for a send that will really be tried, and given back when the attempt definitely failed.
  * The ledger row is claimed before the SMTP transaction and marked sent after it (the window this
- * leaves is described in 0002_sender.sql).
+ * leaves is described in sent-ledger.ts). A row an earlier attempt left at 'sending' means the
+ * server may or may not have the mail: at-least-once mail (the default, and always transactional
+ * mail) is sent again under the same Message-ID; at-most-once mail is counted ambiguous and left.
  */
 import type { NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { type OutgoingMail, outgoingMail, UnsendableMailError } from './outgoing-mail.ts';
@@ -22,6 +24,8 @@ export interface SendDeps {
    */
   smtpSlot<T>(task: () => Promise<T>): Promise<T>;
   claim(sendId: string, recipientId: string): Promise<Claim>;
+  /** Takes over a claim an earlier attempt left at 'sending' (see retakeSend). */
+  retake(sendId: string, recipientId: string): Promise<Claim>;
   /** Records the server's acceptance; may write later (see createSentMarker). */
   markSent(sendId: string, smtpResponse: string): void;
   release(sendId: string): Promise<void>;
@@ -38,9 +42,19 @@ export interface KnownAbout {
 }
 
 export type SendOutcome =
-  | { readonly kind: 'sent'; readonly response: string }
+  | {
+      readonly kind: 'sent';
+      readonly response: string;
+      /** An earlier attempt's outcome was unknown: this is possibly the second copy. */
+      readonly resent: boolean;
+    }
   | { readonly kind: 'duplicate' }
-  | { readonly kind: 'ambiguous'; readonly detail: string }
+  | {
+      readonly kind: 'ambiguous';
+      readonly detail: string;
+      /** At-least-once mail whose session broke here: the claim stays, a retry sends it again. */
+      readonly retry: boolean;
+    }
   | { readonly kind: 'suppressed' }
   | { readonly kind: 'no-budget'; readonly retryAt: number }
   | { readonly kind: 'unsendable'; readonly detail: string }
@@ -51,17 +65,26 @@ export type SendOutcome =
       readonly unreachable: boolean;
     };
 
+/** Transactional mail is never left unsent, whatever the record says. */
+export const atLeastOnce = (record: NotifyEmailSend): boolean =>
+  record.kind === 'transactional' || record.delivery !== 'at_most_once';
+
 const fromLedger = (state: LedgerState): SendOutcome =>
   state === 'sent'
     ? { kind: 'duplicate' }
-    : { kind: 'ambiguous', detail: 'an earlier attempt never confirmed whether the server took it' };
+    : {
+        kind: 'ambiguous',
+        detail: 'an earlier attempt never confirmed whether the server took it',
+        retry: false,
+      };
 
 export async function sendMessage(
   record: NotifyEmailSend,
   known: KnownAbout,
   deps: SendDeps,
 ): Promise<SendOutcome> {
-  if (known.ledger) return fromLedger(known.ledger);
+  if (known.ledger === 'sent' || (known.ledger === 'sending' && !atLeastOnce(record)))
+    return fromLedger(known.ledger);
   if (known.suppressed) return { kind: 'suppressed' };
   let mail: OutgoingMail;
   try {
@@ -72,15 +95,18 @@ export async function sendMessage(
     throw error;
   }
 
-  return deps.smtpSlot(() => claimAndSend(record, mail, deps));
+  const resend = known.ledger === 'sending';
+  return deps.smtpSlot(() => claimAndSend(record, mail, deps, resend));
 }
 
 async function claimAndSend(
   record: NotifyEmailSend,
   mail: OutgoingMail,
   deps: SendDeps,
+  resend: boolean,
 ): Promise<SendOutcome> {
-  const claim = await deps.claim(record.send_id, record.recipient_id);
+  const claim = await (resend ? deps.retake : deps.claim)(record.send_id, record.recipient_id);
+  // A row that turned up after the batch was read belongs to an attempt running right now.
   if (claim !== 'claimed') return fromLedger(claim);
   const budget = await deps.takeBudget();
   if (!budget.ok) {
@@ -94,12 +120,12 @@ async function claimAndSend(
   } catch (error) {
     if (mayHaveBeenAccepted(error)) {
       // The slot stays spent and the row stays 'sending': the mail may be in the person's inbox.
-      return { kind: 'ambiguous', detail: (error as Error).message };
+      return { kind: 'ambiguous', detail: (error as Error).message, retry: atLeastOnce(record) };
     }
     await deps.release(record.send_id);
     budget.giveBack();
     return { kind: 'failed', failure: classifySmtpError(error), unreachable: serverUnreachable(error) };
   }
   deps.markSent(record.send_id, response);
-  return { kind: 'sent', response };
+  return { kind: 'sent', response, resent: resend };
 }

@@ -28,6 +28,16 @@ export const senderSpec = {
     secret: true,
     help: '<key id 0-15>:<base64 secret of 32+ bytes>[,...]; the first signs new return paths; shared with the bounce service; required by the sender side',
   }),
+  DKIM_DOMAIN: str({
+    optional: true,
+    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,
+    expect: 'a host name',
+    help: 'the d= of DKIM signatures, normally the From domain or a parent of it (alignment is checked at start-up); needs DKIM_KEYS',
+  }),
+  DKIM_KEYS: str({
+    optional: true,
+    help: '<selector>:<path to a PEM RSA private key, 2048 bits>[,...]: the first signs, the others stay published during a rotation; `tidings dkim dns` prints the TXT records',
+  }),
   EMAIL_SEND_RAMP_START: str({
     default: '1970-01-01',
     pattern: /^\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z)?$/,

@@ -5,6 +5,7 @@ import type { OperatorProblem } from './smtp-error.ts';
 
 export const SEND_OUTCOMES = [
   'sent',
+  'resent',
   'skipped_duplicate',
   'suppressed',
   'bounced',
@@ -20,7 +21,7 @@ const PROBLEMS: readonly OperatorProblem[] = ['auth', 'sender-rejected', 'unknow
 export function createSenderMetrics(registry: Registry) {
   const messages = counter<'outcome'>(registry, {
     name: 'tidings_email_sender_messages_total',
-    help: 'notify.email-send records by outcome: sent, skipped_duplicate (already sent), suppressed, bounced (5xx for the recipient), retried (transient SMTP failure), ambiguous (may have been sent before a crash; not resent), rejected (dead-lettered), deferred (held back by the send cap or an operator error)',
+    help: 'notify.email-send records by outcome: sent, resent (an earlier attempt left it unconfirmed, by a crash or a broken session: sent again under the same Message-ID), skipped_duplicate (already sent), suppressed, bounced (5xx for the recipient), retried (transient SMTP failure), ambiguous (the SMTP outcome is unknown: retried if at least once, left if its category is at most once), rejected (dead-lettered), deferred (held back by the send cap or an operator error)',
     labelNames: ['outcome'],
   });
   for (const outcome of SEND_OUTCOMES) messages.inc({ outcome }, 0);

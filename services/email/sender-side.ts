@@ -1,5 +1,6 @@
 /**
- * The sender side: notify.email-send → SMTP, at most once per send_id.
+ * The sender side: notify.email-send → SMTP, once per send_id; a message whose outcome a crash left
+ * unknown goes again under the same Message-ID unless its category chose at most once.
  *
  *   suppressions  notify.suppression (compacted) materialized into the email schema;
  *   duplicates    the sent ledger, read per batch and claimed per message;
@@ -18,6 +19,7 @@ import {
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
 import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
+import { alignmentProblems, parseDkimKeyring } from '../../libs/mail/dkim.ts';
 import { addressHash, parseVerpKeyring, returnPath } from '../../libs/mail/verp.ts';
 import type { EmailContext } from './config.ts';
 import { createConsumptionHold } from './consumption-hold.ts';
@@ -27,7 +29,14 @@ import { createDailyBudget, sentOnDay } from './send-budget.ts';
 import { type BudgetGrant, type SendOutcome, sendMessage } from './send-message.ts';
 import { createSendRateLimiter, rampDayEnd, rampDayOf } from './send-rate.ts';
 import { createSenderMetrics } from './sender-metrics.ts';
-import { claimSend, createSentMarker, ledgerStates, pruneLedger, releaseSend } from './sent-ledger.ts';
+import {
+  claimSend,
+  createSentMarker,
+  ledgerStates,
+  pruneLedger,
+  releaseSend,
+  retakeSend,
+} from './sent-ledger.ts';
 import { classifySmtpError } from './smtp-error.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import { liftHandler, suppressedAmong, suppressionHandler } from './suppressions.ts';
@@ -49,6 +58,14 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     );
   const verpDomain = config.VERP_DOMAIN;
   const keyring = parseVerpKeyring(config.VERP_KEYS);
+  const dkim =
+    config.DKIM_DOMAIN && config.DKIM_KEYS ? parseDkimKeyring(config.DKIM_KEYS, config.DKIM_DOMAIN) : null;
+  for (const problem of alignmentProblems({
+    from: senderDomain(config.EMAIL_FROM),
+    dkim: dkim?.domain ?? null,
+    returnPath: verpDomain,
+  }))
+    log.warn({ problem }, `mail will not be trusted by mailbox providers: ${problem}`);
 
   const rampStart = Date.parse(config.EMAIL_SEND_RAMP_START);
   const rate = {
@@ -67,6 +84,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     url: config.SMTP_URL,
     maxConnections: config.SMTP_MAX_CONNECTIONS,
     timeoutMs: config.SMTP_TIMEOUT,
+    dkim,
   });
   onShutdown('smtp pool', () => transport.close());
   const alarm = createOperatorAlarm({
@@ -150,10 +168,12 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   // Two claims per pooled connection: one in its SMTP transaction, one queued behind it, so a
   // connection never idles while the ledger commits the next claim (one per connection cost 15 %
   // of throughput), and a crash still leaves at most two unconfirmed claims per connection.
-  const smtpSlots = createKeyedLimiter(config.SMTP_MAX_CONNECTIONS * 2);
+  const smtpSlotCount = config.SMTP_MAX_CONNECTIONS * 2;
+  const smtpSlots = createKeyedLimiter(smtpSlotCount);
   const deps = {
     smtpSlot: <T>(task: () => Promise<T>) => smtpSlots.run(null, task),
     claim: (sendId: string, recipientId: string) => claimSend(db, sendId, recipientId),
+    retake: (sendId: string, recipientId: string) => retakeSend(db, sendId, recipientId),
     markSent: sentMarks.mark,
     release: (sendId: string) => releaseSend(db, sendId),
     takeBudget,
@@ -170,6 +190,10 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   const started = await consume<'notify.email-send', Batch>({
     stream: 'notify.email-send',
     group: 'email-sender',
+    // A batch ends with its last sends in flight, then its marks and its commit: with as many
+    // partitions' batches in flight as SMTP slots, other partitions keep the pool busy meanwhile
+    // (the runtime's default of 3 left slots empty at every batch end).
+    partitionsConsumedConcurrently: smtpSlotCount,
     handler: {
       async prepareBatch(records) {
         const [ledger, suppressed] = await Promise.all([
@@ -200,7 +224,12 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
         switch (outcome.kind) {
           case 'sent':
             timer();
-            metrics.outcome('sent');
+            metrics.outcome(outcome.resent ? 'resent' : 'sent');
+            if (outcome.resent)
+              log.info(
+                { ...context, message_id: message.headers['Message-ID'] },
+                'resent a message an earlier attempt left unconfirmed, under the same Message-ID',
+              );
             alarm.clear();
             return;
           case 'duplicate':
@@ -211,9 +240,11 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
             return;
           case 'ambiguous':
             metrics.outcome('ambiguous');
+            if (outcome.retry)
+              throw new Error(`SMTP session broke after the message was handed over: ${outcome.detail}`);
             log.warn(
               { ...context, detail: outcome.detail },
-              'message may or may not have been accepted; not sending it again (at most once)',
+              'message may or may not have been accepted; not sending it again (its category is at most once)',
             );
             return;
           case 'unsendable':
@@ -270,5 +301,12 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     },
   });
   runtime.resolve(started);
-  log.info({ smtp: transport.target, pool: config.SMTP_MAX_CONNECTIONS }, 'email sender started');
+  log.info(
+    {
+      smtp: transport.target,
+      pool: config.SMTP_MAX_CONNECTIONS,
+      dkim: dkim ? `${dkim.signing.selector}._domainkey.${dkim.domain}` : null,
+    },
+    'email sender started',
+  );
 }

@@ -1,8 +1,15 @@
 /**
- * The durable record of what the sender handed to SMTP, one row per send_id (see 0002_sender.sql
- * for the window it accepts). A send is claimed as 'sending' before the SMTP transaction starts and
- * marked 'sent' after the server accepted it, so a redelivery after a crash finds the row and does
- * not mail the person a second time.
+ * The durable record of what the sender handed to SMTP, one row per send_id. A send is claimed as
+ * 'sending' before the SMTP transaction starts and marked 'sent' after the server accepted it, so a
+ * redelivery after a crash finds the row and does not mail the person a second time.
+ *
+ * A row still at 'sending' when its record comes back means the process died (or the connection
+ * broke) between handing the message over and recording the answer: the server may or may not have
+ * it. At-least-once mail (the default; transactional mail always) retakes the claim and goes again
+ * with the same Message-ID, so a provider or client that deduplicates by Message-ID shows it once;
+ * at-most-once mail is counted ambiguous and never sent again. A message is claimed only once a slot
+ * of the pool is free for it (two per connection), so a crash leaves at most 2 x SMTP_MAX_CONNECTIONS
+ * such claims, plus accepted ones whose 'sent' mark was not written yet (marks are batched).
  */
 import type pg from 'pg';
 
@@ -87,6 +94,20 @@ export function createSentMarker(
     },
     flush,
   };
+}
+
+/**
+ * Takes over a claim left at 'sending' by an earlier attempt, or claims afresh if a definite failure
+ * released it meanwhile. Two takers of the same row at once (a redelivery racing a retry of the same
+ * send) both win: the price is a second copy under the same Message-ID, never a lost mail.
+ */
+export async function retakeSend(db: pg.Pool, sendId: string, recipientId: string): Promise<Claim> {
+  const { rows } = await db.query<{ state: LedgerState }>(
+    `UPDATE sent_messages SET attempted_at = now() WHERE send_id = $1 AND state = 'sending' RETURNING state`,
+    [sendId],
+  );
+  if (rows.length > 0) return 'claimed';
+  return claimSend(db, sendId, recipientId);
 }
 
 /** After a definite failure (the message never reached a server that took it): a retry may send. */

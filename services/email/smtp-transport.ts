@@ -9,12 +9,15 @@
  */
 import { isIP } from 'node:net';
 import nodemailer from 'nodemailer';
+import type { DkimKeyRing } from '../../libs/mail/dkim.ts';
 import type { OutgoingMail } from './outgoing-mail.ts';
 
 export interface SmtpTransportOptions {
   readonly url: string;
   readonly maxConnections: number;
   readonly timeoutMs: number;
+  /** Every message is signed with the ring's signing key (nodemailer's DKIM signer); null: unsigned. */
+  readonly dkim: DkimKeyRing | null;
 }
 
 export interface SmtpTransport {
@@ -52,6 +55,15 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
     connectionTimeout: options.timeoutMs,
     greetingTimeout: options.timeoutMs,
     socketTimeout: options.timeoutMs,
+    ...(options.dkim
+      ? {
+          dkim: {
+            domainName: options.dkim.domain,
+            keySelector: options.dkim.signing.selector,
+            privateKey: options.dkim.signing.privateKey,
+          },
+        }
+      : {}),
   });
   return {
     async send(mail) {

@@ -2,8 +2,9 @@
  * The public one-click unsubscribe endpoint (RFC 8058), on its own port, with no login: the signed,
  * expiring token in the link is the authorization.
  *   POST <path>?token=…  (body "List-Unsubscribe=One-Click" from a mailbox provider, or our own form)
- *        verifies the token and publishes notify.preference-change (email, the token's category,
- *        enabled false) with acks=all before answering 200; 503 if that fails, so the client retries.
+ *        verifies the token and publishes notify.preference-change (email, enabled false) for every
+ *        category the token names (one, or each of a bundle's or digest's) with acks=all before
+ *        answering 200; 503 if any fails, so the client retries (a change published twice is the same).
  *   GET  <path>?token=…  shows a confirmation page with a button that POSTs. It changes nothing:
  *        mail scanners and link previews follow every link in a mail.
  * A malformed token is answered 400, a forged or expired one 403, each with a page saying what to do.
@@ -81,8 +82,11 @@ const REFUSED: Record<
   },
 };
 
-function describe(category: string | null, site: string): string {
-  return category === null ? `all email from ${site}` : `“${category}” email from ${site}`;
+function describe(categories: readonly string[] | null, site: string): string {
+  if (categories === null) return `all email from ${site}`;
+  const names = categories.map((c) => `“${c}”`);
+  const last = names.pop();
+  return `${names.length > 0 ? `${names.join(', ')} and ${last}` : last} email from ${site}`;
 }
 
 export async function startUnsubscribeServer(options: UnsubscribeServerOptions): Promise<UnsubscribeServer> {
@@ -130,7 +134,7 @@ export async function startUnsubscribeServer(options: UnsubscribeServerOptions):
       return;
     }
     const { claims } = verified;
-    const what = describe(claims.category, siteName);
+    const what = describe(claims.categories, siteName);
     if (method === 'GET') {
       const action = new URL(url.pathname, 'http://unsubscribe.invalid');
       action.searchParams.set('token', token ?? '');
@@ -142,15 +146,20 @@ export async function startUnsubscribeServer(options: UnsubscribeServerOptions):
       return;
     }
     try {
-      await options.publish({
-        dt: now(),
-        user_id: claims.userId,
-        category: claims.category,
-        channel: 'email',
-        enabled: false,
-        email_frequency: null,
-        reason: 'one-click-unsubscribe',
-      });
+      const dt = now();
+      await Promise.all(
+        (claims.categories ?? [null]).map((category) =>
+          options.publish({
+            dt,
+            user_id: claims.userId,
+            category,
+            channel: 'email',
+            enabled: false,
+            email_frequency: null,
+            reason: 'one-click-unsubscribe',
+          }),
+        ),
+      );
     } catch (err) {
       log.error(
         { err, user_id: claims.userId },
@@ -162,7 +171,7 @@ export async function startUnsubscribeServer(options: UnsubscribeServerOptions):
       });
       return;
     }
-    log.info({ user_id: claims.userId, category: claims.category }, 'one-click unsubscribe');
+    log.info({ user_id: claims.userId, categories: claims.categories }, 'one-click unsubscribe');
     answer(res, method, 'unsubscribed', 200, {
       title: 'Unsubscribed',
       message: `You will get no more ${what}.`,

@@ -1,6 +1,6 @@
 /**
  * One-click unsubscribe (RFC 8058) without a login: the link carries a signed, expiring token
- * naming the person and what to stop (one category, or all email). Tokens are HMAC-SHA256 signed
+ * naming the person and what to stop (the categories a mail carries, or all email). Tokens are HMAC-SHA256 signed
  * with a key chosen by key id, so keys rotate without breaking mail already delivered: sign with
  * the newest, keep verifying with the older ones until their tokens have expired.
  *
@@ -12,8 +12,11 @@ import { parseKeyEntries } from '../../libs/config/key-ring.ts';
 
 export interface UnsubscribeClaims {
   readonly userId: string;
-  /** null: every category on the channel. */
-  readonly category: string | null;
+  /**
+   * Every category the mail carries (one for instant mail, several for a bundle or digest that
+   * mixes them): the POST turns off each. null: every category on the channel.
+   */
+  readonly categories: readonly string[] | null;
   readonly channel: 'email';
   /** ms since the epoch. */
   readonly expiresAt: number;
@@ -49,10 +52,22 @@ export function signUnsubscribeToken(ring: UnsubscribeKeyRing, claims: Unsubscri
   const key = ring.keys.get(ring.signingKeyId);
   if (!key) throw new Error(`signing key ${ring.signingKeyId} is not in the key ring`);
   const body = Buffer.from(
-    JSON.stringify({ u: claims.userId, c: claims.category, ch: claims.channel, exp: claims.expiresAt }),
+    JSON.stringify({ u: claims.userId, c: claims.categories, ch: claims.channel, exp: claims.expiresAt }),
   ).toString('base64url');
   const signed = `${ring.signingKeyId}.${body}`;
   return `${signed}.${signature(key, signed).toString('base64url')}`;
+}
+
+// A digest names at most as many categories as the registry has; more is not a token we signed.
+const MAX_CATEGORIES = 64;
+
+function isCategoryList(value: unknown): value is string[] {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.length <= MAX_CATEGORIES &&
+    value.every((c) => typeof c === 'string' && c !== '')
+  );
 }
 
 function readClaims(body: string): UnsubscribeClaims | null {
@@ -65,9 +80,11 @@ function readClaims(body: string): UnsubscribeClaims | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const { u, c, ch, exp } = raw as Record<string, unknown>;
   if (typeof u !== 'string' || u === '') return null;
-  if (c !== null && typeof c !== 'string') return null;
+  // A single string: a token signed before tokens named several categories (still within its TTL).
+  const categories = typeof c === 'string' ? [c] : c;
+  if (categories !== null && !isCategoryList(categories)) return null;
   if (ch !== 'email' || typeof exp !== 'number' || !Number.isFinite(exp)) return null;
-  return { userId: u, category: c, channel: ch, expiresAt: exp };
+  return { userId: u, categories, channel: ch, expiresAt: exp };
 }
 
 /**

@@ -8,6 +8,11 @@
  *       "priority": 1,                        lower is more important
  *       "channels": { "web": "always", "email": "on", "push": "off" },
  *       "transactional": false,               optional; never bundled, never sunset, never throttled
+ *       "email_delivery": "at_most_once",     optional; what the email sender does with a mail whose
+ *                                             SMTP outcome a crash left unknown: at_least_once (the
+ *                                             default) sends it again with the same Message-ID,
+ *                                             at_most_once never does; transactional mail is always
+ *                                             at_least_once
  *       "bundle_key": "edit-user-talk",       optional; null or absent means never bundled
  *       "throttle": { "max": 10, "per": "1h" },  optional; per recipient, excess folded into the web inbox
  *       "description": "..."                  optional, for people reading the file
@@ -17,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../../libs/config/duration.ts';
-import type { Channel } from '../../libs/schemas/types.generated.ts';
+import type { Channel, EmailDelivery } from '../../libs/schemas/types.generated.ts';
 
 /**
  * always: on and cannot be turned off (Echo's talk-page message on the web);
@@ -37,6 +42,8 @@ export interface Category {
   /** The channels the category can use, in the order web, email, push. */
   readonly channels: ReadonlyMap<Channel, ChannelMode>;
   readonly transactional: boolean;
+  /** Travels on notify.email and notify.email-send: the sender's choice for a mail a crash left unconfirmed. */
+  readonly emailDelivery: EmailDelivery;
   readonly bundleKey: string | null;
   readonly throttle: ThrottleRule | null;
 }
@@ -58,7 +65,16 @@ export class CategoryRegistryError extends Error {
 const CHANNELS: readonly Channel[] = ['web', 'email', 'push'];
 const CHANNEL_MODES: readonly ChannelMode[] = ['always', 'on', 'off'];
 const CATEGORY_NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
-const CATEGORY_FIELDS = ['description', 'priority', 'channels', 'transactional', 'bundle_key', 'throttle'];
+const CATEGORY_FIELDS = [
+  'description',
+  'priority',
+  'channels',
+  'transactional',
+  'email_delivery',
+  'bundle_key',
+  'throttle',
+];
+const EMAIL_DELIVERIES: readonly EmailDelivery[] = ['at_least_once', 'at_most_once'];
 const THROTTLE_FIELDS = ['max', 'per'];
 
 type Report = (field: string, message: string) => void;
@@ -114,6 +130,13 @@ function readBoolean(raw: unknown, field: string, report: Report): boolean {
   return false;
 }
 
+function readEmailDelivery(raw: unknown, report: Report): EmailDelivery {
+  if (raw === undefined) return 'at_least_once';
+  if (EMAIL_DELIVERIES.includes(raw as EmailDelivery)) return raw as EmailDelivery;
+  report('email_delivery', `expected one of ${EMAIL_DELIVERIES.join(', ')}, got ${JSON.stringify(raw)}`);
+  return 'at_least_once';
+}
+
 function readBundleKey(raw: unknown, report: Report): string | null {
   if (raw === undefined || raw === null) return null;
   if (typeof raw === 'string' && raw.trim() !== '') return raw;
@@ -144,6 +167,11 @@ function checkConsistency(category: Category, report: Report) {
     report('bundle_key', 'a transactional category is never bundled; remove bundle_key');
   if (category.transactional && category.throttle !== null)
     report('throttle', 'a transactional category is never throttled; remove throttle');
+  if (category.transactional && category.emailDelivery === 'at_most_once')
+    report(
+      'email_delivery',
+      'transactional mail is always at_least_once (never lost at a crash); remove email_delivery',
+    );
   if (category.throttle !== null && !category.channels.has('web'))
     report('throttle', 'a throttled category needs the web channel: the excess is folded into the web inbox');
 }
@@ -163,6 +191,7 @@ function readCategory(name: string, raw: unknown, report: Report): Category | un
     priority: readPriority(raw.priority, report),
     channels: readChannels(raw.channels, report),
     transactional: readBoolean(raw.transactional, 'transactional', report),
+    emailDelivery: readEmailDelivery(raw.email_delivery, report),
     bundleKey: readBundleKey(raw.bundle_key, report),
     throttle: readThrottle(raw.throttle, report),
   };

@@ -84,7 +84,13 @@ export function emailEmission(
 ): Emission {
   return {
     channel: 'email',
-    record: { ...envelope(source, 'email'), email: address, email_frequency: frequency },
+    record: {
+      ...envelope(source, 'email'),
+      email: address,
+      email_frequency: frequency,
+      transactional: source.category.transactional,
+      delivery: source.category.emailDelivery,
+    },
   };
 }
 

@@ -29,6 +29,7 @@ import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type {
+  EmailDelivery,
   NotificationInput,
   NotifyEmailSend,
   NotifyPreferenceChange,
@@ -172,6 +173,8 @@ interface MailOptions {
   frequency?: 'instant' | 'daily' | 'weekly';
   dt?: number;
   email?: string;
+  transactional?: boolean;
+  delivery?: EmailDelivery;
   notification?: Partial<NotificationInput>;
 }
 
@@ -181,12 +184,16 @@ function notifyEmail({
   frequency = 'instant',
   dt = clock,
   email = `${user}@example.org`,
+  transactional = false,
+  delivery = 'at_least_once',
   notification = {},
 }: MailOptions): RecordInput<'notify.email'> {
   return {
     meta: { dt },
     email,
     email_frequency: frequency,
+    transactional,
+    delivery,
     notification: {
       notification_id: id,
       event_id: `e-${id}`,
@@ -319,10 +326,23 @@ describe('instant mail', () => {
   });
 
   test('a transactional category goes out at once without unsubscribe headers, even for a digest reader', async () => {
-    await publishMail({ user: 'u-reset', frequency: 'daily', notification: { category: 'password-reset' } });
+    await publishMail({
+      user: 'u-reset',
+      frequency: 'daily',
+      transactional: true,
+      notification: { category: 'password-reset' },
+    });
     const [mail] = forUser(await sendsUntil((r) => forUser(r, 'u-reset').length > 0), 'u-reset');
     assert.equal(mail?.kind, 'transactional');
+    assert.equal(mail?.delivery, 'at_least_once');
     assert.equal(mail?.headers['List-Unsubscribe'], undefined);
+  });
+
+  test('the category’s at-most-once choice travels from notify.email to the sender', async () => {
+    await publishMail({ user: 'u-once', delivery: 'at_most_once' });
+    const [mail] = forUser(await sendsUntil((r) => forUser(r, 'u-once').length > 0), 'u-once');
+    assert.equal(mail?.kind, 'instant');
+    assert.equal(mail?.delivery, 'at_most_once');
   });
 });
 
@@ -608,7 +628,12 @@ describe('bad input', () => {
 describe('one-click unsubscribe', () => {
   const endpoint = () => `http://127.0.0.1:${unsubscribePort}/unsubscribe`;
   const tokenFor = (user: string, category: string | null, expiresAt = clock + HOUR) =>
-    signUnsubscribeToken(ring, { userId: user, category, channel: 'email', expiresAt });
+    signUnsubscribeToken(ring, {
+      userId: user,
+      categories: category === null ? null : [category],
+      channel: 'email',
+      expiresAt,
+    });
 
   const preferenceChanges = (until: (r: NotifyPreferenceChange[]) => boolean) =>
     recordsUntil('notify.preference-change', until);
@@ -662,6 +687,52 @@ describe('one-click unsubscribe', () => {
         },
       ],
     );
+  });
+
+  test('one-click from a bundle that mixes categories turns off every category it carries, and the body links each', async () => {
+    const start = clock;
+    const user = 'u-mixed';
+    const bundle = { bundle_key: 'activity' };
+    await publishMail({ user, dt: start, notification: { ...bundle, category: 'mention' } });
+    await publishMail({ user, dt: start + MINUTE, notification: { ...bundle, category: 'edit-user-talk' } });
+    await publishMail({ user, dt: start + 2 * MINUTE, notification: { ...bundle, category: 'page-linked' } });
+    await eventually(async () => {
+      const rows = await sql('SELECT 1 FROM email.pending_items WHERE recipient_id = $1', [user]);
+      return rows.length === 2 ? true : undefined;
+    }, 'two held notifications');
+    clock = start + HOUR + 1_000;
+    const mail = forUser(await sendsUntil((r) => forUser(r, user).length >= 2), user).find(
+      (m) => m.kind === 'bundle',
+    );
+    assert.ok(mail, 'the bundle was mailed');
+    const link = /^<([^>]+)>/.exec(mail.headers['List-Unsubscribe'] ?? '')?.[1] ?? '';
+    const posted = await fetch(link, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    assert.equal(posted.status, 200);
+    // Finding 10: the POST used to turn off the first category only, and the rest kept coming.
+    const turnedOff = (r: NotifyPreferenceChange[]) =>
+      r
+        .filter((c) => c.user_id === user && !c.enabled)
+        .map((c) => c.category)
+        .sort();
+    const changes = await preferenceChanges((r) => turnedOff(r).length >= 2);
+    assert.deepEqual(turnedOff(changes), ['edit-user-talk', 'page-linked']);
+    assert.match(mail.text, /Unsubscribe from all of these \(edit-user-talk, page-linked\)/);
+    const perCategory = [...mail.text.matchAll(/Stop "([^"]+)" email only: (\S+)/g)].map(([, c, url]) => [
+      c,
+      url,
+    ]);
+    assert.deepEqual(
+      perCategory.map(([c]) => c),
+      ['edit-user-talk', 'page-linked'],
+    );
+    for (const [category, url] of perCategory) {
+      const page = await (await fetch(url ?? '')).text();
+      assert.match(page, new RegExp(`Stop “${category}” email`));
+    }
   });
 
   test('a tampered, expired or malformed token is refused with a page saying so, and counted', async () => {

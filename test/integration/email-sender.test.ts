@@ -8,10 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { migrate } from '../../libs/db/migrate.ts';
@@ -39,6 +42,7 @@ import {
   quietLog,
   REGISTRY_URL,
   readTopic,
+  runTidings,
   serviceEnv,
   streamAndRetryTopics,
   testKafka,
@@ -382,30 +386,67 @@ describe('email sender, SMTP down for a while', () => {
 });
 
 describe('email sender, killed mid-batch', () => {
-  test('after SIGKILL and a restart every message arrives at most once, and all but the ambiguous ones arrive', async () => {
+  test('after SIGKILL and a restart nothing is lost; every second copy is an unconfirmed claim under the same Message-ID', async () => {
     const setup = await setUp();
     const slow = { EMAIL_SEND_PER_SECOND: '100', EMAIL_SEND_BURST: '10' };
     const first = await spawnSender(setup, slow);
-    const records = Array.from({ length: 300 }, (_, i) => emailSend(`person${i}@example.org`));
+    // Every third message is of a category that chose at most once.
+    const records = Array.from({ length: 300 }, (_, i) =>
+      emailSend(`person${i}@example.org`, i % 3 === 2 ? { delivery: 'at_most_once' } : {}),
+    );
+    const atMostOnce = new Set(records.filter((r) => r.delivery === 'at_most_once').map((r) => r.send_id));
     await publish(setup, records);
     await eventually(() => (setup.sink.received.length >= 60 ? true : undefined), 'some mail to arrive');
     first.child.kill('SIGKILL');
     await once(first.child, 'exit');
     const atKill = setup.sink.received.length;
     assert.ok(atKill < records.length, `all ${atKill} arrived before the kill; the test proves nothing`);
+    const { rows } = await db.query<{ send_id: string }>(
+      `SELECT send_id FROM ${setup.schema}.sent_messages WHERE state = 'sending'`,
+    );
+    const unconfirmed = new Set(rows.map((r) => r.send_id));
+    const resendable = [...unconfirmed].filter((id) => !atMostOnce.has(id));
+    assert.ok(
+      resendable.length > 0,
+      'no at-least-once claim was in flight at the kill; the test proves nothing',
+    );
 
     const second = await spawnSender(setup);
     await drained(setup.dc);
     await settle();
     const counts = copies(setup.sink);
-    for (const [id, n] of counts) assert.equal(n, 1, `${id} arrived ${n} times`);
-    const { rows } = await db.query<{ send_id: string }>(
-      `SELECT send_id FROM ${setup.schema}.sent_messages WHERE state = 'sending'`,
+    const lost = records.filter((r) => !counts.has(r.send_id) && !atMostOnce.has(r.send_id));
+    assert.deepEqual(
+      lost.map((r) => r.send_id),
+      [],
+      'at-least-once mail lost at the crash',
     );
-    const ambiguous = new Set(rows.map((r) => r.send_id));
+    for (const [id, n] of counts) {
+      if (n === 1) continue;
+      assert.equal(n, 2, `${id} arrived ${n} times`);
+      assert.ok(unconfirmed.has(id), `${id} arrived twice but was not an unconfirmed claim at the kill`);
+      assert.ok(!atMostOnce.has(id), `${id} is at most once but arrived twice`);
+      const ids = setup.sink.received
+        .filter((mail) => sendIdOf(mail) === id)
+        .map((mail) => headerValues(mail, 'message-id'));
+      assert.deepEqual(ids[1], ids[0], `the second copy of ${id} has the first one's Message-ID`);
+    }
     const missing = records.filter((r) => !counts.has(r.send_id)).map((r) => r.send_id);
-    for (const id of missing) assert.ok(ambiguous.has(id), `${id} neither arrived nor is counted ambiguous`);
-    assert.equal(await outcome(second.port, 'ambiguous'), ambiguous.size);
+    for (const id of missing) assert.ok(unconfirmed.has(id), `${id} neither arrived nor was unconfirmed`);
+    assert.equal(await outcome(second.port, 'resent'), resendable.length);
+    assert.equal(await outcome(second.port, 'ambiguous'), unconfirmed.size - resendable.length);
+    console.log(
+      JSON.stringify({
+        sigkill: {
+          messages: records.length,
+          unconfirmed_at_kill: unconfirmed.size,
+          resent: resendable.length,
+        },
+        lost: lost.length,
+        duplicates: [...counts.values()].filter((n) => n > 1).length,
+        at_most_once_not_sent: missing.length,
+      }),
+    );
     await stop(second.child);
   });
 });
@@ -529,5 +570,123 @@ describe('email sender, daily budget shared through Postgres', () => {
     await c.release();
     await d.release();
     assert.equal(await sentOnDay(pool, 1), 1, 'only the send that was not given back still counts');
+  });
+});
+
+describe('email sender, DKIM', () => {
+  /** An RSA key in a file, as an operator would mount it. */
+  async function keyFile(dir: string, selector: string): Promise<string> {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const path = join(dir, `${selector}.pem`);
+    await writeFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    return `${selector}:${path}`;
+  }
+
+  /** The records `tidings dkim dns` printed, served as DNS would: TXT lookups only, NXDOMAIN otherwise. */
+  async function publishedRecords(keys: string): Promise<Map<string, string[]>> {
+    const run = await runTidings('-o', 'json', 'dkim', 'dns', '--domain', DKIM_DOMAIN, '--keys', keys);
+    assert.equal(run.status, 0, run.stderr);
+    const records = JSON.parse(run.stdout) as { name: string; type: string; strings: string[] }[];
+    return new Map(records.map((r) => [r.name, r.strings]));
+  }
+  const resolverFor = (zone: ReadonlyMap<string, string[]>) => async (name: string, type: string) => {
+    const strings = zone.get(name);
+    if (type === 'TXT' && strings) return [strings];
+    throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+  };
+  async function dkimResult(mail: Buffer, zone: ReadonlyMap<string, string[]>) {
+    // Strict: RFC 6376 as written, a body hash mismatch is a fail rather than mailauth's lenient neutral.
+    const { results } = await dkimVerify(mail, { resolver: resolverFor(zone), strict: true });
+    assert.equal(results.length, 1, 'one signature');
+    const [result] = results;
+    return {
+      result: result?.status.result,
+      selector: result?.selector,
+      domain: result?.signingDomain,
+      aligned: result?.status.aligned,
+    };
+  }
+
+  const DKIM_DOMAIN = 'mail.example.org';
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tidings-dkim-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  });
+
+  test('mail signed before, during and after a rotation passes an independent verifier; an altered body fails', async () => {
+    const setup = await setUp();
+    const old = await keyFile(dir, 's2026a');
+    const next = await keyFile(dir, 's2026b');
+    const mailOf = (record: NotifyEmailSendInput) => {
+      const mail = setup.sink.received.find((m) => sendIdOf(m) === record.send_id);
+      assert.ok(mail, `${record.send_id} arrived`);
+      return mail.raw;
+    };
+
+    // Before: the old selector signs alone.
+    let sender = await spawnSender(setup, { DKIM_DOMAIN, DKIM_KEYS: old });
+    const signedOld = emailSend('signedOld@example.org');
+    await publish(setup, [signedOld]);
+    await arrived(setup.sink, [signedOld.send_id]);
+    await stop(sender.child);
+    // During: the new selector is published and signs; the old one stays in the ring (and in DNS).
+    const rotating = `${next},${old}`;
+    sender = await spawnSender(setup, { DKIM_DOMAIN, DKIM_KEYS: rotating });
+    const signedNew = emailSend('signedNew@example.org');
+    await publish(setup, [signedNew]);
+    await arrived(setup.sink, [signedNew.send_id]);
+    await stop(sender.child);
+
+    const zone = await publishedRecords(rotating);
+    assert.deepEqual(
+      [...zone.keys()],
+      [`s2026b._domainkey.${DKIM_DOMAIN}`, `s2026a._domainkey.${DKIM_DOMAIN}`],
+    );
+    assert.deepEqual(await dkimResult(mailOf(signedOld), zone), {
+      result: 'pass',
+      selector: 's2026a',
+      domain: DKIM_DOMAIN,
+      aligned: DKIM_DOMAIN,
+    });
+    assert.deepEqual(await dkimResult(mailOf(signedNew), zone), {
+      result: 'pass',
+      selector: 's2026b',
+      domain: DKIM_DOMAIN,
+      aligned: DKIM_DOMAIN,
+    });
+    // After: the old selector's record is withdrawn; new mail is signed by the new one only.
+    const withdrawn = await publishedRecords(next);
+    assert.equal((await dkimResult(mailOf(signedNew), withdrawn)).result, 'pass');
+    assert.notEqual(
+      (await dkimResult(mailOf(signedOld), withdrawn)).result,
+      'pass',
+      'withdrawn too early: mail the old key signed no longer verifies',
+    );
+
+    // Altered in transit: one word of the body changed.
+    const raw = mailOf(signedNew).toString('latin1');
+    const split = raw.indexOf('\r\n\r\n');
+    const altered = raw.slice(0, split) + raw.slice(split).replace('Hello', 'Hallo');
+    assert.notEqual(altered, raw);
+    assert.equal((await dkimResult(Buffer.from(altered, 'latin1'), zone)).result, 'fail');
+  });
+
+  test('a misaligned DKIM domain or return path is named at start-up', async () => {
+    const setup = await setUp();
+    const sender = await spawnSender(setup, {
+      DKIM_DOMAIN: 'mail.example.net',
+      DKIM_KEYS: await keyFile(dir, 'misaligned'),
+      VERP_DOMAIN: 'bounces.example.com',
+      EMAIL_FROM: FROM,
+    });
+    await eventually(
+      () =>
+        sender.output().includes('does not align with the From domain mail.example.org') ? true : undefined,
+      'the start-up warnings',
+    );
+    assert.match(sender.output(), /DKIM d=mail\.example\.net does not align/);
+    assert.match(sender.output(), /return-path domain bounces\.example\.com does not align/);
+    await stop(sender.child);
   });
 });

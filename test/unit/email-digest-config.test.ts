@@ -11,11 +11,10 @@ function settingsFor(env: Record<string, string>) {
 }
 
 describe('digest side configuration', () => {
-  test('defaults plus a key ring give a schedule at 08:00, transactional categories and the signing key', () => {
+  test('defaults plus a key ring give a schedule at 08:00 and the signing key', () => {
     const settings = settingsFor({ EMAIL_UNSUBSCRIBE_KEYS: KEY });
     assert.deepEqual(settings.schedule, { hour: 8, weekday: 1, jitterMs: 3_600_000 });
     assert.equal(settings.keyRing.signingKeyId, 'k1');
-    assert.ok(settings.transactional.has('password-reset'));
   });
 
   test('a digest hour outside 0-23 is refused when the variables load', () => {

@@ -5,6 +5,7 @@ import { buildEmailSend, type EmailSendInput, messageIdOf, sendIdOf } from '../.
 function anInput(overrides: Partial<EmailSendInput> = {}): EmailSendInput {
   return {
     kind: 'bundle',
+    delivery: 'at_least_once',
     notificationIds: ['n2', 'n1'],
     recipientId: 'u1',
     to: 'bob@example.org',
@@ -73,6 +74,7 @@ describe('the notify.email-send record', () => {
       category: 'edit-user-talk',
       locale: 'de',
       kind: 'bundle',
+      delivery: 'at_least_once',
     });
     assert.match(record.meta.id, /^[0-9a-f-]{36}$/);
   });

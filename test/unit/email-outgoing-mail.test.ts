@@ -28,6 +28,7 @@ function record(overrides: Partial<NotifyEmailSend> = {}): NotifyEmailSend {
     category: 'c',
     locale: 'en',
     kind: 'instant',
+    delivery: 'at_least_once',
     ...overrides,
   };
 }

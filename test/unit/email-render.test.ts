@@ -45,6 +45,7 @@ function aRequest({ notifications = [aNotification()], ...overrides }: RequestOv
     timezone: 'Europe/Berlin',
     siteName: 'Wikipedia',
     unsubscribeUrl: 'https://mail.example.org/unsubscribe?token=k1.a.b',
+    unsubscribeCategories: [],
     ...overrides,
   };
 }

@@ -19,6 +19,7 @@ const record: NotifyEmailSend = {
   category: 'c',
   locale: 'en',
   kind: 'instant',
+  delivery: 'at_least_once',
 };
 
 /** Fake dependencies recording what was called, in order. */
@@ -29,6 +30,10 @@ function fakes(options: { claim?: Claim; budget?: boolean; send?: () => Promise<
     smtpSlot: (task) => task(),
     async claim() {
       calls.push('claim');
+      return options.claim ?? 'claimed';
+    },
+    async retake() {
+      calls.push('retake');
       return options.claim ?? 'claimed';
     },
     markSent: () => calls.push('markSent'),
@@ -76,21 +81,48 @@ const error = (fields: Record<string, unknown>) => Object.assign(new Error('fail
 
 test('a new message is claimed, takes a budget slot, is sent, then marked sent', async () => {
   const { deps, calls, sent } = fakes();
-  assert.deepEqual(await sendMessage(record, fresh, deps), { kind: 'sent', response: '250 ok' });
+  assert.deepEqual(await sendMessage(record, fresh, deps), {
+    kind: 'sent',
+    response: '250 ok',
+    resent: false,
+  });
   assert.deepEqual(calls, ['claim', 'takeBudget', 'send', 'markSent']);
   assert.equal(sent[0]?.envelope.from, 'bounces+x@bounces.example.org');
 });
 
-test('already sent, suppressed, or left ambiguous: no claim, no budget, no SMTP', async () => {
-  for (const [known, kind] of [
-    [{ ledger: 'sent', suppressed: false }, 'duplicate'],
-    [{ ledger: 'sending', suppressed: false }, 'ambiguous'],
-    [{ ledger: undefined, suppressed: true }, 'suppressed'],
+const atMostOnce: NotifyEmailSend = { ...record, delivery: 'at_most_once' };
+const unconfirmed = { ledger: 'sending', suppressed: false } as const;
+
+test('already sent, suppressed, or at-most-once mail left unconfirmed: no claim, no budget, no SMTP', async () => {
+  for (const [message, known, kind] of [
+    [record, { ledger: 'sent', suppressed: false }, 'duplicate'],
+    [atMostOnce, unconfirmed, 'ambiguous'],
+    [record, { ledger: undefined, suppressed: true }, 'suppressed'],
+    [record, { ledger: 'sending', suppressed: true }, 'suppressed'],
   ] as const) {
     const { deps, calls } = fakes();
-    assert.equal((await sendMessage(record, known, deps)).kind, kind);
+    assert.equal((await sendMessage(message, known, deps)).kind, kind);
     assert.deepEqual(calls, []);
   }
+});
+
+test('at-least-once mail an earlier attempt left unconfirmed is sent again under the same Message-ID', async () => {
+  const first = fakes();
+  await sendMessage(record, fresh, first.deps);
+  const again = fakes();
+  assert.deepEqual(await sendMessage(record, unconfirmed, again.deps), {
+    kind: 'sent',
+    response: '250 ok',
+    resent: true,
+  });
+  assert.deepEqual(again.calls, ['retake', 'takeBudget', 'send', 'markSent']);
+  assert.equal(again.sent[0]?.messageId, first.sent[0]?.messageId);
+});
+
+test('transactional mail is always sent again, even if the record says at most once', async () => {
+  const { deps } = fakes();
+  const outcome = await sendMessage({ ...atMostOnce, kind: 'transactional' }, unconfirmed, deps);
+  assert.equal(outcome.kind === 'sent' && outcome.resent, true);
 });
 
 test('losing the claim to an earlier attempt spends no budget', async () => {
@@ -134,9 +166,15 @@ test('a 5xx for the recipient is a recipient failure, and nothing stays claimed'
 
 test('a session that broke without a reply keeps the claim and the slot: it may have been delivered', async () => {
   const dropped = error({ code: 'ECONNECTION', command: 'CONN' });
-  const { deps, calls } = fakes({ send: () => Promise.reject(dropped) });
-  assert.equal((await sendMessage(record, fresh, deps)).kind, 'ambiguous');
-  assert.deepEqual(calls, ['claim', 'takeBudget', 'send']);
+  for (const [message, retry] of [
+    [record, true],
+    [atMostOnce, false],
+  ] as const) {
+    const { deps, calls } = fakes({ send: () => Promise.reject(dropped) });
+    const outcome = await sendMessage(message, fresh, deps);
+    assert.equal(outcome.kind === 'ambiguous' && outcome.retry, retry);
+    assert.deepEqual(calls, ['claim', 'takeBudget', 'send']);
+  }
 });
 
 test('a record that cannot become a mail is unsendable before anything is claimed', async () => {

@@ -54,6 +54,7 @@ describe('SMTP credentials and STARTTLS', () => {
         url: `smtp://app:s3cret-pw@${external}:${relay.port}`,
         maxConnections: 1,
         timeoutMs: 5_000,
+        dkim: null,
       });
       try {
         const error = await transport.verify().then(
@@ -76,6 +77,7 @@ describe('SMTP credentials and STARTTLS', () => {
       url: `smtp://app:pw@127.0.0.1:${relay.port}`,
       maxConnections: 1,
       timeoutMs: 5_000,
+      dkim: null,
     });
     try {
       await transport.verify();

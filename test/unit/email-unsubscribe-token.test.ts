@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import {
   listUnsubscribeHeaders,
@@ -17,7 +17,7 @@ const ring = (spec: string) => parseKeyRing(spec);
 
 const claims: UnsubscribeClaims = {
   userId: 'u1',
-  category: 'edit-user-talk',
+  categories: ['edit-user-talk'],
   channel: 'email',
   expiresAt: NOW + 60 * DAY,
 };
@@ -32,11 +32,27 @@ describe('unsubscribe tokens', () => {
   });
 
   test('"all categories" survives the round trip as null', () => {
-    const all = { ...claims, category: null };
+    const all = { ...claims, categories: null };
     assert.deepEqual(verifyUnsubscribeToken(keys, signUnsubscribeToken(keys, all), NOW), {
       ok: true,
       claims: all,
     });
+  });
+
+  test('a token naming several categories gives back every one of them', () => {
+    const mixed = { ...claims, categories: ['edit-user-talk', 'mention'] };
+    assert.deepEqual(verifyUnsubscribeToken(keys, signUnsubscribeToken(keys, mixed), NOW), {
+      ok: true,
+      claims: mixed,
+    });
+  });
+
+  test('a token signed when tokens named one category as a string still verifies, as that category', () => {
+    const body = Buffer.from(
+      JSON.stringify({ u: 'u1', c: 'edit-user-talk', ch: 'email', exp: claims.expiresAt }),
+    ).toString('base64url');
+    const sig = createHmac('sha256', keys.keys.get('k2')!).update(`k2.${body}`).digest('base64url');
+    assert.deepEqual(verifyUnsubscribeToken(keys, `k2.${body}.${sig}`, NOW), { ok: true, claims });
   });
 
   test('a token whose claims were changed is refused', () => {

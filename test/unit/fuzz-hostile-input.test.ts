@@ -190,7 +190,12 @@ describe('fuzz: the unsubscribe token', () => {
   const ring = parseKeyRing(`k1:${Buffer.alloc(32, 7).toString('base64')}`);
   const claims = fc.record({
     userId: fc.string({ minLength: 1, maxLength: 40 }),
-    category: fc.option(fc.string({ maxLength: 30 }), { nil: null }),
+    categories: fc.option(
+      fc.array(fc.string({ minLength: 1, maxLength: 30 }), { minLength: 1, maxLength: 8 }),
+      {
+        nil: null,
+      },
+    ),
     channel: fc.constant('email' as const),
     expiresAt: fc.integer({ min: NOW + 1, max: NOW + 10 ** 10 }),
   });

@@ -49,9 +49,37 @@ test('a category is read with its defaults filled in and channels in web, email,
       ['push', 'off'],
     ]),
     transactional: false,
+    emailDelivery: 'at_least_once',
     bundleKey: null,
     throttle: { max: 5, windowMs: 30 * 60_000 },
   });
+});
+
+test('a category may choose at-most-once email, but transactional mail is always at-least-once', () => {
+  const registry = parseCategoryRegistry(
+    {
+      categories: { digestible: { priority: 3, channels: { email: 'on' }, email_delivery: 'at_most_once' } },
+    },
+    'test.json',
+  );
+  assert.equal(registry.get('digestible')?.emailDelivery, 'at_most_once');
+  assert.deepEqual(
+    problemsOf({
+      categories: {
+        'password-reset': {
+          priority: 0,
+          channels: { email: 'always' },
+          transactional: true,
+          email_delivery: 'at_most_once',
+        },
+        mention: { priority: 2, channels: { email: 'on' }, email_delivery: 'once' },
+      },
+    }),
+    [
+      'category "password-reset": email_delivery: transactional mail is always at_least_once (never lost at a crash); remove email_delivery',
+      'category "mention": email_delivery: expected one of at_least_once, at_most_once, got "once"',
+    ],
+  );
 });
 
 test('every problem is reported at once, naming the category and the field', () => {
@@ -65,7 +93,7 @@ test('every problem is reported at once, naming the category and the field', () 
     'category "mention": priority: expected an integer >= 0, got -1',
     'category "mention": channels.sms: unknown field; expected one of web, email, push',
     'category "mention": channels.web: expected one of always, on, off, got "yes"',
-    'category "thanks": transactionl: unknown field; expected one of description, priority, channels, transactional, bundle_key, throttle',
+    'category "thanks": transactionl: unknown field; expected one of description, priority, channels, transactional, email_delivery, bundle_key, throttle',
     'category "thanks": throttle.max: expected an integer >= 1, got 0',
     'category "thanks": throttle.per: expected a duration such as "30m" or "1h", got "soon"',
   ]);

@@ -3,15 +3,9 @@
 
 -- A row per send_id, written (and committed) BEFORE the SMTP transaction as 'sending', and turned
 -- to 'sent' after the server accepted the message (those marks are batched a few ms later). A
--- redelivered record whose row says 'sent' is skipped. A row still at 'sending' means the process
--- died (or the connection broke) between handing the message over and recording the answer: the
--- server may or may not have it. That is the window we accept, resolved towards at most once: such
--- a record is counted as ambiguous and not sent again. A message is claimed only once a slot of
--- the pool is free for it (two per connection), so a crash leaves at most 2 x SMTP_MAX_CONNECTIONS
--- claims whose mail may not have gone out (besides accepted ones whose 'sent' mark was not written
--- yet). A
--- definite failure (no connection, or an SMTP reply refusing the message) deletes the row, so a
--- retry can send.
+-- redelivered record whose row says 'sent' is skipped; what a row still at 'sending' means and
+-- what the sender does with it is described in sent-ledger.ts. A definite failure (no connection,
+-- or an SMTP reply refusing the message) deletes the row, so a retry can send.
 CREATE TABLE sent_messages (
   send_id      text PRIMARY KEY,
   recipient_id text NOT NULL,
