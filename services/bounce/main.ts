@@ -19,7 +19,7 @@ import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
-import { parseVerpKeyring } from '../../libs/mail/verp.ts';
+import { verpKeysRule, verpSettingsOf, verpSpec } from '../../libs/mail/verp-config.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { pruneApplied } from './address-store.ts';
 import { createBounceMetrics } from './bounce-metrics.ts';
@@ -39,15 +39,7 @@ const HOUR = 3_600_000;
 const FRACTION = /^(0(\.\d+)?|1(\.0+)?)$/;
 
 const spec = {
-  VERP_DOMAIN: str({
-    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,
-    expect: 'a host name',
-    help: 'the return-path domain the sender signs MAIL FROM addresses for; mail to other domains is refused',
-  }),
-  VERP_KEYS: str({
-    secret: true,
-    help: '<key id 0-15>:<base64 secret>[,...], the same key ring the email sender signs with',
-  }),
+  ...verpSpec,
   VERP_MAX_AGE: duration({
     default: 14 * 24 * HOUR,
     min: HOUR,
@@ -182,17 +174,7 @@ await runService({
           : `secret ${short.join(', ')} is shorter than ${MIN_WEBHOOK_SECRET_CHARS} characters (a short secret can be guessed offline from one signed request)`;
       },
     },
-    {
-      vars: ['VERP_KEYS'],
-      check: (c) => {
-        try {
-          parseVerpKeyring(c.VERP_KEYS);
-          return undefined;
-        } catch (error) {
-          return (error as Error).message;
-        }
-      },
-    },
+    verpKeysRule,
   ],
   async start({ config, consume, kafka, serde, log, registry, onShutdown, addReadiness, db: pool }) {
     if (!pool) throw new Error('bounce runs with its own database schema');
@@ -299,12 +281,12 @@ await runService({
       await admin.disconnect();
     }
 
-    const keyring = parseVerpKeyring(config.VERP_KEYS);
+    const verp = verpSettingsOf(config);
     const smtp = await startSmtpReceiver({
       host: config.BOUNCE_SMTP_HOST,
       port: config.BOUNCE_SMTP_PORT,
-      domain: config.VERP_DOMAIN,
-      keys: keyring.keys,
+      domain: verp.domain,
+      keys: verp.keyring.keys,
       maxTokenAgeMs: config.VERP_MAX_AGE,
       maxMessageBytes: config.BOUNCE_SMTP_MAX_BYTES,
       maxDeadLetterBytes: config.BOUNCE_DLQ_MAX_BYTES,
@@ -324,10 +306,7 @@ await runService({
       now,
     });
     onShutdown('smtp receiver', () => smtp.close());
-    log.info(
-      { port: smtp.port, domain: config.VERP_DOMAIN, dlq: deadLetterTopic },
-      'SMTP receiver listening',
-    );
+    log.info({ port: smtp.port, domain: verp.domain, dlq: deadLetterTopic }, 'SMTP receiver listening');
 
     if (config.BOUNCE_WEBHOOK_SECRETS) {
       const webhook = await startWebhookServer({

@@ -5,6 +5,7 @@
  * side hands those messages to SMTP at most once each, honouring suppressions and the send rate.
  */
 import { join } from 'node:path';
+import { verpKeysRule } from '../../libs/mail/verp-config.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { EMAIL_HTTP_PORT, EMAIL_SIDES, emailSpec } from './config.ts';
 import { startDigestSide } from './digest-side.ts';
@@ -25,6 +26,14 @@ await runService({
         return c.EMAIL_SIDES.length > 0 ? undefined : 'name at least one side';
       },
     },
+    {
+      vars: ['VERP_DOMAIN', 'VERP_KEYS'],
+      check: (c) =>
+        !c.EMAIL_SIDES.includes('sender') || (c.VERP_DOMAIN !== undefined && c.VERP_KEYS !== undefined)
+          ? undefined
+          : 'the sender side needs both: where bounces arrive, and the key ring shared with the bounce service',
+    },
+    verpKeysRule,
     {
       vars: ['DKIM_DOMAIN', 'DKIM_KEYS'],
       check: (c) =>

@@ -1,6 +1,7 @@
 /** The sender side's environment variables. */
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { duration, int, list, str, url } from '../../libs/config/vars.ts';
+import { optionalVerpSpec } from '../../libs/mail/verp-config.ts';
 
 export const DEFAULT_SMTP_URL = 'smtp://127.0.0.1:2525';
 
@@ -17,17 +18,7 @@ export const senderSpec = {
     min: 100,
     help: 'how long connecting, the greeting and each SMTP reply may take',
   }),
-  VERP_DOMAIN: str({
-    optional: true,
-    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,
-    expect: 'a host name',
-    help: 'domain of the VERP return path (bounces+<token>@<domain>) where the bounce service receives mail; required by the sender side',
-  }),
-  VERP_KEYS: str({
-    optional: true,
-    secret: true,
-    help: '<key id 0-15>:<base64 secret of 32+ bytes>[,...]; the first signs new return paths; shared with the bounce service; required by the sender side',
-  }),
+  ...optionalVerpSpec,
   DKIM_DOMAIN: str({
     optional: true,
     pattern: /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/,

@@ -20,7 +20,8 @@ import {
 } from '../../libs/kafka/consumer-runtime.ts';
 import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
 import { alignmentProblems, parseDkimKeyring } from '../../libs/mail/dkim.ts';
-import { addressHash, parseVerpKeyring, returnPath } from '../../libs/mail/verp.ts';
+import { addressHash, returnPath } from '../../libs/mail/verp.ts';
+import { verpSettingsOf } from '../../libs/mail/verp-config.ts';
 import type { EmailContext } from './config.ts';
 import { createConsumptionHold } from './consumption-hold.ts';
 import { createOperatorAlarm } from './operator-alarm.ts';
@@ -52,12 +53,11 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   const log = parentLog.child({ side: 'sender' });
   if (!context.db) throw new Error('the email sender needs its database schema');
   const db = context.db;
-  if (!config.VERP_DOMAIN || !config.VERP_KEYS)
-    throw new Error(
-      'the sender side needs VERP_DOMAIN (where bounces arrive) and VERP_KEYS (<id>:<base64 secret>, shared with the bounce service)',
-    );
-  const verpDomain = config.VERP_DOMAIN;
-  const keyring = parseVerpKeyring(config.VERP_KEYS);
+  // The start-up rules made both required for the sender side (services/email/main.ts).
+  const { domain: verpDomain, keyring } = verpSettingsOf({
+    VERP_DOMAIN: config.VERP_DOMAIN!,
+    VERP_KEYS: config.VERP_KEYS!,
+  });
   const dkim =
     config.DKIM_DOMAIN && config.DKIM_KEYS ? parseDkimKeyring(config.DKIM_KEYS, config.DKIM_DOMAIN) : null;
   for (const problem of alignmentProblems({
