@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../../libs/config/common.ts';
+import { CHECKPOINT_STREAM } from '../../libs/kafka/checkpointer.ts';
 import { createKafka } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
@@ -45,10 +46,12 @@ export async function createStreamTopics(
   numPartitions = 3,
 ): Promise<string[]> {
   const topics = streams.map((s) => topicFor(dc, s));
+  // Every consumer writes checkpoints, and refuses to start without their topic.
+  const created = [...new Set([...topics, topicFor(dc, CHECKPOINT_STREAM)])];
   await withAdmin(kafka, (admin) =>
     createTopicsWithLeaders(
       admin,
-      topics.map((topic) => ({ topic, numPartitions })),
+      created.map((topic) => ({ topic, numPartitions })),
     ),
   );
   return topics;

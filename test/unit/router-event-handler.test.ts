@@ -72,6 +72,7 @@ async function run(handler: ReturnType<typeof handlerWith>['handler'], events: N
       batch,
       emit: (stream, _value, options) => emitted.push({ stream, key: options?.key, topic: options?.topic }),
       derivedMeta: () => ({}) as Meta,
+      hold: () => undefined,
     };
     await handler.handle(record, ctx);
   }
