@@ -277,14 +277,18 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   const ownsProducer = !opts.producer;
   const producer = opts.producer ?? createProducer(kafka);
   const outbox = createOutbox(producer);
-  // Its own outbox: a checkpoint request that fails (a missing topic, a slow partition) never
-  // rejects or queues ahead of the data records of the other outbox.
+  // Its own producer and outbox: a checkpoint request that fails never rejects data records, and
+  // KafkaJS serializes a producer's metadata look-ups, so a missing checkpoint topic retried on the
+  // data producer would stall every data send behind it.
+  // Few retries: a failed publish is retried at the next interval anyway, and a long KafkaJS retry
+  // loop would outlive stop().
+  const checkpointProducer = createProducer(kafka, { retry: { retries: 2 } });
   const checkpointer: Checkpointer = createCheckpointer({
     group,
     dc,
     service,
     codec,
-    outbox: createOutbox(producer),
+    outbox: createOutbox(checkpointProducer),
     now,
   });
   const consumer: Consumer = kafka.consumer({
@@ -789,6 +793,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       if (missing.length > 0)
         log.info({ missing }, 'not subscribing to topics that do not exist yet; looking again later');
       if (ownsProducer) await producer.connect();
+      await checkpointProducer.connect();
       await consumer.connect();
       await run(topics);
       const checkpoints = setInterval(() => {
@@ -819,6 +824,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       await checkpointer.publish().catch((err) => log.warn({ err }, 'final checkpoint publish failed'));
       await outbox.flush();
       if (ownsProducer) await producer.disconnect();
+      await checkpointProducer.disconnect();
       joined = false;
       log.info('consumer stopped');
     },

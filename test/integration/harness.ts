@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../../libs/config/common.ts';
-import { CHECKPOINT_STREAM } from '../../libs/kafka/checkpointer.ts';
 import { createKafka } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
@@ -46,12 +45,10 @@ export async function createStreamTopics(
   numPartitions = 3,
 ): Promise<string[]> {
   const topics = streams.map((s) => topicFor(dc, s));
-  // Every consumer writes checkpoints, and refuses to start without their topic.
-  const created = [...new Set([...topics, topicFor(dc, CHECKPOINT_STREAM)])];
   await withAdmin(kafka, (admin) =>
     createTopicsWithLeaders(
       admin,
-      created.map((topic) => ({ topic, numPartitions })),
+      topics.map((topic) => ({ topic, numPartitions })),
     ),
   );
   return topics;
@@ -252,4 +249,23 @@ export function runTidings(...args: string[]): Promise<CliRun> {
     stderr += chunk;
   });
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+
+/**
+ * Starts, stops or restarts a part of the local stack (deploy/local/ctl.sh), for tests that inject
+ * faults into it. Only ever against a stack of one's own: never the shared one.
+ */
+export function stackCtl(action: 'start' | 'stop' | 'restart', part: string): Promise<void> {
+  const child = spawn(
+    'bash',
+    [join(import.meta.dirname, '..', '..', 'deploy', 'local', 'ctl.sh'), action, part],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`ctl.sh ${action} ${part}: exit ${code}`)),
+    ),
+  );
 }
