@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-drill bench clean
+.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-faults test-drill bench clean
 
 install: node_modules/.install-stamp
 
@@ -53,13 +53,18 @@ test-unit: install
 test-integration: install
 	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/integration/**/*.test.ts'
 
+# Fault injection against the consumer runtime and services (test/faults/): some tests stop and
+# start the eqiad broker, so it runs after the integration tests and before the drill.
+test-faults: install
+	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/faults/*.test.ts'
+
 # The failover drill stops and restarts the eqiad cluster, so it runs on its own, after the rest.
 test-drill: install
 	$(NODE) --test --test-reporter=spec --test-timeout=900000 'test/drill/*.test.ts'
 
 # Starts the stack unless it already runs, runs every test, and stops what it started.
 test: install
-	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit test-integration test-drill
+	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit test-integration test-faults test-drill
 
 bench: install
 	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init bench-run

@@ -8,6 +8,7 @@ import type { Admin } from 'kafkajs';
 import {
   applyTopicPlan,
   desiredTopics,
+  ownedTopics,
   planTopic,
   readTopics,
   type TopicChange,
@@ -87,7 +88,7 @@ function desiredFor(ctx: CliContext, options: TopicsOptions) {
         .filter((dc) => dc.length > 0)
     : ctx.knownDcs;
   try {
-    return desiredTopics(dcs, replicationFactor);
+    return [...desiredTopics(dcs, replicationFactor), ...ownedTopics(dcs, replicationFactor)];
   } catch (error) {
     throw usageError((error as Error).message);
   }

@@ -39,9 +39,10 @@ import { createOutbox, type OutboundRecord } from './outbox.ts';
 import { createPauseModel, type HoldUntil } from './pause-model.ts';
 import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
 import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } from './record-headers.ts';
-import { createRetryPolicy, type FailureRoute } from './retry-policy.ts';
+import { createRetryPolicy, DEFAULT_RETRY_DELAYS_MS, type FailureRoute } from './retry-policy.ts';
 import { createRuntimeMetrics } from './runtime-metrics.ts';
 import { createTopicsWithLeaders } from './topic-admin.ts';
+import { OWNED_TOPIC_CONFIG } from './topic-plan.ts';
 import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
 
 export interface ConsumedRecord<T> {
@@ -145,8 +146,7 @@ export class RetryLater extends Error {
 /** The runtime's defaults, in one place; services override them through libs/service/consumer-config.ts. */
 export const RUNTIME_DEFAULTS = {
   concurrency: 32,
-  /** One retry topic per delay; the topic plan declares a retry topic for each. */
-  retryDelaysMs: [1_000, 10_000, 60_000] as readonly number[],
+  retryDelaysMs: DEFAULT_RETRY_DELAYS_MS,
   breaker: { threshold: 100, windowMs: 60_000, cooldownMs: 300_000 } as DlqBreakerOptions,
   checkpointIntervalMs: 5_000,
   commitIntervalMs: 1_000,
@@ -736,7 +736,9 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       wanted.map((t) => ({
         topic: t,
         numPartitions: partitions,
-        configEntries: [{ name: 'retention.ms', value: String((t.endsWith('.dlq') ? 30 : 7) * 86_400_000) }],
+        configEntries: Object.entries(
+          t === policy.deadLetterTopic ? OWNED_TOPIC_CONFIG.deadLetter : OWNED_TOPIC_CONFIG.retry,
+        ).map(([name, value]) => ({ name, value })),
       })),
     );
     for (const t of wanted) present.add(t);

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { duration, int, list, port, str } from '../../libs/config/vars.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
 import { parseVerpKeyring } from '../../libs/mail/verp.ts';
 import { runService } from '../../libs/service/run-service.ts';
@@ -228,7 +229,10 @@ await runService({
           {
             topic: deadLetterTopic,
             numPartitions: 1,
-            configEntries: [{ name: 'retention.ms', value: String(30 * 24 * HOUR) }],
+            configEntries: Object.entries(OWNED_TOPIC_CONFIG.deadLetter).map(([name, value]) => ({
+              name,
+              value,
+            })),
           },
         ]);
       }

@@ -15,10 +15,10 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
-  groupLag,
   readTopic,
   testKafka,
   uniqueDc,
+  untilCommitted,
   withAdmin,
 } from '../integration/harness.ts';
 import { event, produceRaw, registryValue, startEventRuntime } from '../integration/runtime-fixture.ts';
@@ -128,11 +128,7 @@ describe('consumer runtime under faults', () => {
       { sessionTimeoutMs: 6_000, concurrency: 1 },
     );
     try {
-      await eventually(
-        async () => ((await groupLag(kafka, 'rt', [topicFor(dc, 'notify.event')])) === 0 ? true : undefined),
-        'the slow batch to commit',
-        60_000,
-      );
+      await untilCommitted(kafka, 'rt', [topicFor(dc, 'notify.event')], 'the slow batch to commit', 60_000);
       await sleep(1_000);
       for (const id of ids) assert.equal(handled.of(id), 1, `${id} handled once`);
       assert.deepEqual(durable, ids);
@@ -164,9 +160,10 @@ describe('consumer runtime under faults', () => {
     try {
       await eventually(() => (handled.of('r1') === 1 ? true : undefined), 'the batch under way');
       second = await startEventRuntime(kafka, dc, handler, options);
-      await eventually(
-        async () =>
-          (await groupLag(kafka, options.group, [topicFor(dc, 'notify.event')])) === 0 ? true : undefined,
+      await untilCommitted(
+        kafka,
+        options.group,
+        [topicFor(dc, 'notify.event')],
         'every record committed',
         90_000,
       );
@@ -222,10 +219,7 @@ describe('consumer runtime under faults', () => {
         await sleep(150);
       }
       const out = await readTopic(kafka, copies, (m) => m.length >= ids.length, 60_000);
-      await eventually(
-        async () => ((await groupLag(kafka, 'rt', [topicFor(dc, 'notify.event')])) === 0 ? true : undefined),
-        'every record committed',
-      );
+      await untilCommitted(kafka, 'rt', [topicFor(dc, 'notify.event')], 'every record committed');
       await sleep(500);
       for (const id of ids) assert.equal(handled.of(id), 1, `${id} handled once`);
       assert.equal((await readTopic(kafka, copies, (m) => m.length >= out.length)).length, ids.length);
@@ -260,10 +254,7 @@ describe('consumer runtime under faults', () => {
       { concurrency: 1, commitIntervalMs: 0 },
     );
     try {
-      await eventually(
-        async () => ((await groupLag(kafka, 'rt', [topicFor(dc, 'notify.event')])) === 0 ? true : undefined),
-        'every record committed',
-      );
+      await untilCommitted(kafka, 'rt', [topicFor(dc, 'notify.event')], 'every record committed');
       await sleep(500);
       assert.deepEqual(
         ids.map((id) => handled.of(id)),
@@ -297,11 +288,7 @@ describe('consumer runtime under faults', () => {
         'the record on the new topic',
       );
       assert.ok(runtime.topics().includes(topicFor(later, 'notify.event')));
-      await eventually(
-        async () =>
-          (await groupLag(kafka, 'rt', [topicFor(later, 'notify.event')])) === 0 ? true : undefined,
-        'the new topic committed',
-      );
+      await untilCommitted(kafka, 'rt', [topicFor(later, 'notify.event')], 'the new topic committed');
       assert.equal(handled.of('local'), 1, 'the restart of the subscription repeats nothing');
     } finally {
       await runtime.stop();

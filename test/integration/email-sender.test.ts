@@ -477,7 +477,12 @@ describe('email sender, daily cap', () => {
       1,
     );
     await metricReaches(first.port, 'tidings_email_sender_messages_total', { outcome: 'suppressed' }, 1);
-    await metricReaches(first.port, 'tidings_email_sender_held', { reason: 'send-budget' }, 1);
+    await metricReaches(
+      first.port,
+      'tidings_consumer_pause_reasons',
+      { group: 'email-sender', reason: 'send-budget' },
+      1,
+    );
     await eventually(() => (setup.sink.received.length >= 3 ? true : undefined), 'the cap to be used up');
     await settle();
     assert.equal(setup.sink.received.length, 3);

@@ -32,6 +32,7 @@ import {
   uniqueDc,
   untilCommitted,
 } from './harness.ts';
+import { notification, subscription, tokenHash } from './push-fixture.ts';
 
 const kafka = testKafka('eqiad');
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
@@ -48,42 +49,6 @@ after(async () => {
   await db.end();
   await emulator.close();
 });
-
-const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
-
-function subscription(userId: string, token: string): PublishItem {
-  return {
-    stream: 'notify.push-subscription',
-    record: {
-      token_hash: tokenHash(token),
-      user_id: userId,
-      provider: 'fcm',
-      token,
-      app: 'org.wikipedia',
-      locale: 'en',
-    },
-  };
-}
-
-function notification(recipient: string, id: string = randomUUID()): PublishItem {
-  return {
-    stream: 'notify.push',
-    record: {
-      notification: {
-        notification_id: id,
-        event_id: `e-${id}`,
-        event_type: 'edit-user-talk',
-        category: 'edit-user-talk',
-        recipient_id: recipient,
-        title: 'Someone left a message on your talk page',
-        url: 'https://example.org/wiki/User_talk:X',
-        priority: 1,
-        locale: 'en',
-        timezone: 'UTC',
-      },
-    },
-  };
-}
 
 interface PushProcess {
   dc: string;
