@@ -40,6 +40,18 @@ async function newDc(partitions = 1, streams = ['notify.event', 'notify.checkpoi
   return dc;
 }
 
+/** `n` events `<prefix>0`, `<prefix>1`, ... under one key, so one partition handles them in order. */
+async function produceInOrder(dc: string, prefix: string, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  await produceRaw(
+    producer,
+    dc,
+    ids.map((id) => event(dc, id)),
+    () => 'one-key',
+  );
+  return ids;
+}
+
 /** How often each event id was handled. */
 function tally() {
   const counts = new Map<string, number>();
@@ -106,13 +118,7 @@ describe('consumer runtime under faults', () => {
     const dc = await newDc();
     const handled = tally();
     const durable: string[] = [];
-    const ids = Array.from({ length: 5 }, (_, i) => `slow${i}`);
-    await produceRaw(
-      producer,
-      dc,
-      ids.map((id) => event(dc, id)),
-      () => 'one-key',
-    );
+    const ids = await produceInOrder(dc, 'slow', 5);
     const runtime = await startEventRuntime(
       kafka,
       dc,
@@ -140,13 +146,7 @@ describe('consumer runtime under faults', () => {
   test('a rebalance stops a long batch taking records; what was in flight commits, nothing runs twice', async () => {
     const dc = await newDc();
     const handled = tally();
-    const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);
-    await produceRaw(
-      producer,
-      dc,
-      ids.map((id) => event(dc, id)),
-      () => 'one-key',
-    );
+    const ids = await produceInOrder(dc, 'r', 8);
     const handler = {
       async handle(record: { value: { event_id: string } }) {
         handled.add(record.value.event_id);
@@ -231,13 +231,7 @@ describe('consumer runtime under faults', () => {
   test('a failed batch resumes after its last committed record, not from its start', async () => {
     const dc = await newDc();
     const handled = tally();
-    const ids = Array.from({ length: 8 }, (_, i) => `f${i}`);
-    await produceRaw(
-      producer,
-      dc,
-      ids.map((id) => event(dc, id)),
-      () => 'one-key',
-    );
+    const ids = await produceInOrder(dc, 'f', 8);
     const runtime = await startEventRuntime(
       kafka,
       dc,
