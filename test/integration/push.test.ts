@@ -25,7 +25,9 @@ import {
   groupLag,
   metricValue,
   readTopic,
+  type ServiceProcess,
   serviceEnv,
+  startService,
   streamAndRetryTopics,
   testKafka,
   testPublisher,
@@ -50,11 +52,9 @@ after(async () => {
   await emulator.close();
 });
 
-interface PushProcess {
+interface PushProcess extends ServiceProcess {
   dc: string;
-  port: number;
   publisher: Publisher;
-  child: ChildProcess;
 }
 
 /** A push process of its own datacenter and database schema, ready to consume. */
@@ -73,44 +73,23 @@ async function startPush(env: Record<string, string>, pushPartitions = 1): Promi
 }
 
 /** Another push process for a datacenter startPush made, as after a crash. */
-async function spawnPush(
-  dc: string,
-  env: Record<string, string>,
-): Promise<{ port: number; child: ChildProcess }> {
-  const schema = `push_${dc}`;
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')],
-    {
-      env: serviceEnv(dc, port, {
-        DATABASE_SCHEMA: schema,
-        CONSUMER_SESSION_TIMEOUT: '6s',
-        CHECKPOINT_INTERVAL: '500ms',
-        RETRY_DELAYS: '200ms,400ms',
-        FCM_PROJECT_ID: 'tidings-test',
-        FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
-        FCM_EMULATOR_CA: emulator.caFile,
-        PUSH_WINDOW_MIN: '500ms',
-        PUSH_WINDOW_MAX: '1500ms',
-        ...env,
-      }),
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanups.push(() => stop(child));
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`push exited with ${child.exitCode} before it was ready`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    },
-    'push to be ready',
-    60_000,
-  );
-  return { port, child };
+async function spawnPush(dc: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const push = await startService('push', dc, {
+    DATABASE_SCHEMA: `push_${dc}`,
+    CONSUMER_SESSION_TIMEOUT: '6s',
+    CHECKPOINT_INTERVAL: '500ms',
+    RETRY_DELAYS: '200ms,400ms',
+    FCM_PROJECT_ID: 'tidings-test',
+    FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
+    FCM_EMULATOR_CA: emulator.caFile,
+    PUSH_WINDOW_MIN: '500ms',
+    PUSH_WINDOW_MAX: '1500ms',
+    ...env,
+  });
+  children.add(push.child);
+  push.child.on('exit', () => children.delete(push.child));
+  cleanups.push(() => push.stop());
+  return push;
 }
 
 async function subscribe(push: PushProcess, subs: PublishItem[]): Promise<void> {
@@ -132,22 +111,12 @@ async function drained(dc: string): Promise<void> {
   await untilCommitted(kafka, 'push', () => pushTopics(dc), 'push to commit everything', 45_000);
 }
 
-/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 describe('push, sending', () => {
   let push: PushProcess;
   before(async () => {
     push = await startPush({ PUSH_DEVICES_PER_USER: '3' });
   });
-  after(() => stop(push.child));
+  after(() => push.stop());
 
   test('many notifications for one person within a window become one push', async () => {
     await subscribe(push, [subscription('solo', 'tok-solo')]);
@@ -249,7 +218,7 @@ describe('push, pooling across partitions', () => {
       users.map((u) => subscription(u, `tok-${u}`)),
     );
     // Published while push is down, so one fetch brings all three partitions and their windows open together.
-    await stop(push.child);
+    await push.stop();
     await push.publisher.publishMany(users.map((u) => notification(u)));
     const restarted = await spawnPush(push.dc, {});
     await drained(push.dc);
@@ -258,7 +227,7 @@ describe('push, pooling across partitions', () => {
     assert.ok(windows >= 3, `one window per partition at least (${windows})`);
     assert.ok(calls < 3, `${calls} calls for three windows of about 100 tokens each`);
     for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
-    await stop(restarted.child);
+    await restarted.stop();
   });
 });
 
@@ -273,7 +242,7 @@ describe('push, kill switch', () => {
       await metricValue(push.port, 'tidings_push_notifications_total', { kind: 'suppressed' }),
       40,
     );
-    await stop(push.child);
+    await push.stop();
   });
 });
 
@@ -295,6 +264,6 @@ describe('push, crash', () => {
     const restarted = await spawnPush(push.dc, env);
     await drained(push.dc);
     assert.equal(emulator.delivered('tok-crash').length, 1);
-    await stop(restarted.child);
+    await restarted.stop();
   });
 });
