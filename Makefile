@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-drill bench fuzz clean image image-local test-image deploy-check
+.PHONY: install lint format typecheck codegen up down status stack-init dev test test-unit test-integration test-browser test-faults test-drill bench fuzz clean image image-local test-image deploy-check
 
 install: node_modules/.install-stamp
 
@@ -59,6 +59,10 @@ test-integration: install
 test-browser: install
 	bash deploy/local/apt-ensure.sh chromium=chromium
 	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/browser/*.test.ts'
+# Fault injection against the consumer runtime and services (test/faults/): some tests stop and
+# start the eqiad broker, so it runs after the integration tests and before the drill.
+test-faults: install
+	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/faults/*.test.ts'
 
 # The failover drill stops and restarts the eqiad cluster, so it runs on its own, after the rest.
 test-drill: install
@@ -66,7 +70,7 @@ test-drill: install
 
 # Starts the stack unless it already runs, runs every test, and stops what it started.
 test: install
-	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit deploy-check test-integration test-browser test-image test-drill
+	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init test-unit deploy-check test-integration test-browser test-image test-faults test-drill
 
 bench: install
 	@bash deploy/local/with-stack.sh $(MAKE) --no-print-directory stack-init bench-run

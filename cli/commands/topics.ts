@@ -9,6 +9,7 @@ import {
   applyTopicPlan,
   desiredTopics,
   LOCAL_MAX_PARTITIONS,
+  ownedTopics,
   planTopic,
   readTopics,
   TOPIC_PLAN,
@@ -107,7 +108,10 @@ function desiredFor(ctx: CliContext, options: TopicsOptions) {
         .filter((dc) => dc.length > 0)
     : ctx.knownDcs;
   try {
-    return desiredTopics(dcs, replicationFactor, TOPIC_PLAN, maxPartitions);
+    return [
+      ...desiredTopics(dcs, replicationFactor, TOPIC_PLAN, maxPartitions),
+      ...ownedTopics(dcs, replicationFactor, undefined, TOPIC_PLAN, maxPartitions),
+    ];
   } catch (error) {
     throw usageError((error as Error).message);
   }

@@ -19,7 +19,7 @@ export interface Position {
 
 export interface Checkpointer {
   update(topic: string, partition: number, position: Position): void;
-  /** Publishes positions that moved since the last publish. */
+  /** Publishes positions that moved since the last publish; what fails to go is kept for the next. */
   publish(): Promise<void>;
 }
 
@@ -71,7 +71,16 @@ export function createCheckpointer(opts: {
           },
         })),
       );
-      await outbox.send(records);
+      try {
+        await outbox.send(records);
+      } catch (error) {
+        // Published again next time, unless a newer position of the same partition came meanwhile.
+        for (const entry of entries) {
+          const key = `${entry.topic}|${entry.partition}`;
+          if (!moved.has(key)) moved.set(key, entry);
+        }
+        throw error;
+      }
     },
   };
 }

@@ -8,11 +8,21 @@
  * - undecodable records, unknown schema ids and rejected records go to the DLQ with headers naming
  *   their source; transient failures go through retry topics with growing delays, whose
  *   partitions pause until their head record is due; the main topics never wait for retries;
- * - a DLQ-rate breaker pauses consumption when dead letters pile up;
- * - checkpoints (event time per group and partition) go to notify.checkpoint for failover;
+ * - one pause model (pause-model.ts) composes every reason to stop fetching (a handler's hold,
+ *   backpressure, the DLQ breaker, retry due times) and re-applies it after every group join and
+ *   consumer restart; nothing fetched is prepared or handled while it holds;
+ * - heartbeats continue through long batches; a rebalance stops a batch from taking more records,
+ *   and what is in flight finishes and commits; a failed batch resumes after its last commit;
+ * - checkpoints (event time per group and partition) go to notify.checkpoint on their own path, so
+ *   a failing checkpoint never rejects or delays a data record;
+ * - every topic the runtime writes must exist at start (`tidings topics apply` creates them);
+ *   topics of the stream that appear later are subscribed within the refresh interval;
  * - stop() finishes in-flight work, commits and leaves the group.
- * A stateful handler gets two hooks: afterDurable (state that may say "done" only once the batch's
- * outputs are acknowledged, written before the commit) and handleTombstone (compacted streams).
+ * A handler gets capabilities on its context, as KafkaJS's eachBatch payload hands out
+ * resolveOffset and heartbeat: emit, hold (stop the whole consumer for a reason) and, by throwing
+ * RetryLater, a minimum delay before a record's retry. A stateful handler gets two hooks:
+ * afterDurable (state that may say "done" only once the batch's outputs are acknowledged, written
+ * before the commit) and handleTombstone (compacted streams).
  */
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
@@ -20,17 +30,19 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StreamName } from '../schemas/catalog.ts';
 import type { Meta, StreamInputs, StreamRecords } from '../schemas/types.generated.ts';
-import { type Checkpointer, createCheckpointer } from './checkpointer.ts';
+import { CHECKPOINT_STREAM, type Checkpointer, createCheckpointer } from './checkpointer.ts';
 import { createProducer } from './client.ts';
 import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
 import { createKeyedLimiter } from './keyed-limiter.ts';
 import { createOffsetTracker, type OffsetTracker } from './offset-tracker.ts';
 import { createOutbox, type OutboundRecord } from './outbox.ts';
+import { createPauseModel, type HoldUntil } from './pause-model.ts';
 import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
 import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } from './record-headers.ts';
-import { createRetryPolicy, type FailureRoute } from './retry-policy.ts';
+import { createRetryPolicy, DEFAULT_RETRY_DELAYS_MS, type FailureRoute } from './retry-policy.ts';
 import { createRuntimeMetrics } from './runtime-metrics.ts';
 import { createTopicsWithLeaders } from './topic-admin.ts';
+import { OWNED_TOPIC_CONFIG } from './topic-plan.ts';
 import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
 
 export interface ConsumedRecord<T> {
@@ -63,10 +75,20 @@ export interface HandlerContext<B> {
   emit<O extends StreamName>(stream: O, value: StreamInputs[O], options?: EmitOptions): void;
   /** The meta envelope for a record derived from this one: new id, same event time and request id. */
   derivedMeta(stream: StreamName): Meta;
+  /**
+   * Stops this consumer fetching, for a reason that concerns every record rather than this one (a
+   * send budget spent, a provider's Retry-After, a downstream that is down): until a time, or until
+   * `probe` says true (run every probe interval). A later time for a held reason extends it. Throw
+   * DeferredRecordError afterwards to leave this record for after the hold, or RetryLater to retry it.
+   */
+  hold(reason: string, how: HoldUntil): void;
 }
 
 export interface RecordHandler<T, B = undefined> {
-  /** Runs once per fetched batch before its records are handled, e.g. one query for all recipients. */
+  /**
+   * Runs once per fetched batch before its records are handled, e.g. one query for all recipients.
+   * Never while the consumer is held: a held batch is left for after the hold.
+   */
   prepareBatch?(records: readonly ConsumedRecord<T>[]): Promise<B>;
   handle(record: ConsumedRecord<T>, context: HandlerContext<B>): Promise<void> | void;
   /**
@@ -78,7 +100,7 @@ export interface RecordHandler<T, B = undefined> {
    * Runs once per fetched batch after the records handled successfully (given here) have every
    * emitted record acknowledged by Kafka, and before their offsets commit: the place for state that
    * must only say "done" once the outputs are durable (e.g. dedup ids). With this hook offsets commit
-   * once per batch, after it; if it throws, the batch is fetched and handled again.
+   * once per batch, after it; if it throws, the batch is fetched again after its last commit.
    */
   afterDurable?(records: readonly ConsumedRecord<T>[], batch: B): Promise<void>;
 }
@@ -96,7 +118,8 @@ export class RejectedRecordError extends Error {
 /**
  * Throw from a handler for a record that cannot be handled now through no fault of its own (e.g. a
  * send budget spent, or a misconfigured downstream): it is neither retried nor dead-lettered but
- * left unfinished, so it is fetched again. Pause the runtime first, or it comes straight back.
+ * left unfinished, so it is fetched again. Hold the consumer first (context.hold), or it comes
+ * straight back.
  */
 export class DeferredRecordError extends Error {
   constructor(message: string) {
@@ -104,6 +127,37 @@ export class DeferredRecordError extends Error {
     this.name = 'DeferredRecordError';
   }
 }
+
+/**
+ * Throw from a handler for a transient failure whose cause says when to try again (a provider's
+ * Retry-After): the record goes to its next retry topic due no earlier than `afterMs` from now (the
+ * later of that and the policy's delay). The due time travels in the retry record's headers, so it
+ * holds across restarts.
+ */
+export class RetryLater extends Error {
+  readonly afterMs: number;
+  constructor(afterMs: number, message?: string) {
+    super(message ?? `retry no earlier than in ${afterMs} ms`);
+    this.name = 'RetryLater';
+    this.afterMs = afterMs;
+  }
+}
+
+/** The runtime's defaults, in one place; services override them through libs/service/consumer-config.ts. */
+export const RUNTIME_DEFAULTS = {
+  concurrency: 32,
+  retryDelaysMs: DEFAULT_RETRY_DELAYS_MS,
+  breaker: { threshold: 100, windowMs: 60_000, cooldownMs: 300_000 } as DlqBreakerOptions,
+  checkpointIntervalMs: 5_000,
+  commitIntervalMs: 1_000,
+  partitionsConsumedConcurrently: 3,
+  sessionTimeoutMs: 30_000,
+  /** How often a hold's probe runs while it holds. */
+  probeIntervalMs: 30_000,
+  /** How often the cluster is asked for topics of the stream that appeared since the start. */
+  topicRefreshIntervalMs: 60_000,
+  fromBeginning: true,
+};
 
 export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   kafka: Kafka;
@@ -129,6 +183,8 @@ export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   partitionsConsumedConcurrently?: number;
   /** How long the group waits for a silent member (e.g. a killed process) before reassigning its partitions. */
   sessionTimeoutMs?: number;
+  probeIntervalMs?: number;
+  topicRefreshIntervalMs?: number;
   /** Where a group without committed offsets starts. Default: the beginning, so nothing is skipped. */
   fromBeginning?: boolean;
   now?: () => number;
@@ -145,8 +201,6 @@ export interface ConsumerRuntime {
   /** The topics this runtime subscribed to. */
   topics(): string[];
 }
-
-export const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000] as const;
 
 type Outcome = 'ok' | 'retried' | 'dead_lettered';
 
@@ -165,33 +219,56 @@ interface PositionData {
   eventTime: number | null;
 }
 
+/** One fetched record after decoding: a value, a tombstone, or why it could not be read. */
+interface DecodedItem<T> {
+  message: KafkaMessage;
+  record?: ConsumedRecord<T>;
+  tombstone?: ConsumedRecord<null>;
+  error?: unknown;
+}
+
+interface Failure {
+  message: KafkaMessage;
+  topic: string;
+  partition: number;
+  /** Failures before this one (0 on the main topic). */
+  attempt: number;
+  kind: string;
+  error: unknown;
+  /** Straight to the DLQ, no retries. */
+  permanent: boolean;
+}
+
+const BREAKER_REASON = 'dlq-breaker';
+
+const isRebalancing = (error: unknown): boolean => {
+  const type = (error as { type?: string } | null)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'ILLEGAL_GENERATION' || type === 'UNKNOWN_MEMBER_ID';
+};
+
 export function createConsumerRuntime<S extends StreamName, B = undefined>(
   opts: ConsumerRuntimeOptions<S, B>,
 ): ConsumerRuntime {
   type T = StreamRecords[S];
+  const { kafka, codec, registry, service, dc, dcs, stream, handler } = opts;
   const {
-    kafka,
-    codec,
-    registry,
-    service,
-    dc,
-    dcs,
-    stream,
-    handler,
-    concurrency = 32,
-    retryDelaysMs = DEFAULT_RETRY_DELAYS_MS,
-    breaker: breakerOptions = { threshold: 100, windowMs: 60_000, cooldownMs: 300_000 },
-    checkpointIntervalMs = 5_000,
-    commitIntervalMs = 1_000,
-    partitionsConsumedConcurrently = 3,
-    sessionTimeoutMs = 30_000,
-    fromBeginning = true,
-    now = Date.now,
-  } = opts;
+    concurrency,
+    retryDelaysMs,
+    breaker: breakerOptions,
+    checkpointIntervalMs,
+    commitIntervalMs,
+    partitionsConsumedConcurrently,
+    sessionTimeoutMs,
+    probeIntervalMs,
+    topicRefreshIntervalMs,
+    fromBeginning,
+  } = { ...RUNTIME_DEFAULTS, ...definedOnly(opts) };
+  const now = opts.now ?? Date.now;
   const group = opts.group ?? service;
   const log = opts.log.child({ group, stream });
   const metrics = createRuntimeMetrics(registry);
   const labels = { group };
+  const heartbeatIntervalMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
 
   const policy = createRetryPolicy({ dc, stream, service, delaysMs: retryDelaysMs });
   const retryTopicSet = new Set(policy.retryTopicsAcrossDcs(dcs));
@@ -200,62 +277,59 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   const ownsProducer = !opts.producer;
   const producer = opts.producer ?? createProducer(kafka);
   const outbox = createOutbox(producer);
-  const checkpointer: Checkpointer = createCheckpointer({ group, dc, service, codec, outbox, now });
+  // Its own producer and outbox: a checkpoint request that fails never rejects data records, and
+  // KafkaJS serializes a producer's metadata look-ups, so a missing checkpoint topic retried on the
+  // data producer would stall every data send behind it.
+  // Few retries: a failed publish is retried at the next interval anyway, and a long KafkaJS retry
+  // loop would outlive stop().
+  const checkpointProducer = createProducer(kafka, { retry: { retries: 2 } });
+  const checkpointer: Checkpointer = createCheckpointer({
+    group,
+    dc,
+    service,
+    codec,
+    outbox: createOutbox(checkpointProducer),
+    now,
+  });
   const consumer: Consumer = kafka.consumer({
     groupId: group,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: 250,
     sessionTimeout: sessionTimeoutMs,
-    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
+    heartbeatInterval: heartbeatIntervalMs,
+  });
+  const pauses = createPauseModel({
+    target: consumer,
+    log,
+    probeIntervalMs,
+    now,
+    onChange: (reasons) => metrics.setPauseReasons(group, reasons),
   });
 
   let subscribed: string[] = [];
   let joined = false;
   let crashed: string | null = null;
   let stopping = false;
-  let checkpointTimer: NodeJS.Timeout | null = null;
-  const pauseReasons = new Set<string>();
-  // Retry partitions waiting for their head record, and partitions parked while the breaker is open.
-  const partitionTimers = new Map<string, NodeJS.Timeout>();
+  let lastHeartbeat = now();
+  const timers: NodeJS.Timeout[] = [];
+  metrics.heartbeatAge(group, () => (now() - lastHeartbeat) / 1000);
 
-  consumer.on(consumer.events.GROUP_JOIN, () => {
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     joined = true;
     crashed = null;
+    lastHeartbeat = now();
+    pauses.assigned(payload.memberAssignment);
+  });
+  consumer.on(consumer.events.HEARTBEAT, () => {
+    lastHeartbeat = now();
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     joined = false;
     crashed = errorHeaderText(payload.error);
+    // The restarted consumer starts with nothing paused; the next group join re-applies the model.
+    pauses.unassigned();
     log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
-
-  const isHalted = () => stopping || pauseReasons.size > 0 || breaker.isOpen(now());
-
-  function applyGlobalPause() {
-    const targets = subscribed.map((topic) => ({ topic }));
-    if (pauseReasons.size > 0 || breaker.isOpen(now())) {
-      consumer.pause(targets);
-      metrics.paused.set(labels, 1);
-    } else {
-      consumer.resume(targets);
-      metrics.paused.set(labels, 0);
-    }
-  }
-
-  function pausePartitionUntil(payload: EachBatchPayload, until: number) {
-    const { topic, partition } = payload.batch;
-    const id = `${topic}|${partition}`;
-    const resume = payload.pause();
-    clearTimeout(partitionTimers.get(id));
-    const timer = setTimeout(
-      () => {
-        partitionTimers.delete(id);
-        if (!stopping) resume();
-      },
-      Math.max(0, until - now()),
-    );
-    timer.unref();
-    partitionTimers.set(id, timer);
-  }
 
   function onDeadLetter() {
     metrics.breakerRecent.set(labels, breaker.recentCount(now()) + 1);
@@ -273,13 +347,12 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         `consumption is paused until ${new Date(reopensAt).toISOString()}. A bad deploy or a broken producer is ` +
         `likely: inspect ${policy.deadLetterTopic} (tidings dlq show), fix the cause, then replay the DLQ.`,
     );
-    applyGlobalPause();
+    pauses.hold(BREAKER_REASON, { until: reopensAt });
     const timer = setTimeout(
       () => {
-        if (stopping) return;
+        if (breaker.isOpen(now())) return;
         metrics.breakerOpen.set(labels, 0);
         log.warn('DLQ breaker half-open: resuming consumption');
-        applyGlobalPause();
       },
       Math.max(0, reopensAt - now()) + 10,
     );
@@ -287,12 +360,8 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   }
 
   function failureRecord(
-    message: KafkaMessage,
-    topic: string,
-    partition: number,
+    { message, topic, partition, kind, error }: Failure,
     route: FailureRoute,
-    kind: string,
-    error: unknown,
   ): OutboundRecord {
     const headers: IHeaders = {
       ...passThroughHeaders(message.headers),
@@ -312,19 +381,15 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   }
 
   /** Routes a failed record to its next retry topic or the DLQ, durably. */
-  function fail(
-    message: KafkaMessage,
-    topic: string,
-    partition: number,
-    attempt: number,
-    kind: string,
-    error: unknown,
-    permanent: boolean,
-  ): Decided {
-    const route: FailureRoute = permanent
+  function fail(failure: Failure): Decided {
+    const { error, topic, partition, message, attempt, kind } = failure;
+    const route: FailureRoute = failure.permanent
       ? { kind: 'dead-letter', topic: policy.deadLetterTopic, attempt: attempt + 1 }
       : policy.route(attempt + 1, now());
-    const durable = outbox.send([failureRecord(message, topic, partition, route, kind, error)]);
+    if (route.kind === 'retry' && error instanceof RetryLater) {
+      route.dueAt = Math.max(route.dueAt, now() + error.afterMs);
+    }
+    const durable = outbox.send([failureRecord(failure, route)]);
     if (route.kind === 'retry') {
       metrics.retries.inc({ group, delay: String(route.delayMs) });
       log.warn(
@@ -378,6 +443,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           request_id: parent?.request_id ?? null,
         };
       },
+      hold: pauses.hold,
     };
     let ready: OutboundRecord[];
     const timer = metrics.handleSeconds.startTimer(labels);
@@ -387,15 +453,15 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     } catch (error) {
       if (error instanceof DeferredRecordError) return null;
       const rejected = error instanceof RejectedRecordError;
-      return fail(
+      return fail({
         message,
-        record.topic,
-        record.partition,
-        record.attempt,
-        rejected ? `rejected:${error.reason}` : 'handler',
+        topic: record.topic,
+        partition: record.partition,
+        attempt: record.attempt,
+        kind: rejected ? `rejected:${error.reason}` : 'handler',
         error,
-        rejected,
-      );
+        permanent: rejected,
+      });
     } finally {
       timer();
     }
@@ -403,62 +469,26 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { outcome: 'ok', durable: outbox.send(ready) };
   }
 
-  async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    const { topic, partition } = batch;
-    const isRetryTopic = retryTopicSet.has(topic);
-    const sourceStream = stream;
-    const originDc = parseTopic(topic).dc;
-    const tracker: OffsetTracker<PositionData> = createOffsetTracker();
-    let lastCommit = now();
-    let committed: bigint | null = null;
+  // The steps of one fetched batch, in order: due → decode → prepare → handle → commit → resolve.
 
-    // Commits are chained so a lower offset can never land after a higher one.
-    let commitChain: Promise<void> = Promise.resolve();
-    const commit = () => {
-      commitChain = commitChain.then(async () => {
-        const position = tracker.advance();
-        if (!position) return;
-        committed = position.offset;
-        lastCommit = now();
-        await payload.commitOffsetsIfNecessary({
-          topics: [{ topic, partitions: [{ partition, offset: position.offset.toString() }] }],
-        });
-        checkpointer.update(topic, partition, {
-          offset: position.offset,
-          recordTime: position.data.timestamp,
-          eventTime: position.data.eventTime,
-        });
-        metrics.lastProcessed.set(
-          { group, topic, partition: String(partition) },
-          position.data.timestamp / 1000,
-        );
-      });
-      return commitChain;
-    };
-
-    // Which records to take now: all of them, unless a retry record is not yet due or the
-    // consumer is halting; the rest are fetched again later.
-    let take = batch.messages.length;
-    let pauseUntil: number | null = null;
-    if (isRetryTopic) {
-      for (let i = 0; i < batch.messages.length; i++) {
-        const due = headerInt(batch.messages[i]!.headers, HEADER.retryDue) ?? 0;
-        if (due > now()) {
-          take = i;
-          pauseUntil = due;
-          break;
-        }
-      }
+  /** How many of the batch's records are due: on a retry topic, those before the first not yet due. */
+  function dueCount(payload: EachBatchPayload): { take: number; nextDue: number | null } {
+    const { messages } = payload.batch;
+    if (!retryTopicSet.has(payload.batch.topic)) return { take: messages.length, nextDue: null };
+    for (let i = 0; i < messages.length; i++) {
+      const due = headerInt(messages[i]!.headers, HEADER.retryDue) ?? 0;
+      if (due > now()) return { take: i, nextDue: due };
     }
-    const messages = batch.messages.slice(0, take);
+    return { take: messages.length, nextDue: null };
+  }
 
-    const decoded: {
-      message: KafkaMessage;
-      record?: ConsumedRecord<T>;
-      tombstone?: ConsumedRecord<null>;
-      error?: unknown;
-    }[] = [];
+  async function decode(
+    payload: EachBatchPayload,
+    messages: readonly KafkaMessage[],
+  ): Promise<DecodedItem<T>[]> {
+    const { topic, partition } = payload.batch;
+    const isRetryTopic = retryTopicSet.has(topic);
+    const originDc = parseTopic(topic).dc;
     const consumedRecord = <V>(message: KafkaMessage, value: V, attempt: number): ConsumedRecord<V> => ({
       topic,
       partition,
@@ -466,11 +496,12 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       key: message.key ? message.key.toString('utf8') : null,
       timestamp: Number(message.timestamp),
       headers: message.headers ?? {},
-      stream: sourceStream,
+      stream,
       originDc,
       value,
       attempt,
     });
+    const decoded: DecodedItem<T>[] = [];
     for (const message of messages) {
       const attempt = isRetryTopic ? (headerInt(message.headers, HEADER.attempt) ?? 1) : 0;
       if (!message.value && handler.handleTombstone) {
@@ -485,7 +516,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         continue;
       }
       try {
-        const value = (await codec.decode(sourceStream, message.value)) as T;
+        const value = (await codec.decode(stream, message.value)) as T;
         decoded.push({ message, record: consumedRecord(message, value, attempt) });
       } catch (error) {
         // A registry that is down is not the record's fault: fail the batch, it is fetched again.
@@ -493,116 +524,210 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         decoded.push({ message, error });
       }
     }
+    return decoded;
+  }
 
-    const good = decoded.flatMap((d) => (d.record ? [d.record] : []));
-    let batchContext: B | undefined;
-    let prepareError: unknown;
-    if (handler.prepareBatch && good.length > 0) {
-      try {
-        batchContext = await handler.prepareBatch(good);
-      } catch (error) {
-        prepareError = error;
-      }
+  async function prepare(good: readonly ConsumedRecord<T>[]): Promise<{ context?: B; error?: unknown }> {
+    if (!handler.prepareBatch || good.length === 0) return {};
+    metrics.batchesPrepared.inc(labels);
+    try {
+      return { context: await handler.prepareBatch(good) };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /**
+   * Heartbeats while the batch runs, so a batch longer than the session timeout (a slow relay under
+   * afterDurable) keeps its member. A heartbeat that reports a rebalance stops the batch from taking
+   * more records; it is rethrown once the batch has committed, and KafkaJS rejoins.
+   */
+  function keepAlive(payload: EachBatchPayload) {
+    let rebalance: unknown = null;
+    const beat = () => {
+      payload.heartbeat().then(
+        () => undefined,
+        (error: unknown) => {
+          if (isRebalancing(error)) rebalance ??= error;
+          else log.debug({ err: error }, 'heartbeat during a batch failed');
+        },
+      );
+    };
+    const timer = setInterval(beat, heartbeatIntervalMs);
+    return {
+      rebalancing: () => rebalance !== null,
+      stop() {
+        clearInterval(timer);
+        return rebalance;
+      },
+    };
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { topic, partition } = payload.batch;
+    metrics.batchesFetched.inc(labels);
+    // Fetched before a hold began, or while KafkaJS's pause state was lost: leave it for later and
+    // make sure KafkaJS pauses again, so a hold never turns into a fetch loop.
+    if (stopping || pauses.isHeld(topic, partition)) {
+      pauses.apply();
+      return;
     }
 
-    // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
-    // after a stop, a rebalance or a breaker trip is left unfinished, which holds the commit below it.
+    const tracker: OffsetTracker<PositionData> = createOffsetTracker();
+    let lastCommit = now();
+    let committed: bigint | null = null;
+    // Commits are chained so a lower offset can never land after a higher one.
+    let commitChain: Promise<void> = Promise.resolve();
+    const commit = () => {
+      commitChain = commitChain.then(async () => {
+        const position = tracker.advance();
+        if (!position) return;
+        lastCommit = now();
+        await payload.commitOffsetsIfNecessary({
+          topics: [{ topic, partitions: [{ partition, offset: position.offset.toString() }] }],
+        });
+        committed = position.offset;
+        checkpointer.update(topic, partition, {
+          offset: position.offset,
+          recordTime: position.data.timestamp,
+          eventTime: position.data.eventTime,
+        });
+        metrics.lastProcessed.set(
+          { group, topic, partition: String(partition) },
+          position.data.timestamp / 1000,
+        );
+      });
+      return commitChain;
+    };
+    // kafkajs fetches from the resolved offset: resolve exactly what was committed, so records left
+    // unfinished (a stop, a hold, a failure) are fetched again, and nothing committed is.
+    const resolveCommitted = () => {
+      if (committed !== null) payload.resolveOffset((committed - 1n).toString());
+    };
+
+    const { take, nextDue } = dueCount(payload);
+    const decoded = await decode(payload, payload.batch.messages.slice(0, take));
+    const good = decoded.flatMap((d) => (d.record ? [d.record] : []));
+    const alive = keepAlive(payload);
     let stoppedEarly = false;
     const succeeded: ConsumedRecord<T>[] = [];
-    const tasks: Promise<void>[] = [];
-    const decisions: Promise<unknown>[] = [];
-    for (const item of decoded) {
-      const { message } = item;
-      const offset = BigInt(message.offset);
-      const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
-      tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
-      const key = message.key ? message.key.toString('utf8') : null;
-      const decide = async (): Promise<Decided | null> => {
-        if (isHalted() || !payload.isRunning() || payload.isStale()) {
-          stoppedEarly = true;
-          return null;
-        }
-        const { record, tombstone } = item;
-        if (tombstone && handler.handleTombstone) {
-          const handleTombstone = handler.handleTombstone.bind(handler);
-          const decided = await handleOne(tombstone, message, batchContext as B, (ctx) =>
-            handleTombstone(tombstone, ctx),
-          );
+    let failure: PromiseRejectedResult | undefined;
+    let prepared: { context?: B; error?: unknown } = {};
+    let rebalance: unknown = null;
+    try {
+      prepared = await prepare(good);
+      const batchContext = prepared.context as B;
+
+      // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
+      // after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds the
+      // commit below it.
+      const tasks: Promise<void>[] = [];
+      const decisions: Promise<unknown>[] = [];
+      for (const item of decoded) {
+        const { message } = item;
+        const offset = BigInt(message.offset);
+        const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
+        tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
+        const key = message.key ? message.key.toString('utf8') : null;
+        const decide = async (): Promise<Decided | null> => {
+          if (
+            stopping ||
+            pauses.isHalted() ||
+            alive.rebalancing() ||
+            !payload.isRunning() ||
+            payload.isStale()
+          ) {
+            stoppedEarly = true;
+            return null;
+          }
+          const { record, tombstone } = item;
+          let decided: Decided | null;
+          if (tombstone && handler.handleTombstone) {
+            const handleTombstone = handler.handleTombstone.bind(handler);
+            decided = await handleOne(tombstone, message, batchContext, (ctx) =>
+              handleTombstone(tombstone, ctx),
+            );
+          } else if (record && prepared.error === undefined) {
+            decided = await handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
+          } else if (record) {
+            decided = fail({
+              message,
+              topic,
+              partition,
+              attempt: record.attempt,
+              kind: 'handler',
+              error: prepared.error,
+              permanent: false,
+            });
+          } else {
+            decided = fail({
+              message,
+              topic,
+              partition,
+              attempt: 0,
+              kind: decodeFailureKind(item.error) ?? 'malformed',
+              error: item.error,
+              permanent: true,
+            });
+          }
           if (!decided) stoppedEarly = true;
           return decided;
-        }
-        if (record && prepareError === undefined) {
-          const decided = await handleOne(record, message, batchContext as B, (ctx) =>
-            handler.handle(record, ctx),
-          );
-          if (!decided) stoppedEarly = true;
-          return decided;
-        }
-        if (record) {
-          return fail(message, topic, partition, record.attempt, 'handler', prepareError, false);
-        }
-        return fail(
-          message,
-          topic,
-          partition,
-          0,
-          decodeFailureKind(item.error) ?? 'malformed',
-          item.error,
-          true,
-        );
-      };
-      const settle = async (decided: Decided | null) => {
-        if (!decided) return;
-        await decided.durable;
-        if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
-        metrics.records.inc({ group, outcome: decided.outcome });
-        tracker.finish(offset);
-        if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) {
-          await commit();
-          await payload.heartbeat();
-        }
-      };
-      const decision = limiter.run(key, decide);
-      decisions.push(decision);
-      tasks.push(decision.then(settle));
-    }
-    metrics.inFlight.set(labels, limiter.active());
-    // Once every record of the batch is decided nothing more will join from it: send now rather
-    // than after the outbox's linger time.
-    await Promise.allSettled(decisions);
-    void outbox.flush().catch(() => undefined);
-    const results = await Promise.allSettled(tasks);
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (handler.afterDurable) {
+        };
+        const settle = async (decided: Decided | null) => {
+          if (!decided) return;
+          await decided.durable;
+          if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
+          metrics.records.inc({ group, outcome: decided.outcome });
+          tracker.finish(offset);
+          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) await commit();
+        };
+        const decision = limiter.run(key, decide);
+        decisions.push(decision);
+        tasks.push(decision.then(settle));
+      }
+      metrics.inFlight.set(labels, limiter.active());
+      // Once every record of the batch is decided nothing more will join from it: send now rather
+      // than after the outbox's linger time.
+      await Promise.allSettled(decisions);
+      void outbox.flush().catch(() => undefined);
+      const results = await Promise.allSettled(tasks);
+      failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
       // still runs for the records that are durable, or they would be handled (and emitted) again.
-      if (succeeded.length > 0) await handler.afterDurable(succeeded, batchContext as B);
+      if (handler.afterDurable && succeeded.length > 0) await handler.afterDurable(succeeded, batchContext);
+      await commit();
+    } finally {
+      rebalance = alive.stop();
+      resolveCommitted();
     }
-    await commit();
     if (failure) throw failure.reason;
+    if (rebalance) throw rebalance;
 
-    // kafkajs fetches from the resolved offset: resolve exactly what was committed so skipped
-    // records are fetched again once the partition moves.
-    const resolveUpTo = committed !== null ? (committed as bigint) - 1n : null;
-    if (resolveUpTo !== null) payload.resolveOffset(resolveUpTo.toString());
-
-    if (breaker.isOpen(now())) pausePartitionUntil(payload, breaker.reopensAt() ?? now());
-    else if (pauseUntil !== null && !stoppedEarly) pausePartitionUntil(payload, pauseUntil);
+    if (nextDue !== null && !stoppedEarly) pauses.holdPartition(topic, partition, nextDue);
     await payload.heartbeat();
   }
 
-  async function existingTopics(admin: Admin): Promise<Set<string>> {
-    return new Set(await admin.listTopics());
+  /** The topics that exist now, of those the runtime reads; the rest are looked for again later. */
+  function readableTopics(present: ReadonlySet<string>): string[] {
+    const wanted = [...topicsAcrossDcs(dcs, stream), ...policy.retryTopicsAcrossDcs(dcs)];
+    return wanted.filter((t) => present.has(t));
+  }
+
+  /**
+   * Every topic the runtime writes must exist: a service must not start and then fail record by
+   * record (or, for checkpoints, silently) because one is missing.
+   */
+  function checkWritable(present: ReadonlySet<string>) {
+    const missing = [topicFor(dc, stream), topicFor(dc, CHECKPOINT_STREAM)].filter((t) => !present.has(t));
+    if (missing.length > 0) {
+      throw new Error(
+        `topics missing on this cluster: ${missing.join(', ')}; create them with: tidings topics apply --dc ${dc}`,
+      );
+    }
   }
 
   async function ensureOwnTopics(admin: Admin, present: Set<string>) {
-    const local = topicFor(dc, stream);
-    if (!present.has(local)) {
-      throw new Error(
-        `topic ${local} does not exist on this cluster; create it with: tidings topics apply --dc ${dc}`,
-      );
-    }
-    const metadata = await admin.fetchTopicMetadata({ topics: [local] });
+    const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, stream)] });
     const partitions = metadata.topics[0]?.partitions.length ?? 1;
     const wanted = [...policy.retryTopics, policy.deadLetterTopic].filter((t) => !present.has(t));
     if (wanted.length === 0) return;
@@ -611,62 +736,105 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       wanted.map((t) => ({
         topic: t,
         numPartitions: partitions,
-        configEntries: [{ name: 'retention.ms', value: String((t.endsWith('.dlq') ? 30 : 7) * 86_400_000) }],
+        configEntries: Object.entries(
+          t === policy.deadLetterTopic ? OWNED_TOPIC_CONFIG.deadLetter : OWNED_TOPIC_CONFIG.retry,
+        ).map(([name, value]) => ({ name, value })),
       })),
     );
     for (const t of wanted) present.add(t);
     log.info({ topics: wanted }, 'created retry and dead-letter topics');
   }
 
+  async function withAdmin<R>(fn: (admin: Admin) => Promise<R>): Promise<R> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      return await fn(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  const listTopics = () => withAdmin(async (admin) => new Set(await admin.listTopics()));
+
+  async function run(topics: readonly string[]) {
+    subscribed = [...topics];
+    await consumer.subscribe({ topics: subscribed, fromBeginning });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently,
+      eachBatch,
+    });
+  }
+
+  /** KafkaJS subscribes once per run: a topic that appeared means a restart of the consumer. */
+  async function refreshSubscription() {
+    if (stopping) return;
+    const found = readableTopics(await listTopics());
+    const added = found.filter((t) => !subscribed.includes(t));
+    if (added.length === 0 || stopping) return;
+    log.info({ added }, 'new topics of the stream: subscribing');
+    joined = false;
+    await consumer.stop();
+    if (stopping) return;
+    await run(found);
+  }
+
   return {
     async start() {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const present = await existingTopics(admin);
-        await ensureOwnTopics(admin, present);
-        const wanted = [...topicsAcrossDcs(dcs, stream), ...policy.retryTopicsAcrossDcs(dcs)];
-        subscribed = wanted.filter((t) => present.has(t));
-        const missing = wanted.filter((t) => !present.has(t));
-        if (missing.length > 0) log.warn({ missing }, 'not subscribing to topics that do not exist (yet)');
-      } finally {
-        await admin.disconnect();
-      }
-      if (ownsProducer) await producer.connect();
-      await consumer.connect();
-      await consumer.subscribe({ topics: subscribed, fromBeginning });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently,
-        eachBatch,
+      const present = await withAdmin(async (admin) => {
+        const found = new Set(await admin.listTopics());
+        checkWritable(found);
+        await ensureOwnTopics(admin, found);
+        return found;
       });
-      checkpointTimer = setInterval(() => {
+      const topics = readableTopics(present);
+      const wanted = [...topicsAcrossDcs(dcs, stream), ...policy.retryTopicsAcrossDcs(dcs)];
+      const missing = wanted.filter((t) => !topics.includes(t));
+      if (missing.length > 0)
+        log.info({ missing }, 'not subscribing to topics that do not exist yet; looking again later');
+      if (ownsProducer) await producer.connect();
+      await checkpointProducer.connect();
+      await consumer.connect();
+      await run(topics);
+      const checkpoints = setInterval(() => {
         checkpointer.publish().catch((err) => log.warn({ err }, 'checkpoint publish failed; will retry'));
       }, checkpointIntervalMs);
-      checkpointTimer.unref();
+      checkpoints.unref();
+      let refreshing = false;
+      const refresh = setInterval(() => {
+        if (refreshing) return;
+        refreshing = true;
+        refreshSubscription()
+          .catch((err) => log.warn({ err }, 'looking for new topics failed; will retry'))
+          .finally(() => {
+            refreshing = false;
+          });
+      }, topicRefreshIntervalMs);
+      refresh.unref();
+      timers.push(checkpoints, refresh);
       log.info({ topics: subscribed, concurrency, retry_delays_ms: retryDelaysMs }, 'consumer started');
     },
     async stop() {
       if (stopping) return;
       stopping = true;
-      if (checkpointTimer) clearInterval(checkpointTimer);
-      for (const timer of partitionTimers.values()) clearTimeout(timer);
+      for (const timer of timers) clearInterval(timer);
+      pauses.close();
       await consumer.stop();
       await consumer.disconnect();
       await checkpointer.publish().catch((err) => log.warn({ err }, 'final checkpoint publish failed'));
       await outbox.flush();
       if (ownsProducer) await producer.disconnect();
+      await checkpointProducer.disconnect();
       joined = false;
       log.info('consumer stopped');
     },
     pause(reason) {
-      pauseReasons.add(reason);
-      applyGlobalPause();
+      pauses.hold(reason);
     },
     resume(reason) {
-      pauseReasons.delete(reason);
-      applyGlobalPause();
+      pauses.release(reason);
     },
     readiness() {
       if (crashed) return { ok: false, detail: `consumer crashed: ${crashed}` };
@@ -678,4 +846,9 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       return [...subscribed];
     },
   };
+}
+
+/** Options given as undefined fall back to the defaults rather than overriding them. */
+function definedOnly<O extends object>(options: O): Partial<O> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<O>;
 }

@@ -5,6 +5,9 @@
  */
 import { dlqTopic, retryTopic } from './topics.ts';
 
+/** RETRY_DELAYS by default; the topic plan declares a retry topic for each. */
+export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [1_000, 10_000, 60_000];
+
 export type FailureRoute =
   | { kind: 'retry'; topic: string; attempt: number; dueAt: number; delayMs: number }
   | { kind: 'dead-letter'; topic: string; attempt: number };

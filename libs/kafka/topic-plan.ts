@@ -11,8 +11,9 @@
  */
 
 import kafkajs, { type Admin } from 'kafkajs';
+import { DEFAULT_RETRY_DELAYS_MS } from './retry-policy.ts';
 import { createTopicsWithLeaders } from './topic-admin.ts';
-import { topicFor } from './topics.ts';
+import { dlqTopic, retryTopic, topicFor } from './topics.ts';
 
 // kafkajs builds its exports with a spread, which hides these from ESM named imports.
 const { ConfigResourceTypes, ConfigSource } = kafkajs;
@@ -59,11 +60,11 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
   // One record per change, applied newest-wins per notification; kept longer than notify.web so an
   // inbox rebuilt from the topics finds the read marks of every notification it finds.
-  { stream: 'notify.inbox-state', partitions: 3, config: retainedFor(30) },
+  { stream: 'notify.inbox-state', partitions: 6, config: retainedFor(30) },
   // The delivery trail: a record per stage decision, so at least as many as the channel topics.
-  { stream: 'notify.status', partitions: 6, config: retainedFor(30) },
+  { stream: 'notify.status', partitions: 24, config: retainedFor(30) },
   // Never tombstoned: a delete must outlive the other prefix's compacted copy (docs/architecture.md).
-  { stream: 'notify.erasure', partitions: 3, config: COMPACTED },
+  { stream: 'notify.erasure', partitions: 6, config: COMPACTED },
 ];
 
 /** `make stack-init` applies the plan with at most this many partitions per topic. */
@@ -79,6 +80,114 @@ export function declaredPartitions(stream: string): number {
 /** A stream's partition count on the local stack (tests and benches that make their own topics). */
 export function localPartitions(stream: string): number {
   return Math.min(declaredPartitions(stream), LOCAL_MAX_PARTITIONS);
+}
+
+/** Retention of the topics a service owns besides the streams; one home for it. */
+export const OWNED_TOPIC_CONFIG = {
+  retry: retainedFor(7),
+  deadLetter: retainedFor(30),
+  hold: retainedFor(7),
+} as const;
+
+/** Every consumer a service runs, by the service's name (which names its retry and DLQ topics). */
+export const CONSUMERS: readonly { service: string; stream: string }[] = [
+  { service: 'router', stream: 'notify.event' },
+  { service: 'router', stream: 'notify.user' },
+  { service: 'router', stream: 'notify.preference-change' },
+  { service: 'email', stream: 'notify.email' },
+  { service: 'email', stream: 'notify.email-send' },
+  { service: 'email', stream: 'notify.suppression' },
+  { service: 'push', stream: 'notify.push' },
+  { service: 'push', stream: 'notify.push-subscription' },
+  { service: 'router', stream: 'notify.erasure' },
+  { service: 'email', stream: 'notify.inbox-state' },
+  { service: 'email', stream: 'notify.erasure' },
+  { service: 'push', stream: 'notify.erasure' },
+  { service: 'bounce', stream: 'notify.user' },
+  { service: 'bounce', stream: 'notify.erasure' },
+  { service: 'bounce', stream: 'notify.bounce' },
+  { service: 'inbox', stream: 'notify.web' },
+  { service: 'inbox', stream: 'notify.inbox-state' },
+  { service: 'inbox', stream: 'notify.user' },
+];
+
+/**
+ * Topics services write besides the streams: the router parks a chatty type's events on a hold
+ * topic (notify.event's schema and partitions, so per-key order holds), and bounce dead-letters
+ * unreadable reports with their raw bytes.
+ */
+export const OWNED_TOPICS: readonly {
+  topic: (dc: string) => string;
+  stream: string;
+  partitions: number | 'stream';
+  config: Readonly<Record<string, string>>;
+}[] = [
+  {
+    topic: (dc) => `${topicFor(dc, 'notify.event')}.router.held`,
+    stream: 'notify.event',
+    partitions: 'stream',
+    config: OWNED_TOPIC_CONFIG.hold,
+  },
+  {
+    topic: (dc) => dlqTopic(dc, 'notify.bounce', 'bounce-smtp'),
+    stream: 'notify.bounce',
+    partitions: 1,
+    config: OWNED_TOPIC_CONFIG.deadLetter,
+  },
+];
+
+/**
+ * The retry, dead-letter and hold topics one cluster should hold for `dcs`: a retry topic per
+ * delay (the default RETRY_DELAYS; a service run with other delays needs them declared here) and
+ * a DLQ per consumer. A retry topic keeps its stream's partitions, so retries keep per-key order.
+ */
+export function ownedTopics(
+  dcs: readonly string[],
+  replicationFactor: number,
+  retryDelaysMs: readonly number[] = DEFAULT_RETRY_DELAYS_MS,
+  plan: readonly TopicDeclaration[] = TOPIC_PLAN,
+  maxPartitions = Number.POSITIVE_INFINITY,
+): DesiredTopic[] {
+  const partitionsOf = (stream: string) =>
+    Math.min(plan.find((d) => d.stream === stream)?.partitions ?? 1, maxPartitions);
+  const minInsync = replicationFactor >= 3 ? '2' : '1';
+  const topic = (
+    dc: string,
+    name: string,
+    stream: string,
+    partitions: number,
+    config: Readonly<Record<string, string>>,
+  ) => ({
+    topic: name,
+    stream,
+    dc,
+    partitions,
+    replicationFactor,
+    config: { ...config, 'min.insync.replicas': minInsync },
+  });
+  return dcs.flatMap((dc) => [
+    ...CONSUMERS.flatMap(({ service, stream }) => [
+      ...retryDelaysMs.map((delay) =>
+        topic(
+          dc,
+          retryTopic(dc, stream, service, delay),
+          stream,
+          partitionsOf(stream),
+          OWNED_TOPIC_CONFIG.retry,
+        ),
+      ),
+      topic(dc, dlqTopic(dc, stream, service), stream, partitionsOf(stream), OWNED_TOPIC_CONFIG.deadLetter),
+    ]),
+    ...OWNED_TOPICS.map((o) =>
+      topic(
+        dc,
+        o.topic(dc),
+        o.stream,
+        o.partitions === 'stream' ? partitionsOf(o.stream) : o.partitions,
+        o.config,
+      ),
+    ),
+  ]);
 }
 
 export function isCompacted(stream: string): boolean {

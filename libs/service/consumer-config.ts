@@ -4,39 +4,44 @@
  */
 import type { ConfigOf } from '../config/load.ts';
 import { duration, durations, int } from '../config/vars.ts';
-import type { ConsumerRuntimeOptions } from '../kafka/consumer-runtime.ts';
+import { type ConsumerRuntimeOptions, RUNTIME_DEFAULTS as D } from '../kafka/consumer-runtime.ts';
 
 export const consumerSpec = {
   CONSUMER_CONCURRENCY: int({
-    default: 32,
+    default: D.concurrency,
     min: 1,
     max: 10_000,
     help: 'records handled at once per process',
   }),
   RETRY_DELAYS: durations({
-    default: [1_000, 10_000, 60_000],
+    default: [...D.retryDelaysMs],
     help: 'one retry topic per delay; a record failing after the last one goes to the DLQ',
   }),
   DLQ_BREAKER_THRESHOLD: int({
-    default: 100,
+    default: D.breaker.threshold,
     min: 0,
     help: 'dead letters within the window that pause consumption (0: never)',
   }),
-  DLQ_BREAKER_WINDOW: duration({ default: 60_000, min: 1 }),
+  DLQ_BREAKER_WINDOW: duration({ default: D.breaker.windowMs, min: 1 }),
   DLQ_BREAKER_COOLDOWN: duration({
-    default: 300_000,
+    default: D.breaker.cooldownMs,
     min: 1,
     help: 'how long the breaker holds consumption paused',
   }),
   CONSUMER_SESSION_TIMEOUT: duration({
-    default: 30_000,
+    default: D.sessionTimeoutMs,
     min: 6_000,
     help: 'how long the group waits for a silent member before moving its partitions to others',
   }),
   CHECKPOINT_INTERVAL: duration({
-    default: 5_000,
+    default: D.checkpointIntervalMs,
     min: 100,
     help: 'how often failover checkpoints are published',
+  }),
+  CONSUMER_TOPIC_REFRESH: duration({
+    default: D.topicRefreshIntervalMs,
+    min: 100,
+    help: 'how often a consumer looks for topics of its stream that appeared since it started',
   }),
 };
 
@@ -53,5 +58,6 @@ export function runtimeTuning(config: ConsumerConfig) {
     },
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL,
     sessionTimeoutMs: config.CONSUMER_SESSION_TIMEOUT,
+    topicRefreshIntervalMs: config.CONSUMER_TOPIC_REFRESH,
   } satisfies Partial<ConsumerRuntimeOptions<'notify.event', unknown>>;
 }

@@ -18,6 +18,7 @@ import { tombstoneTime } from '../../libs/convergence/version.ts';
 import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
 import { verpKeysRule, verpSettingsOf, verpSpec } from '../../libs/mail/verp-config.ts';
 import { runService } from '../../libs/service/run-service.ts';
@@ -273,7 +274,10 @@ await runService({
           {
             topic: deadLetterTopic,
             numPartitions: 1,
-            configEntries: [{ name: 'retention.ms', value: String(30 * 24 * HOUR) }],
+            configEntries: Object.entries(OWNED_TOPIC_CONFIG.deadLetter).map(([name, value]) => ({
+              name,
+              value,
+            })),
           },
         ]);
       }

@@ -1,4 +1,8 @@
-/** What an operator watches on the email sender: what became of each message, and why sending is held. */
+/**
+ * What an operator watches on the email sender: what became of each message. Why sending is held
+ * (send-budget, smtp-unreachable, smtp-misconfigured) is the consumer's
+ * tidings_consumer_pause_reasons{group="email-sender"}.
+ */
 import type { Registry } from 'prom-client';
 import { counter, gauge, histogram } from '../../libs/metrics/registry.ts';
 import type { OperatorProblem } from './smtp-error.ts';
@@ -36,17 +40,11 @@ export function createSenderMetrics(registry: Registry) {
     labelNames: ['problem'],
   });
   for (const problem of PROBLEMS) operatorError.set({ problem }, 0);
-  const held = gauge<'reason'>(registry, {
-    name: 'tidings_email_sender_held',
-    help: '1 while consumption is paused for a reason: send-budget, smtp-unreachable, smtp-misconfigured',
-    labelNames: ['reason'],
-  });
   return {
     outcome: (outcome: SendOutcomeLabel) => messages.inc({ outcome }),
     sendTimer: () => sendSeconds.startTimer(),
     operatorError: (problem: OperatorProblem, active: boolean) =>
       operatorError.set({ problem }, active ? 1 : 0),
-    held: (reason: string, active: boolean) => held.set({ reason }, active ? 1 : 0),
   };
 }
 

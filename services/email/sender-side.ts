@@ -13,17 +13,12 @@
  *                 in Kafka, consumption is held and probed, and it goes out once fixed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type ConsumerRuntime,
-  DeferredRecordError,
-  RejectedRecordError,
-} from '../../libs/kafka/consumer-runtime.ts';
+import { DeferredRecordError, RejectedRecordError } from '../../libs/kafka/consumer-runtime.ts';
 import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
 import { alignmentProblems, parseDkimKeyring } from '../../libs/mail/dkim.ts';
 import { addressHash, returnPath } from '../../libs/mail/verp.ts';
 import { verpSettingsOf } from '../../libs/mail/verp-config.ts';
 import type { EmailContext } from './config.ts';
-import { createConsumptionHold } from './consumption-hold.ts';
 import { createOperatorAlarm } from './operator-alarm.ts';
 import { senderDomain } from './outgoing-mail.ts';
 import { createDailyBudget, sentOnDay } from './send-budget.ts';
@@ -117,17 +112,6 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   });
   await consume({ stream: 'notify.erasure', group: 'email-erasures', handler: liftHandler(db) });
 
-  // The runtime exists only once consume() returns, but its first records may arrive before.
-  const runtime = Promise.withResolvers<ConsumerRuntime>();
-  const hold = createConsumptionHold({
-    pause: (reason) => void runtime.promise.then((r) => r.pause(reason)),
-    resume: (reason) => void runtime.promise.then((r) => r.resume(reason)),
-    probeIntervalMs: config.EMAIL_SMTP_PROBE_INTERVAL,
-    log,
-    onChange: metrics.held,
-  });
-  onShutdown('send holds', () => hold.close());
-
   /** The login probe: true once the server takes our connection and credentials. */
   async function smtpAnswers(): Promise<boolean> {
     try {
@@ -187,13 +171,14 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
     suppressed: Set<string>;
   }
 
-  const started = await consume<'notify.email-send', Batch>({
+  await consume<'notify.email-send', Batch>({
     stream: 'notify.email-send',
     group: 'email-sender',
     // A batch ends with its last sends in flight, then its marks and its commit: with as many
     // partitions' batches in flight as SMTP slots, other partitions keep the pool busy meanwhile
     // (the runtime's default of 3 left slots empty at every batch end).
     partitionsConsumedConcurrently: smtpSlotCount,
+    probeIntervalMs: config.EMAIL_SMTP_PROBE_INTERVAL,
     handler: {
       async prepareBatch(records) {
         const [ledger, suppressed] = await Promise.all([
@@ -211,7 +196,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
       // Marks go out before the batch's offsets commit: a committed record then always reads 'sent',
       // and only an uncommitted one (which comes back) can be found 'sending'.
       afterDurable: () => sentMarks.flush(),
-      async handle(record, { batch, emit, derivedMeta }) {
+      async handle(record, { batch, emit, derivedMeta, hold }) {
         const message = record.value;
         const hash = addressHash(message.to);
         const timer = metrics.sendTimer();
@@ -252,7 +237,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
             throw new RejectedRecordError('unsendable', outcome.detail);
           case 'no-budget':
             metrics.outcome('deferred');
-            hold.until(HOLD.budget, outcome.retryAt);
+            hold(HOLD.budget, { until: outcome.retryAt });
             throw new DeferredRecordError('the daily send cap is reached');
         }
         const { failure } = outcome;
@@ -287,20 +272,18 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
             metrics.outcome('deferred');
             alarm.raise(failure);
             // A rejected sender passes a login probe: retrying the held message is the probe.
-            hold.untilProbe(
-              HOLD.misconfigured,
-              failure.problem === 'sender-rejected' ? async () => true : smtpAnswers,
-            );
+            hold(HOLD.misconfigured, {
+              probe: failure.problem === 'sender-rejected' ? async () => true : smtpAnswers,
+            });
             throw new DeferredRecordError(`SMTP misconfiguration: ${failure.problem}`);
           case 'transient':
             metrics.outcome('retried');
-            if (outcome.unreachable) hold.untilProbe(HOLD.unreachable, smtpAnswers);
+            if (outcome.unreachable) hold(HOLD.unreachable, { probe: smtpAnswers });
             throw new Error(`SMTP failed transiently: ${failure.detail}`);
         }
       },
     },
   });
-  runtime.resolve(started);
   log.info(
     {
       smtp: transport.target,

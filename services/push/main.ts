@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
-import { type ConsumerRuntime, RejectedRecordError } from '../../libs/kafka/consumer-runtime.ts';
+import { RejectedRecordError, RetryLater } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { createBatchingWindows } from './batching-window.ts';
@@ -193,23 +193,7 @@ await runService({
 
     metrics.watchWindows(windows.open);
 
-    // Retry-After holds every partition: the provider asked this sender, not one partition, to wait.
-    let runtime: ConsumerRuntime | undefined;
-    let resumeAt = 0;
-    let resumeTimer: NodeJS.Timeout | undefined;
-    function holdFor(ms: number) {
-      const until = Date.now() + ms;
-      if (until <= resumeAt) return;
-      resumeAt = until;
-      runtime?.pause('retry-after');
-      clearTimeout(resumeTimer);
-      resumeTimer = setTimeout(() => runtime?.resume('retry-after'), ms);
-      resumeTimer.unref();
-      log.warn({ retry_after_ms: ms }, 'provider asked to back off: consumption paused');
-    }
-    onShutdown('retry-after timer', () => clearTimeout(resumeTimer));
-
-    runtime = await consume({
+    await consume({
       stream: 'notify.push',
       partitionsConsumedConcurrently: config.PUSH_CONCURRENT_PARTITIONS,
       handler: {
@@ -228,15 +212,18 @@ await runService({
           }
           return joined;
         },
-        async handle(record, { batch }) {
+        async handle(record, { batch, hold }) {
           const pending = batch.get(record.offset);
           if (!pending) throw new Error(`record at offset ${record.offset} joined no window`);
           const outcome = (await pending).outcomes.get(record.value.notification.recipient_id);
           if (!outcome || outcome.kind === 'delivered') return;
           if (outcome.kind === 'rejected') throw new RejectedRecordError(outcome.code);
           if (outcome.carrier !== record.value.notification.notification_id) return;
-          if (outcome.retryAfterMs !== null) holdFor(outcome.retryAfterMs);
-          throw new Error(`provider failed transiently (${outcome.code}); retrying`);
+          const failed = `provider failed transiently (${outcome.code}); retrying`;
+          if (outcome.retryAfterMs === null) throw new Error(failed);
+          // Retry-After holds every partition: the provider asked this sender, not one partition, to wait.
+          hold('retry-after', { until: Date.now() + outcome.retryAfterMs });
+          throw new RetryLater(outcome.retryAfterMs, failed);
         },
       },
     });

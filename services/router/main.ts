@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { createTrail } from '../../libs/trail/trail.ts';
@@ -36,7 +37,8 @@ async function ensureHoldTopic(kafka: Kafka, dc: string): Promise<string> {
     if ((await admin.listTopics()).includes(topic)) return topic;
     const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, 'notify.event')] });
     const numPartitions = metadata.topics[0]?.partitions.length ?? 1;
-    await createTopicsWithLeaders(admin, [{ topic, numPartitions }]);
+    const configEntries = Object.entries(OWNED_TOPIC_CONFIG.hold).map(([name, value]) => ({ name, value }));
+    await createTopicsWithLeaders(admin, [{ topic, numPartitions, configEntries }]);
     return topic;
   } finally {
     await admin.disconnect();

@@ -39,6 +39,7 @@ import {
   metricValue,
   REGISTRY_URL,
   runTidings,
+  stackCtl,
   streamAndRetryTopics,
   testKafka,
   withAdmin,
@@ -120,17 +121,6 @@ async function stopService(service: Service, signal: NodeJS.Signals): Promise<vo
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill(signal);
   await once(child, 'exit');
-}
-
-function ctl(action: 'start' | 'stop' | 'restart', part: string): Promise<void> {
-  const child = spawn('bash', [join(root, 'deploy', 'local', 'ctl.sh'), action, part], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  return new Promise((resolve, reject) =>
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`ctl.sh ${action} ${part}: exit ${code}`)),
-    ),
-  );
 }
 
 /** `tidings failover` from eqiad to codfw for the drill's groups: a plan, unless given --execute. */
@@ -278,9 +268,9 @@ after(async () => {
   for (const child of services) child.kill('SIGKILL');
   await publisher.close().catch(() => undefined);
   if (eqiadStopped) {
-    await ctl('start', 'eqiad');
+    await stackCtl('start', 'eqiad');
     // MirrorMaker lost its eqiad side for the drill; a restart reconnects both directions at once.
-    await ctl('restart', 'mirror');
+    await stackCtl('restart', 'mirror');
     await skipDrillLeftovers();
   }
   await sink.stop();
@@ -385,7 +375,7 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     'codfw to hold the last eqiad checkpoints',
     60_000,
   );
-  await ctl('stop', 'eqiad');
+  await stackCtl('stop', 'eqiad');
   eqiadStopped = true;
 
   const failoverAt = Date.now();

@@ -4,35 +4,28 @@
  * the DLQ breaker halts a flood; checkpoints are published.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { createProducer } from '../../libs/kafka/client.ts';
 import {
   type ConsumedRecord,
-  type ConsumerRuntime,
-  createConsumerRuntime,
   type RecordHandler,
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
 import { HEADER, headerString } from '../../libs/kafka/record-headers.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
-import { createSerde } from '../../libs/schemas/serde.ts';
 import type { NotifyCheckpoint, NotifyEvent } from '../../libs/schemas/types.generated.ts';
+import { createStreamTopics, deleteDcTopics, eventually, readTopic, testKafka, uniqueDc } from './harness.ts';
 import {
-  createStreamTopics,
-  deleteDcTopics,
-  eventually,
-  quietLog,
-  REGISTRY_URL,
-  readTopic,
-  testKafka,
-  uniqueDc,
-} from './harness.ts';
+  type EventRuntimeOptions,
+  event,
+  produceRaw as producerRaw,
+  serde,
+  startEventRuntime,
+} from './runtime-fixture.ts';
 
 const kafka = testKafka('eqiad');
-const serde = createSerde({ registryUrl: REGISTRY_URL });
 const producer = createProducer(kafka);
 const dcs: string[] = [];
 
@@ -51,59 +44,10 @@ async function newDc(): Promise<string> {
   return dc;
 }
 
-function event(dc: string, id: string, type = 'ok'): NotifyEvent {
-  return {
-    meta: {
-      id: randomUUID(),
-      dt: Date.now(),
-      stream: 'notify.event',
-      dc,
-      producer: 'test',
-      request_id: null,
-    },
-    event_id: id,
-    type,
-    category: 'test',
-    agent: null,
-    recipients: ['u1'],
-    title: null,
-    url: null,
-    extra: {},
-    bundle_key: null,
-    expires_at: null,
-  };
-}
+const produceRaw = (dc: string, values: (Buffer | NotifyEvent)[]) => producerRaw(producer, dc, values);
 
-async function produceRaw(dc: string, values: (Buffer | NotifyEvent)[]) {
-  const messages = await Promise.all(
-    values.map(async (v, i) => ({
-      key: `k${i}`,
-      value: Buffer.isBuffer(v) ? v : await serde.encode('notify.event', v),
-    })),
-  );
-  await producer.send({ topic: topicFor(dc, 'notify.event'), acks: -1, messages });
-}
-
-function startRuntime(
-  dc: string,
-  handler: RecordHandler<NotifyEvent>,
-  extra: Partial<Parameters<typeof createConsumerRuntime<'notify.event'>>[0]> = {},
-): Promise<ConsumerRuntime> {
-  const runtime = createConsumerRuntime<'notify.event'>({
-    kafka,
-    codec: serde,
-    log: quietLog,
-    registry: new Registry(),
-    service: 'rt',
-    dc,
-    dcs: [dc],
-    stream: 'notify.event',
-    handler,
-    retryDelaysMs: [300, 600],
-    checkpointIntervalMs: 200,
-    ...extra,
-  });
-  return runtime.start().then(() => runtime);
+function startRuntime(dc: string, handler: RecordHandler<NotifyEvent>, extra: EventRuntimeOptions = {}) {
+  return startEventRuntime(kafka, dc, handler, extra);
 }
 
 const header = (m: KafkaMessage, name: string) => headerString(m.headers, name);

@@ -373,7 +373,12 @@ describe('email sender, SMTP down for a while', () => {
     const record = emailSend('grace@example.org');
     await publish(setup, [record]);
     await metricReaches(sender.port, 'tidings_email_sender_messages_total', { outcome: 'retried' }, 1);
-    await metricReaches(sender.port, 'tidings_email_sender_held', { reason: 'smtp-unreachable' }, 1);
+    await metricReaches(
+      sender.port,
+      'tidings_consumer_pause_reasons',
+      { group: 'email-sender', reason: 'smtp-unreachable' },
+      1,
+    );
     await settle(3_000);
     await setup.sink.start();
     await arrived(setup.sink, [record.send_id]);
@@ -515,7 +520,12 @@ describe('email sender, daily cap', () => {
       1,
     );
     await metricReaches(first.port, 'tidings_email_sender_messages_total', { outcome: 'suppressed' }, 1);
-    await metricReaches(first.port, 'tidings_email_sender_held', { reason: 'send-budget' }, 1);
+    await metricReaches(
+      first.port,
+      'tidings_consumer_pause_reasons',
+      { group: 'email-sender', reason: 'send-budget' },
+      1,
+    );
     await eventually(() => (setup.sink.received.length >= 3 ? true : undefined), 'the cap to be used up');
     await settle();
     assert.equal(setup.sink.received.length, 3);

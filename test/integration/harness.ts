@@ -3,8 +3,9 @@
  * own. A test's topics are `<its dc>.<stream>`, so tests never read each other's records, and
  * MirrorMaker (which copies only eqiad.* and codfw.*) leaves them alone.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
@@ -255,4 +256,75 @@ export function runTidingsWith(env: NodeJS.ProcessEnv, ...args: string[]): Promi
     stderr += chunk;
   });
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+
+/**
+ * Starts, stops or restarts a part of the local stack (deploy/local/ctl.sh), for tests that inject
+ * faults into it. Only ever against a stack of one's own: never the shared one.
+ */
+export function stackCtl(action: 'start' | 'stop' | 'restart', part: string): Promise<void> {
+  const child = spawn(
+    'bash',
+    [join(import.meta.dirname, '..', '..', 'deploy', 'local', 'ctl.sh'), action, part],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`ctl.sh ${action} ${part}: exit ${code}`)),
+    ),
+  );
+}
+
+export interface ServiceProcess {
+  port: number;
+  child: ChildProcess;
+  /** SIGTERM (or `signal`), and SIGKILL if it has not drained in 15 s; resolves once it exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts `services/<name>/main.ts` as a process of its own datacenter `dc` on a free ops port, with
+ * `env` on top of serviceEnv, and resolves once its /readyz says ready.
+ */
+export async function startService(
+  name: string,
+  dc: string,
+  env: Record<string, string> = {},
+  { readyTimeoutMs = 60_000 }: { readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', '..', 'services', name, 'main.ts')],
+    {
+      env: serviceEnv(dc, port, env),
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await eventually(
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`${name} exited with ${child.exitCode} before it was ready`);
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+        return res?.status === 200 ? true : undefined;
+      },
+      `${name} to be ready`,
+      readyTimeoutMs,
+    );
+  } catch (error) {
+    await stop('SIGKILL');
+    throw error;
+  }
+  return { port, child, stop };
 }

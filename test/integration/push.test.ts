@@ -7,10 +7,8 @@
  * one starts, or a leftover member would be handed the next test's partitions.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
@@ -21,17 +19,18 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
-  freePort,
   groupLag,
   metricValue,
   readTopic,
-  serviceEnv,
+  type ServiceProcess,
+  startService,
   streamAndRetryTopics,
   testKafka,
   testPublisher,
   uniqueDc,
   untilCommitted,
 } from './harness.ts';
+import { notification, subscription, tokenHash } from './push-fixture.ts';
 
 const kafka = testKafka('eqiad');
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
@@ -49,47 +48,9 @@ after(async () => {
   await emulator.close();
 });
 
-const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
-
-function subscription(userId: string, token: string): PublishItem {
-  return {
-    stream: 'notify.push-subscription',
-    record: {
-      token_hash: tokenHash(token),
-      user_id: userId,
-      provider: 'fcm',
-      token,
-      app: 'org.wikipedia',
-      locale: 'en',
-    },
-  };
-}
-
-function notification(recipient: string, id: string = randomUUID()): PublishItem {
-  return {
-    stream: 'notify.push',
-    record: {
-      notification: {
-        notification_id: id,
-        event_id: `e-${id}`,
-        event_type: 'edit-user-talk',
-        category: 'edit-user-talk',
-        recipient_id: recipient,
-        title: 'Someone left a message on your talk page',
-        url: 'https://example.org/wiki/User_talk:X',
-        priority: 1,
-        locale: 'en',
-        timezone: 'UTC',
-      },
-    },
-  };
-}
-
-interface PushProcess {
+interface PushProcess extends ServiceProcess {
   dc: string;
-  port: number;
   publisher: Publisher;
-  child: ChildProcess;
 }
 
 /** A push process of its own datacenter and database schema, ready to consume. */
@@ -108,44 +69,23 @@ async function startPush(env: Record<string, string>, pushPartitions = 1): Promi
 }
 
 /** Another push process for a datacenter startPush made, as after a crash. */
-async function spawnPush(
-  dc: string,
-  env: Record<string, string>,
-): Promise<{ port: number; child: ChildProcess }> {
-  const schema = `push_${dc}`;
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')],
-    {
-      env: serviceEnv(dc, port, {
-        DATABASE_SCHEMA: schema,
-        CONSUMER_SESSION_TIMEOUT: '6s',
-        CHECKPOINT_INTERVAL: '500ms',
-        RETRY_DELAYS: '200ms,400ms',
-        FCM_PROJECT_ID: 'tidings-test',
-        FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
-        FCM_EMULATOR_CA: emulator.caFile,
-        PUSH_WINDOW_MIN: '500ms',
-        PUSH_WINDOW_MAX: '1500ms',
-        ...env,
-      }),
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanups.push(() => stop(child));
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`push exited with ${child.exitCode} before it was ready`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    },
-    'push to be ready',
-    60_000,
-  );
-  return { port, child };
+async function spawnPush(dc: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const push = await startService('push', dc, {
+    DATABASE_SCHEMA: `push_${dc}`,
+    CONSUMER_SESSION_TIMEOUT: '6s',
+    CHECKPOINT_INTERVAL: '500ms',
+    RETRY_DELAYS: '200ms,400ms',
+    FCM_PROJECT_ID: 'tidings-test',
+    FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
+    FCM_EMULATOR_CA: emulator.caFile,
+    PUSH_WINDOW_MIN: '500ms',
+    PUSH_WINDOW_MAX: '1500ms',
+    ...env,
+  });
+  children.add(push.child);
+  push.child.on('exit', () => children.delete(push.child));
+  cleanups.push(() => push.stop());
+  return push;
 }
 
 async function subscribe(push: PushProcess, subs: PublishItem[]): Promise<void> {
@@ -167,22 +107,12 @@ async function drained(dc: string): Promise<void> {
   await untilCommitted(kafka, 'push', () => pushTopics(dc), 'push to commit everything', 45_000);
 }
 
-/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 describe('push, sending', () => {
   let push: PushProcess;
   before(async () => {
     push = await startPush({ PUSH_DEVICES_PER_USER: '3' });
   });
-  after(() => stop(push.child));
+  after(() => push.stop());
 
   test('many notifications for one person within a window become one push', async () => {
     await subscribe(push, [subscription('solo', 'tok-solo')]);
@@ -284,7 +214,7 @@ describe('push, pooling across partitions', () => {
       users.map((u) => subscription(u, `tok-${u}`)),
     );
     // Published while push is down, so one fetch brings all three partitions and their windows open together.
-    await stop(push.child);
+    await push.stop();
     await push.publisher.publishMany(users.map((u) => notification(u)));
     const restarted = await spawnPush(push.dc, {});
     await drained(push.dc);
@@ -293,7 +223,7 @@ describe('push, pooling across partitions', () => {
     assert.ok(windows >= 3, `one window per partition at least (${windows})`);
     assert.ok(calls < 3, `${calls} calls for three windows of about 100 tokens each`);
     for (const u of users) assert.equal(emulator.delivered(`tok-${u}`).length, 1, `${u} got one push`);
-    await stop(restarted.child);
+    await restarted.stop();
   });
 });
 
@@ -308,7 +238,7 @@ describe('push, kill switch', () => {
       await metricValue(push.port, 'tidings_push_notifications_total', { kind: 'suppressed' }),
       40,
     );
-    await stop(push.child);
+    await push.stop();
   });
 });
 
@@ -330,6 +260,6 @@ describe('push, crash', () => {
     const restarted = await spawnPush(push.dc, env);
     await drained(push.dc);
     assert.equal(emulator.delivered('tok-crash').length, 1);
-    await stop(restarted.child);
+    await restarted.stop();
   });
 });

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createRetryPolicy, DEFAULT_RETRY_DELAYS_MS } from '../../libs/kafka/retry-policy.ts';
 import {
+  CONSUMERS,
+  declaredPartitions,
   desiredTopics,
   type ExistingTopic,
   isCompacted,
   LOCAL_MAX_PARTITIONS,
   localPartitions,
+  ownedTopics,
   planTopic,
   TOPIC_PLAN,
 } from '../../libs/kafka/topic-plan.ts';
@@ -87,5 +91,30 @@ describe('planTopic', () => {
     const change = planTopic(desired, existing);
     assert.equal(change.action, 'ok');
     assert.match(change.warnings[0]!, new RegExp(`has 1 partitions, declared ${desired.partitions}:`));
+  });
+});
+
+describe('topics services own', () => {
+  const owned = ownedTopics(['eqiad'], 1);
+  const named = (topic: string) => owned.find((t) => t.topic === topic);
+
+  test('every consumer has a retry topic per default delay and a DLQ, with its stream’s partitions', () => {
+    for (const { service, stream } of CONSUMERS) {
+      const policy = createRetryPolicy({ dc: 'eqiad', stream, service, delaysMs: DEFAULT_RETRY_DELAYS_MS });
+      for (const topic of [...policy.retryTopics, policy.deadLetterTopic]) {
+        assert.equal(
+          named(topic)?.partitions,
+          TOPIC_PLAN.find((d) => d.stream === stream)!.partitions,
+          `${topic} declared`,
+        );
+      }
+    }
+    assert.equal(named('eqiad.notify.push.push.retry-10s')?.config['retention.ms'], String(7 * 86_400_000));
+    assert.equal(named('eqiad.notify.push.push.dlq')?.config['retention.ms'], String(30 * 86_400_000));
+  });
+
+  test("the router's hold topic and bounce's raw SMTP dead letters are declared", () => {
+    assert.equal(named('eqiad.notify.event.router.held')?.partitions, declaredPartitions('notify.event'));
+    assert.equal(named('eqiad.notify.bounce.bounce-smtp.dlq')?.partitions, 1);
   });
 });

@@ -79,6 +79,7 @@ async function run(handler: ReturnType<typeof handlerWith>['handler'], events: N
         else emitted.push({ stream, key: options?.key, topic: options?.topic });
       },
       derivedMeta: () => ({}) as Meta,
+      hold: () => undefined,
     };
     await handler.handle(record, ctx);
   }
