@@ -105,19 +105,51 @@ export function createOutbox(
   return {
     send(records) {
       if (records.length === 0) return Promise.resolve();
-      let bytes = 0;
-      for (const { message } of records) bytes += sizeOf(message.key) + sizeOf(message.value);
-      return new Promise<void>((resolve, reject) => {
-        waiting.push({ records, bytes, resolve, reject });
-        waitingCount += records.length;
-        // While a request is in flight, what waits joins the next one when it returns.
-        if (pumping) return;
+      // One record's outputs may be larger than a request may be (an event fanning out to ten
+      // thousand people): they go in consecutive requests, durable once the last is acknowledged.
+      const parts = splitToFit(records, maxRecords, maxBytes);
+      const durable = Promise.all(
+        parts.map(
+          ({ records: part, bytes }) =>
+            new Promise<void>((resolve, reject) => {
+              waiting.push({ records: part, bytes, resolve, reject });
+              waitingCount += part.length;
+            }),
+        ),
+      ).then(() => undefined);
+      // While a request is in flight, what waits joins the next one when it returns.
+      if (!pumping) {
         if (waitingCount >= maxRecords) void sendWaiting();
         else if (!timer) timer = setTimeout(() => void sendWaiting(), lingerMs);
-      });
+      }
+      return durable;
     },
     flush: sendWaiting,
   };
+}
+
+/** Consecutive slices of `records`, each within a request's record and byte limits (at least one record). */
+function splitToFit(
+  records: readonly OutboundRecord[],
+  maxRecords: number,
+  maxBytes: number,
+): { records: readonly OutboundRecord[]; bytes: number }[] {
+  const parts: { records: OutboundRecord[]; bytes: number }[] = [];
+  let current: { records: OutboundRecord[]; bytes: number } = { records: [], bytes: 0 };
+  for (const record of records) {
+    const size = sizeOf(record.message.key) + sizeOf(record.message.value);
+    if (
+      current.records.length > 0 &&
+      (current.records.length >= maxRecords || current.bytes + size > maxBytes)
+    ) {
+      parts.push(current);
+      current = { records: [], bytes: 0 };
+    }
+    current.records.push(record);
+    current.bytes += size;
+  }
+  parts.push(current);
+  return parts;
 }
 
 function byTopic(group: readonly Pending[]): TopicMessages[] {

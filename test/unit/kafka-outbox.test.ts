@@ -141,3 +141,21 @@ test('flush resolves only once everything handed over before it is acknowledged'
   assert.deepEqual(requests, [['a'], ['b'], ['c']]);
   assert.deepEqual(acknowledged, ['a', 'b', 'c'], 'acknowledged in the order handed over');
 });
+
+test("one record's outputs larger than a request may be go in several requests, each within the limits", async () => {
+  const { producer, requests } = fakeProducer();
+  const outbox = createOutbox(producer, { maxRecords: 1_000, maxBytes: 1_000, lingerMs: 1 });
+  // 50 records of 100 bytes: at most 10 fit the byte limit of one request (the broker refuses
+  // a partition's batch over message.max.bytes, and once refused the record can never be sent).
+  const outputs = Array.from({ length: 50 }, (_, i) => ({
+    topic: 't',
+    message: { value: 'x'.repeat(100), key: `${i}` },
+  }));
+  await outbox.send(outputs);
+  assert.ok(requests.length >= 5, `${requests.length} requests`);
+  assert.equal(
+    requests.reduce((n, r) => n + r.reduce((m, t) => m + t.count, 0), 0),
+    50,
+  );
+  for (const request of requests) assert.ok(request.reduce((m, t) => m + t.count, 0) <= 10);
+});
