@@ -61,8 +61,10 @@ test-browser: install
 	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/browser/*.test.ts'
 # Fault injection against the consumer runtime and services (test/faults/): some tests stop and
 # start the eqiad broker, so it runs after the integration tests and before the drill.
+# --test-force-exit: a runtime-faults test leaves a handle open after it passes (seen twice under
+# load; not found yet), which kept the file's process, and `make test`, from ever ending.
 test-faults: install
-	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/faults/*.test.ts'
+	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 --test-force-exit 'test/faults/*.test.ts'
 
 # The failover drill stops and restarts the eqiad cluster, so it runs on its own, after the rest.
 test-drill: install
