@@ -147,6 +147,11 @@ export async function runService<S extends Spec = Record<never, never>>(
       });
     }
 
+    // Not ready before start() is done: the consumers it has not started yet have no check of
+    // their own, and a rollout must not count this pod in while its main consumer is missing. Set
+    // before the ops server answers, so nothing in between (the Kafka probe) reads as ready.
+    let started = false;
+    checks.set('start-up', () => (started ? { ok: true } : { ok: false, detail: 'starting' }));
     const ops = await startOpsServer({
       port: base.HTTP_PORT,
       registry,
@@ -193,10 +198,6 @@ export async function runService<S extends Spec = Record<never, never>>(
     const lagExporter = startLagExporter({ kafka, registry, groups: ownedGroups, log });
     shutdown.onShutdown('lag exporter', () => lagExporter.stop());
 
-    // Not ready before start() is done: the consumers it has not started yet have no check of
-    // their own, and a rollout must not count this pod in while its main consumer is missing.
-    let started = false;
-    checks.set('start-up', () => (started ? { ok: true } : { ok: false, detail: 'starting' }));
     await def.start({
       name: def.name,
       config,
