@@ -19,8 +19,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Kafka } from 'kafkajs';
@@ -40,7 +38,6 @@ import {
   REGISTRY_URL,
   runTidings,
   stackCtl,
-  streamAndRetryTopics,
   testKafka,
   withAdmin,
 } from '../integration/harness.ts';
@@ -60,13 +57,6 @@ const SMTP_CONNECTIONS = 5;
 // beginning of their topics, as any new group does. Naming the groups keeps the drill from moving
 // other tests' groups on the shared checkpoint topic.
 const GROUPS = ['router', 'router-users', 'email', 'email-sender'];
-/** What each drill group consumes, and the service whose retry topics it also reads. */
-const GROUP_STREAMS: Record<string, { stream: string; service: string }> = {
-  router: { stream: 'notify.event', service: 'router' },
-  'router-users': { stream: 'notify.user', service: 'router' },
-  email: { stream: 'notify.email', service: 'email' },
-  'email-sender': { stream: 'notify.email-send', service: 'email' },
-};
 
 const eqiad = testKafka('eqiad');
 const codfw = testKafka('codfw');
@@ -204,62 +194,6 @@ function allReady(...list: Service[]): Promise<true> {
   );
 }
 
-/**
- * The drill works on the real eqiad.* and codfw.* topics under the groups `make dev` runs, so what
- * it leaves unfinished would be mailed by the next `make dev`: eqiad's work after the kill, and
- * codfw's output once MirrorMaker copies it back to eqiad. Once that copy is complete, every
- * drill group skips to the end of its topics (both prefixes, retry topics too) on both clusters.
- */
-async function skipDrillLeftovers(): Promise<void> {
-  for (const stream of ['notify.email', 'notify.email-send']) {
-    const topic = topicFor('codfw', stream);
-    const made = await countRunRecords(codfw, topic, `drill-${run}-`);
-    await eventually(
-      async () => ((await countRunRecords(eqiad, topic, `drill-${run}-`)) >= made ? true : undefined),
-      `MirrorMaker to copy codfw's ${made} drill records of ${topic} back to eqiad`,
-      120_000,
-    );
-  }
-  const rollbacks = mkdtempSync(join(tmpdir(), 'drill-rollback-'));
-  try {
-    for (const [dc, kafka] of [
-      ['eqiad', eqiad],
-      ['codfw', codfw],
-    ] as const) {
-      for (const group of GROUPS) {
-        const { stream, service } = GROUP_STREAMS[group] ?? { stream: '', service: '' };
-        const topics = [
-          ...(await streamAndRetryTopics(kafka, 'eqiad', stream, service)),
-          ...(await streamAndRetryTopics(kafka, 'codfw', stream, service)),
-        ];
-        // Refused while the killed services' members linger (CONSUMER_SESSION_TIMEOUT).
-        await eventually(
-          async () => {
-            const { status } = await runTidings(
-              '--dc',
-              dc,
-              'drop',
-              '--group',
-              group,
-              '--to-latest',
-              '--topic',
-              ...topics,
-              '--execute',
-              '--rollback-file',
-              join(rollbacks, `${dc}-${group}.json`),
-            );
-            return status === 0 ? true : undefined;
-          },
-          `${group} on ${dc} to skip the drill's leftovers`,
-          60_000,
-        );
-      }
-    }
-  } finally {
-    rmSync(rollbacks, { recursive: true, force: true });
-  }
-}
-
 before(async () => {
   sink = await startSmtpSink();
 });
@@ -271,7 +205,6 @@ after(async () => {
     await stackCtl('start', 'eqiad');
     // MirrorMaker lost its eqiad side for the drill; a restart reconnects both directions at once.
     await stackCtl('restart', 'mirror');
-    await skipDrillLeftovers();
   }
   await sink.stop();
   for (const schema of Object.values(SCHEMAS)) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
