@@ -104,19 +104,13 @@ interface TracedStory {
 }
 
 async function trace(...selector: string[]): Promise<TracedStory[]> {
-  const run = await runTidings(
-    '--brokers',
-    BROKERS.eqiad.join(','),
-    '--dc',
-    dc,
-    '-o',
-    'json',
-    'trace',
-    ...selector,
-  );
+  const run = await tidings('-o', 'json', 'trace', ...selector);
   assert.equal(run.status, 0, run.stderr);
   return JSON.parse(run.stdout) as TracedStory[];
 }
+
+/** The CLI against this test's datacenter on the eqiad cluster. */
+const tidings = (...args: string[]) => runTidings('--brokers', BROKERS.eqiad.join(','), '--dc', dc, ...args);
 
 const summary = (stories: TracedStory[]) =>
   Object.fromEntries(stories.map((s) => [`${s.recipient_id} ${s.channel}`, s.state.summary]));
@@ -220,11 +214,7 @@ describe('delivery trail from the router', () => {
   });
 
   test('tidings explain re-runs the decision for one person, gate by gate', async () => {
-    const run = await runTidings(
-      '--brokers',
-      BROKERS.eqiad.join(','),
-      '--dc',
-      dc,
+    const run = await tidings(
       '-o',
       'json',
       'explain',
@@ -283,11 +273,7 @@ describe('delivery trail from the router', () => {
   test('a replay of every event adds no step to any story', async () => {
     const before = await trace('--user', 'ann');
     await stopRouter();
-    const replay = await runTidings(
-      '--brokers',
-      BROKERS.eqiad.join(','),
-      '--dc',
-      dc,
+    const replay = await tidings(
       'replay',
       '--group',
       'router',
@@ -305,18 +291,7 @@ describe('delivery trail from the router', () => {
     // The router saw every event again and skipped each as a duplicate...
     await eventually(
       async () => {
-        const tail = await runTidings(
-          '--brokers',
-          BROKERS.eqiad.join(','),
-          '--dc',
-          dc,
-          '-o',
-          'json',
-          'tail',
-          'notify.status',
-          '--limit',
-          '1000',
-        );
+        const tail = await tidings('-o', 'json', 'tail', 'notify.status', '--limit', '1000');
         return tail.stdout.includes('"duplicate-event"') ? true : undefined;
       },
       'the replayed events to reach the router again',
