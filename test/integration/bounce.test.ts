@@ -226,9 +226,10 @@ test('a DSN to a forged or foreign return path is refused at RCPT TO and counted
   const raw = sample('postfix-user-unknown.eml', 'alice@example.com', to);
   const genuine = verp(to);
   const [local, domain] = genuine.split('@') as [string, string];
-  // Flip one character of the token: the MAC no longer matches.
-  const last = local.at(-1) === 'a' ? 'b' : 'a';
-  const forged = `${local.slice(0, -1)}${last}@${domain}`;
+  // Flip one character of the token's MAC. Not the last character: it can carry base32 padding
+  // bits, and flipping those makes the token malformed rather than forged.
+  const flipped = local.at(-2) === 'a' ? 'b' : 'a';
+  const forged = `${local.slice(0, -2)}${flipped}${local.at(-1)}@${domain}`;
   const before = await metricValue(ports.ops, 'tidings_bounce_smtp_refused_total', { reason: 'forged' });
 
   await assert.rejects(deliver(forged, raw), (error: { responseCode?: number }) => {
