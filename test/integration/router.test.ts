@@ -205,10 +205,10 @@ describe('router', () => {
       "SELECT locale, timezone, email FROM router.users WHERE user_id = 'alice'",
     );
     assert.deepEqual(alice, { locale: 'de', timezone: 'Europe/Berlin', email: 'alice@example.org' });
-    const prefs = await sql(
-      "SELECT category, channel, enabled FROM router.user_preferences WHERE user_id = 'carol'",
+    const [carol] = await sql<{ preferences: unknown }>(
+      "SELECT preferences FROM router.users WHERE user_id = 'carol'",
     );
-    assert.deepEqual(prefs, [{ category: 'mention', channel: 'email', enabled: false }]);
+    assert.deepEqual(carol?.preferences, [{ category: 'mention', channel: 'email', enabled: false }]);
   });
 
   test('an event fans out per preferences, keyed by recipient, with deterministic ids and meta.dt', async () => {
@@ -427,11 +427,10 @@ describe('batch queries over 100,000 people', () => {
   test('each batch query probes indexes: no sequential scan of a big table', async () => {
     await migrate(pool, { schema: planSchema, dir: MIGRATIONS, log: quietLog });
     await pool.query(`
-      INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, record_dt)
-        SELECT 'u' || i, 'u' || i || '@example.org', 'en', 'UTC', now(), 'instant', now()
+      INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, preferences, record_dt)
+        SELECT 'u' || i, 'u' || i || '@example.org', 'en', 'UTC', now(), 'instant',
+               '[{"category": "mention", "channel": "email", "enabled": false}]', now()
         FROM generate_series(1, 100000) i;
-      INSERT INTO user_preferences (user_id, category, channel, enabled)
-        SELECT 'u' || i, c, 'email', false FROM generate_series(1, 100000) i, unnest(ARRAY['mention', 'reverted']) c;
       INSERT INTO preference_changes (user_id, channel, category, enabled, changed_at, reason)
         SELECT 'u' || i, 'email', NULL, false, now(), 'one-click-unsubscribe' FROM generate_series(1, 100000, 3) i;
       INSERT INTO email_frequency_changes (user_id, email_frequency, changed_at)
