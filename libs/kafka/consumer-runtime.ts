@@ -66,6 +66,12 @@ export interface EmitOptions {
   headers?: IHeaders;
   /** A topic of this service's own carrying the stream's records (e.g. a hold topic); default `<dc>.<stream>`. */
   topic?: string;
+  /**
+   * Sent even when the handler then fails: a record about the failure itself (the delivery trail's
+   * "held by Retry-After"), durable together with the retry or dead letter. Other emits of a failed
+   * record are dropped, as it is handled again.
+   */
+  evenIfFailed?: boolean;
 }
 
 export interface HandlerContext<B> {
@@ -237,6 +243,8 @@ interface Failure {
   error: unknown;
   /** Straight to the DLQ, no retries. */
   permanent: boolean;
+  /** The handler's `evenIfFailed` emits, sent with the retry or dead letter. */
+  alongside?: readonly OutboundRecord[];
 }
 
 const BREAKER_REASON = 'dlq-breaker';
@@ -389,7 +397,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     if (route.kind === 'retry' && error instanceof RetryLater) {
       route.dueAt = Math.max(route.dueAt, now() + error.afterMs);
     }
-    const durable = outbox.send([failureRecord(failure, route)]);
+    const durable = outbox.send([...(failure.alongside ?? []), failureRecord(failure, route)]);
     if (route.kind === 'retry') {
       metrics.retries.inc({ group, delay: String(route.delayMs) });
       log.warn(
@@ -421,16 +429,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
     const outputs: Promise<OutboundRecord>[] = [];
+    const lasting: Promise<OutboundRecord>[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
         const outTopic = options.topic ?? topicFor(dc, outStream);
-        outputs.push(
-          codec.encode(outStream, value).then((bytes) => ({
-            topic: outTopic,
-            message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
-          })),
-        );
+        const encoded = codec.encode(outStream, value).then((bytes) => ({
+          topic: outTopic,
+          message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
+        }));
+        outputs.push(encoded);
+        if (options.evenIfFailed) lasting.push(encoded);
       },
       derivedMeta(outStream) {
         const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
@@ -453,7 +462,9 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     } catch (error) {
       if (error instanceof DeferredRecordError) return null;
       const rejected = error instanceof RejectedRecordError;
+      const alongside = await Promise.all(lasting);
       return fail({
+        alongside,
         message,
         topic: record.topic,
         partition: record.partition,
