@@ -10,7 +10,7 @@
  * any state of its own.
  */
 import { derivedUuid } from '../ids/derived-uuid.ts';
-import type { EmitOptions, HandlerContext } from '../kafka/consumer-runtime.ts';
+import type { HandlerContext } from '../kafka/consumer-runtime.ts';
 import type { Channel, NotifyStatusInput, StatusOutcome, StatusStage } from '../schemas/types.generated.ts';
 
 export interface TrailDecision {
@@ -30,13 +30,13 @@ export interface Trail {
   /** False when DELIVERY_TRAIL is off: callers may skip building decisions at all. */
   readonly enabled: boolean;
   /**
-   * `evenIfFailed`: the decision stands whatever the handler does next (push's multicast has
-   * happened, a Retry-After hold is a fact about the failure), so it goes out with the retry record.
+   * `evenIfFailed`: the decision stands even if the handler then throws (a send deferred for retry):
+   * it goes out with the record's retry (see EmitOptions).
    */
   write(
     context: Pick<HandlerContext<unknown>, 'emit' | 'derivedMeta'>,
     decision: TrailDecision,
-    options?: Pick<EmitOptions, 'evenIfFailed'>,
+    options?: { evenIfFailed?: boolean },
   ): void;
 }
 
@@ -49,7 +49,7 @@ export interface TrailOptions {
 export function createTrail({ stage, enabled, now = Date.now }: TrailOptions): Trail {
   return {
     enabled,
-    write(context, d, options = {}) {
+    write(context, d, { evenIfFailed = false } = {}) {
       if (!enabled) return;
       const reason = d.reason ?? null;
       const ref = d.ref ?? null;
@@ -67,7 +67,7 @@ export function createTrail({ stage, enabled, now = Date.now }: TrailOptions): T
         due_at: d.dueAt ?? null,
         at: now(),
       };
-      context.emit('notify.status', record, { ...options, key: d.recipientId });
+      context.emit('notify.status', record, { key: d.recipientId, evenIfFailed });
     },
   };
 }
