@@ -607,11 +607,15 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
     );
     const to = address('ivan');
     const hash = addressHash(to);
-    const mail = (sendId: string): NotifyEmailSendInput =>
-      ({
+    const notificationOf = new Map<string, string>();
+    const mail = (sendId: string): NotifyEmailSendInput => {
+      const id = randomUUID();
+      notificationOf.set(sendId, id);
+      return {
         meta: { dt: Date.now() },
         send_id: sendId,
-        notification_ids: [randomUUID()],
+        notification_ids: [id],
+        event_ids: { [id]: `e-${id}` },
         recipient_id: `u-ivan-${run}`,
         to,
         from: 'Wiki <wiki@tidings.example.org>',
@@ -622,7 +626,8 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
         category: 'edit-user-talk',
         locale: 'en',
         kind: 'instant',
-      }) as NotifyEmailSendInput;
+      } as NotifyEmailSendInput;
+    };
 
     const firstId = randomBytes(16).toString('hex');
     await publisher.publish('notify.email-send', mail(firstId));
@@ -663,6 +668,25 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       1,
       'only the first mail went out',
     );
+
+    // The trail tells both: the first accepted, bounced and the cause of the suppression; the
+    // second suppressed by the sender.
+    const storyOf = async (sendId: string) =>
+      (await traceStories(dc, '--notification', notificationOf.get(sendId)!))[0]?.steps.map((step) =>
+        [step.stage, step.outcome, step.reason].join(' '),
+      );
+    const first = await eventually(async () => {
+      const steps = await storyOf(firstId);
+      return steps?.length === 3 ? steps : undefined;
+    }, "the first mail's story");
+    assert.deepEqual(first, [
+      'sender accepted ',
+      'bounce bounced hard-bounce',
+      'bounce suppressed hard-bounce',
+    ]);
+    assert.deepEqual(await eventually(() => storyOf(secondId), "the second mail's story"), [
+      'sender suppressed address-suppressed',
+    ]);
   } finally {
     await stop(email);
     await publisher.close();
