@@ -66,6 +66,13 @@ export interface EmitOptions {
   headers?: IHeaders;
   /** A topic of this service's own carrying the stream's records (e.g. a hold topic); default `<dc>.<stream>`. */
   topic?: string;
+  /**
+   * Sent even if the handler then throws: with the record's retry or dead letter, in the same
+   * request, or, for a DeferredRecordError, as the record is left for later. For what a stage says
+   * about the failure itself (the delivery trail's "deferred"); the other outputs of a failed
+   * record are dropped.
+   */
+  evenIfFailed?: boolean;
 }
 
 export interface HandlerContext<B> {
@@ -380,8 +387,8 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { topic: route.topic, message: { key: message.key, value: message.value, headers } };
   }
 
-  /** Routes a failed record to its next retry topic or the DLQ, durably. */
-  function fail(failure: Failure): Decided {
+  /** Routes a failed record to its next retry topic or the DLQ, durably, with what it said of its failure. */
+  function fail(failure: Failure, told: readonly OutboundRecord[] = []): Decided {
     const { error, topic, partition, message, attempt, kind } = failure;
     const route: FailureRoute = failure.permanent
       ? { kind: 'dead-letter', topic: policy.deadLetterTopic, attempt: attempt + 1 }
@@ -389,7 +396,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     if (route.kind === 'retry' && error instanceof RetryLater) {
       route.dueAt = Math.max(route.dueAt, now() + error.afterMs);
     }
-    const durable = outbox.send([failureRecord(failure, route)]);
+    const durable = outbox.send([...told, failureRecord(failure, route)]);
     if (route.kind === 'retry') {
       metrics.retries.inc({ group, delay: String(route.delayMs) });
       log.warn(
@@ -421,16 +428,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
     const outputs: Promise<OutboundRecord>[] = [];
+    const evenIfFailed: Promise<OutboundRecord>[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
         const outTopic = options.topic ?? topicFor(dc, outStream);
-        outputs.push(
-          codec.encode(outStream, value).then((bytes) => ({
-            topic: outTopic,
-            message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
-          })),
-        );
+        const output = codec.encode(outStream, value).then((bytes) => ({
+          topic: outTopic,
+          message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
+        }));
+        outputs.push(output);
+        if (options.evenIfFailed) evenIfFailed.push(output);
       },
       derivedMeta(outStream) {
         const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
@@ -451,17 +459,29 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       await run(context);
       ready = await Promise.all(outputs);
     } catch (error) {
-      if (error instanceof DeferredRecordError) return null;
+      // An encoding failure here (a registry that is down) fails the batch, which is fetched again.
+      const told = await Promise.all(evenIfFailed);
+      if (error instanceof DeferredRecordError) {
+        // Nothing commits for a deferred record, so nothing waits for these: it comes back anyway.
+        if (told.length > 0)
+          outbox
+            .send(told)
+            .catch((err: unknown) => log.warn({ err }, 'sending a deferred record’s outputs failed'));
+        return null;
+      }
       const rejected = error instanceof RejectedRecordError;
-      return fail({
-        message,
-        topic: record.topic,
-        partition: record.partition,
-        attempt: record.attempt,
-        kind: rejected ? `rejected:${error.reason}` : 'handler',
-        error,
-        permanent: rejected,
-      });
+      return fail(
+        {
+          message,
+          topic: record.topic,
+          partition: record.partition,
+          attempt: record.attempt,
+          kind: rejected ? `rejected:${error.reason}` : 'handler',
+          error,
+          permanent: rejected,
+        },
+        told,
+      );
     } finally {
       timer();
     }

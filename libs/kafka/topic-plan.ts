@@ -106,6 +106,7 @@ export const CONSUMERS: readonly { service: string; stream: string }[] = [
   { service: 'bounce', stream: 'notify.user' },
   { service: 'bounce', stream: 'notify.erasure' },
   { service: 'bounce', stream: 'notify.bounce' },
+  { service: 'bounce', stream: 'notify.status' },
   { service: 'inbox', stream: 'notify.web' },
   { service: 'inbox', stream: 'notify.inbox-state' },
   { service: 'inbox', stream: 'notify.user' },

@@ -366,6 +366,8 @@ export interface NotifyEmailSend {
   send_id: string;
   /** The notifications this message carries (one for instant mail, several for bundles and digests). */
   notification_ids: string[];
+  /** The upstream event of each of notification_ids, so the sender's delivery-trail records name it (empty on records written before it existed). */
+  event_ids: Record<string, string>;
   /** User id of the recipient. */
   recipient_id: string;
   /** Recipient address. */
@@ -398,6 +400,8 @@ export interface NotifyEmailSendInput {
   send_id: string;
   /** The notifications this message carries (one for instant mail, several for bundles and digests). */
   notification_ids: string[];
+  /** The upstream event of each of notification_ids, so the sender's delivery-trail records name it (empty on records written before it existed). */
+  event_ids?: Record<string, string>;
   /** User id of the recipient. */
   recipient_id: string;
   /** Recipient address. */

@@ -33,7 +33,13 @@ export interface Story {
 export type StoryState =
   | { readonly kind: 'delivered'; readonly how: StatusOutcome }
   | { readonly kind: 'stopped'; readonly how: StatusOutcome; readonly reason: string | null }
-  | { readonly kind: 'pending'; readonly how: StatusOutcome; readonly dueAt: number | null }
+  | {
+      readonly kind: 'pending';
+      readonly how: StatusOutcome;
+      readonly dueAt: number | null;
+      /** What it waits for, e.g. "the 08:00 daily digest, Europe/Berlin". */
+      readonly detail: string | null;
+    }
   | { readonly kind: 'in-flight'; readonly how: StatusOutcome };
 
 /** Reached the person: the relay took the mail, FCM took the push, the inbox holds it, they read it. */
@@ -111,7 +117,8 @@ function stateAfter(steps: readonly StoryStep[]): StoryState {
   const last = steps.at(-1)!;
   if (DELIVERED.has(last.outcome)) return { kind: 'delivered', how: last.outcome };
   if (STOPPED.has(last.outcome)) return { kind: 'stopped', how: last.outcome, reason: last.reason };
-  if (PENDING.has(last.outcome)) return { kind: 'pending', how: last.outcome, dueAt: last.dueAt };
+  if (PENDING.has(last.outcome))
+    return { kind: 'pending', how: last.outcome, dueAt: last.dueAt, detail: last.detail };
   return { kind: 'in-flight', how: last.outcome };
 }
 
@@ -123,7 +130,9 @@ export function describeState(state: StoryState): string {
     case 'stopped':
       return `not delivered: ${state.how}${state.reason ? `, ${state.reason}` : ''}`;
     case 'pending':
-      return `pending: ${state.how}${state.dueAt === null ? '' : ` until ${new Date(state.dueAt).toISOString()}`}`;
+      return `pending: ${state.how}${state.dueAt === null ? '' : ` until ${new Date(state.dueAt).toISOString()}`}${
+        state.detail ? ` (${state.detail})` : ''
+      }`;
     case 'in-flight':
       return `in flight: ${state.how}, the next stage has not reported yet`;
   }

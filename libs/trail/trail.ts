@@ -29,7 +29,15 @@ export interface TrailDecision {
 export interface Trail {
   /** False when DELIVERY_TRAIL is off: callers may skip building decisions at all. */
   readonly enabled: boolean;
-  write(context: Pick<HandlerContext<unknown>, 'emit' | 'derivedMeta'>, decision: TrailDecision): void;
+  /**
+   * `evenIfFailed`: the decision stands even if the handler then throws (a send deferred for retry):
+   * it goes out with the record's retry (see EmitOptions).
+   */
+  write(
+    context: Pick<HandlerContext<unknown>, 'emit' | 'derivedMeta'>,
+    decision: TrailDecision,
+    options?: { evenIfFailed?: boolean },
+  ): void;
 }
 
 export interface TrailOptions {
@@ -41,7 +49,7 @@ export interface TrailOptions {
 export function createTrail({ stage, enabled, now = Date.now }: TrailOptions): Trail {
   return {
     enabled,
-    write(context, d) {
+    write(context, d, { evenIfFailed = false } = {}) {
       if (!enabled) return;
       const reason = d.reason ?? null;
       const ref = d.ref ?? null;
@@ -59,7 +67,7 @@ export function createTrail({ stage, enabled, now = Date.now }: TrailOptions): T
         due_at: d.dueAt ?? null,
         at: now(),
       };
-      context.emit('notify.status', record, { key: d.recipientId });
+      context.emit('notify.status', record, { key: d.recipientId, evenIfFailed });
     },
   };
 }

@@ -22,12 +22,15 @@ import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
 import { dlqTopic } from '../../libs/kafka/topics.ts';
 import { verpKeysRule, verpSettingsOf, verpSpec } from '../../libs/mail/verp-config.ts';
 import { runService } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { pruneApplied } from './address-store.ts';
 import { createBounceMetrics } from './bounce-metrics.ts';
+import { bounceDecisions } from './bounce-trail.ts';
 import { erasePerson, peopleAt, rememberPerson } from './people-store.ts';
 import { createRecordSender } from './record-sender.ts';
 import { startReleaseSweep } from './release-sweep.ts';
 import { createReputation } from './reputation.ts';
+import { notificationsSentAs, pruneSent, rememberSent } from './sent-mail.ts';
 import { startSmtpReceiver } from './smtp-receiver.ts';
 import { startSuppressionAdmin } from './suppression-admin.ts';
 import { type LedgerDeps, liftAddress, recordBounce, releaseDue } from './suppression-ledger.ts';
@@ -238,13 +241,35 @@ await runService({
       },
     });
 
+    // The sender's trail says which notifications each message carried (sent-mail.ts).
+    const trail = createTrail({ stage: 'bounce', enabled: config.DELIVERY_TRAIL });
+    if (trail.enabled) {
+      await consume({
+        stream: 'notify.status',
+        group: 'bounce-sends',
+        handler: {
+          handle() {},
+          afterDurable: (records) =>
+            rememberSent(
+              db,
+              records.map((r) => r.value),
+            ),
+        },
+      });
+    }
+
     await consume({
       stream: 'notify.bounce',
       producer,
       handler: {
-        async handle(record) {
+        async handle(record, context) {
           const actions = await recordBounce(ledger, record.value);
           if (actions !== null) reputation.observe(record.value.sending_domain, record.value.kind);
+          // A redelivered report (null) suppressed nothing new: its bounce is told again, the same decision.
+          if (!trail.enabled || record.value.send_id === null) return;
+          const sent = await notificationsSentAs(db, record.value.send_id);
+          for (const decision of bounceDecisions(record.value, actions ?? [], sent))
+            trail.write(context, decision);
         },
       },
     });
@@ -259,6 +284,9 @@ await runService({
       // As long as a replay may reach back (libs/config/retention.ts), or it counts soft bounces twice.
       pruneApplied(db, now() - DEDUP_RETENTION_MS).catch((err) =>
         log.warn({ err }, 'pruning applied bounce ids failed; will retry'),
+      );
+      pruneSent(db, now() - config.VERP_MAX_AGE).catch((err) =>
+        log.warn({ err }, 'pruning sent messages failed; will retry'),
       );
     }, HOUR);
     prune.unref();

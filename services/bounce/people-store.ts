@@ -24,8 +24,9 @@ export async function rememberPerson(db: pg.Pool, user: NotifyUser): Promise<voi
 }
 
 /**
- * A person erased as of `erasedAt`: bounce forgets them here and in the address state it kept from
- * reports (the suppression of the address itself stays: it is about mailing it).
+ * A person erased as of `erasedAt`: bounce forgets them here, in the address state it kept from
+ * reports and in the messages it knows they were sent (the suppression of the address itself stays:
+ * it is about mailing it).
  */
 export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number): Promise<void> {
   await db.query(
@@ -35,6 +36,7 @@ export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number)
        ON CONFLICT (user_id) DO UPDATE SET
          address_hash = NULL, record_dt = excluded.record_dt, record_id = '', erased = true, updated_at = now()
        WHERE ${VERSION_IS_NEWER})
+     , forgotten_mail AS (DELETE FROM sent_mail WHERE recipient_id = $1)
      UPDATE addresses SET recipient_id = NULL WHERE recipient_id = $1`,
     [userId, erasedAt],
   );

@@ -87,6 +87,9 @@ export function composeMail(settings: ComposeSettings, mail: MailToCompose): Not
     kind: mail.kind,
     delivery: mail.delivery,
     notificationIds: mail.items.map((i) => i.notification.notification_id),
+    eventIds: Object.fromEntries(
+      mail.items.map((i) => [i.notification.notification_id, i.notification.event_id]),
+    ),
     recipientId: mail.recipientId,
     to: mail.email,
     from: settings.from,

@@ -12,6 +12,7 @@ import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { recordKey } from '../../libs/schemas/stream-keys.ts';
 import type { StreamInputs } from '../../libs/schemas/types.generated.ts';
 import type { ServiceConfig, ServiceContext } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import type { ComposeSettings } from './compose-mail.ts';
 import { digestSettings, type digestSpec } from './digest-config.ts';
 import { createDigestMetrics } from './digest-metrics.ts';
@@ -35,6 +36,7 @@ export async function startDigestSide(context: DigestContext, now: () => number 
   const metrics = createDigestMetrics(registry);
   metrics.watchPending(() => countPending(db, now()));
   const dc = config.TIDINGS_DC;
+  const trail = createTrail({ stage: 'digest', enabled: config.DELIVERY_TRAIL });
 
   const producer = createProducer(kafka);
   await producer.connect();
@@ -101,6 +103,7 @@ export async function startDigestSide(context: DigestContext, now: () => number 
       schedule: settings.schedule,
       bundleIntervalMs: config.EMAIL_BUNDLE_INTERVAL,
       metrics,
+      trail,
       log,
       now,
     }),
@@ -109,7 +112,7 @@ export async function startDigestSide(context: DigestContext, now: () => number 
   await consume({
     stream: 'notify.inbox-state',
     group: 'email-web-reads',
-    handler: webReadsHandler(db, registry),
+    handler: webReadsHandler(db, registry, trail),
   });
 
   // Registered after the consumer so that it stops first: no half-sent batch outlives the producer.

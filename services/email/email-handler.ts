@@ -23,10 +23,12 @@ import {
 } from '../../libs/kafka/consumer-runtime.ts';
 import { recordKey } from '../../libs/schemas/stream-keys.ts';
 import type { NotifyEmail } from '../../libs/schemas/types.generated.ts';
+import type { Trail } from '../../libs/trail/trail.ts';
 import { decideBundling } from './bundler.ts';
 import { type ComposeSettings, composeMail } from './compose-mail.ts';
 import type { DigestMetrics } from './digest-metrics.ts';
 import { type DigestSchedule, nextDigestDue } from './digest-schedule.ts';
+import { type DigestChoice, digestDecision } from './email-trail.ts';
 import {
   holdItem,
   knownNotifications,
@@ -41,6 +43,8 @@ export interface EmailHandlerOptions {
   schedule: DigestSchedule;
   bundleIntervalMs: number;
   metrics: DigestMetrics;
+  /** Each choice (sent at once, bundled, queued for a digest) goes to the delivery trail with the mail. */
+  trail: Trail;
   log: Logger;
   now: () => number;
 }
@@ -64,7 +68,7 @@ const positionOf = (r: ConsumedRecord<unknown>) => `${r.topic}|${r.partition}|${
 const bundleSlot = (recipientId: string, bundleKey: string) => `${recipientId}\u0000${bundleKey}`;
 
 export function emailHandler(options: EmailHandlerOptions): RecordHandler<NotifyEmail, Batch> {
-  const { db, compose, schedule, bundleIntervalMs, metrics, now } = options;
+  const { db, compose, schedule, bundleIntervalMs, metrics, trail, now } = options;
 
   /** Throws RejectedRecordError for a notification that can never become mail. */
   function compileInstant(record: NotifyEmail) {
@@ -118,10 +122,16 @@ export function emailHandler(options: EmailHandlerOptions): RecordHandler<Notify
       const single = compileInstant(value);
       const effects: Effects = {};
       context.batch.effects.set(positionOf(record), effects);
+      const tell = (choice: DigestChoice) => {
+        if (!trail.enabled) return;
+        const about = { eventId: n.event_id, recipientId: n.recipient_id, notificationId: n.notification_id };
+        trail.write(context, digestDecision(about, choice));
+      };
       const sendNow = () => {
         // Keyed by recipient like the poller's records: one person's mail stays in order on one partition.
         context.emit('notify.email-send', single, { key: recordKey('notify.email-send', single) });
         effects.emitted = { notificationId: n.notification_id, sendId: single.send_id };
+        tell({ kind: 'sent-now', sendId: single.send_id, transactional: isTransactional });
       };
 
       if (isTransactional) {
@@ -141,6 +151,7 @@ export function emailHandler(options: EmailHandlerOptions): RecordHandler<Notify
         const dueAt = nextDigestDue(n.recipient_id, n.timezone, value.email_frequency, now(), schedule);
         const held = await holdItem(db, { ...base, kind: value.email_frequency, groupKey: '', dueAt }, item);
         metrics.outcome(held ? 'held' : 'duplicate');
+        tell({ kind: 'queued', frequency: value.email_frequency, dueAt, timezone: n.timezone, schedule });
         return;
       }
 
@@ -163,16 +174,17 @@ export function emailHandler(options: EmailHandlerOptions): RecordHandler<Notify
           { bundleKey, transactional: false, eventTime: value.meta.dt },
           bundleIntervalMs,
         );
-        if (decision.action === 'send') return 'send' as const;
+        if (decision.action === 'send') return { kind: 'send' as const };
         const held = await holdItem(
           client,
           { ...base, kind: 'bundle', groupKey: bundleKey, dueAt: decision.dueAt },
           item,
         );
-        return held ? ('bundled' as const) : ('duplicate' as const);
+        return { kind: held ? ('bundled' as const) : ('duplicate' as const), dueAt: decision.dueAt };
       });
-      if (outcome !== 'send') {
-        metrics.outcome(outcome);
+      if (outcome.kind !== 'send') {
+        metrics.outcome(outcome.kind);
+        tell({ kind: 'bundled', bundleKey, dueAt: outcome.dueAt });
         return;
       }
       sendNow();

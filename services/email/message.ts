@@ -16,6 +16,8 @@ export interface EmailSendInput {
   readonly kind: EmailSendKind;
   readonly delivery: EmailDelivery;
   readonly notificationIds: readonly string[];
+  /** The upstream event of each notification id, carried for the sender's delivery trail. */
+  readonly eventIds: Readonly<Record<string, string>>;
   readonly recipientId: string;
   readonly to: string;
   readonly from: string;
@@ -72,6 +74,7 @@ export function buildEmailSend(input: EmailSendInput): NotifyEmailSend {
     },
     send_id: sendId,
     notification_ids: [...new Set(input.notificationIds)].sort(),
+    event_ids: { ...input.eventIds },
     recipient_id: input.recipientId,
     to: headerSafe(input.to),
     from: headerSafe(input.from),

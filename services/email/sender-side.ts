@@ -18,7 +18,9 @@ import { createKeyedLimiter } from '../../libs/kafka/keyed-limiter.ts';
 import { alignmentProblems, parseDkimKeyring } from '../../libs/mail/dkim.ts';
 import { addressHash, returnPath } from '../../libs/mail/verp.ts';
 import { verpSettingsOf } from '../../libs/mail/verp-config.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import type { EmailContext } from './config.ts';
+import { senderDecisions } from './email-trail.ts';
 import { createOperatorAlarm } from './operator-alarm.ts';
 import { senderDomain } from './outgoing-mail.ts';
 import { createDailyBudget, sentOnDay } from './send-budget.ts';
@@ -75,6 +77,7 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
   onShutdown('send budget', () => budget.release());
 
   const metrics = createSenderMetrics(registry);
+  const trail = createTrail({ stage: 'sender', enabled: config.DELIVERY_TRAIL });
   const transport = createSmtpTransport({
     url: config.SMTP_URL,
     maxConnections: config.SMTP_MAX_CONNECTIONS,
@@ -196,7 +199,8 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
       // Marks go out before the batch's offsets commit: a committed record then always reads 'sent',
       // and only an uncommitted one (which comes back) can be found 'sending'.
       afterDurable: () => sentMarks.flush(),
-      async handle(record, { batch, emit, derivedMeta, hold }) {
+      async handle(record, handlerContext) {
+        const { batch, emit, derivedMeta, hold } = handlerContext;
         const message = record.value;
         const hash = addressHash(message.to);
         const timer = metrics.sendTimer();
@@ -205,6 +209,10 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
           { ledger: batch.ledger.get(message.send_id), suppressed: batch.suppressed.has(hash) },
           deps,
         );
+        // Told before the outcome is acted on: a deferral's record goes out with its retry.
+        if (trail.enabled)
+          for (const decision of senderDecisions(message, outcome))
+            trail.write(handlerContext, decision, { evenIfFailed: true });
         const context = { send_id: message.send_id, recipient_id: message.recipient_id };
         switch (outcome.kind) {
           case 'sent':

@@ -23,7 +23,21 @@ export type RecipientOutcome =
  * records would push them once per record. The others count as delivered, so a redelivery of one
  * of them does not push either.
  */
-export type WindowOutcome = RecipientOutcome & { carrier: string };
+export type WindowOutcome = RecipientOutcome & { carrier: string; devices: DeviceReport };
+
+/** What became of one person's devices in a window: what the delivery trail tells. */
+export interface DeviceReport {
+  /** The multicast calls that carried a push the provider accepted. */
+  calls: string[];
+  /** Devices the provider accepted the push for, now. */
+  pushed: number;
+  /** Devices that already had it: a redelivery, a replay, or the retry of a partial failure. */
+  already: number;
+  /** Devices the provider said are gone, with its code; they are tombstoned. */
+  dead: { tokenHash: string; code: string }[];
+}
+
+const noDevices = (): DeviceReport => ({ calls: [], pushed: 0, already: 0, dead: [] });
 
 export interface WindowDeps {
   devicesOf(userIds: readonly string[]): Promise<Map<string, Device[]>>;
@@ -72,13 +86,17 @@ export async function deliverWindow(
   ]);
 
   const outcomes = new Map<string, RecipientOutcome>();
+  const reports = new Map<string, DeviceReport>();
+  const reportOf = (recipient: string) => reports.get(recipient) ?? noDevices();
   const targets: Target[] = [];
   for (const [recipient, ids] of byRecipient) {
     outcomes.set(recipient, { kind: 'delivered' });
+    reports.set(recipient, noDevices());
     for (const device of devices.get(recipient) ?? []) {
       // Redelivered or retried: the device already had the push for every one of these.
       if ([...ids].every((id) => delivered.has(`${id}|${device.tokenHash}`))) {
         deps.observe?.token('skipped');
+        reportOf(recipient).already++;
         continue;
       }
       targets.push({ recipient, ...device });
@@ -102,6 +120,9 @@ export async function deliverWindow(
     }
     if (answer.response.success) {
       deps.observe?.token('delivered');
+      const report = reportOf(target.recipient);
+      report.pushed++;
+      if (!report.calls.includes(answer.call)) report.calls.push(answer.call);
       for (const id of byRecipient.get(target.recipient) ?? []) {
         nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });
       }
@@ -111,6 +132,7 @@ export async function deliverWindow(
     if (failure.kind === 'dead-token') {
       deps.observe?.token('dead');
       dead.push(target.tokenHash);
+      reportOf(target.recipient).dead.push({ tokenHash: target.tokenHash, code: failure.code });
       return;
     }
     deps.observe?.token(failure.kind);
@@ -120,7 +142,7 @@ export async function deliverWindow(
   const result = new Map<string, WindowOutcome>();
   for (const [recipient, outcome] of outcomes) {
     const [carrier = '', ...covered] = byRecipient.get(recipient) ?? [];
-    result.set(recipient, { ...outcome, carrier });
+    result.set(recipient, { ...outcome, carrier, devices: reportOf(recipient) });
     if (outcome.kind !== 'transient') continue;
     for (const target of targetsOf.get(recipient) ?? []) {
       for (const id of covered) nowDelivered.push({ notificationId: id, tokenHash: target.tokenHash });

@@ -23,11 +23,13 @@ import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
 import { RejectedRecordError, RetryLater } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { runService } from '../../libs/service/run-service.ts';
+import { createTrail } from '../../libs/trail/trail.ts';
 import { createBatchingWindows } from './batching-window.ts';
 import { deliverWindow, type PushRequest, type WindowResult } from './deliver-window.ts';
 import { createFcmClient } from './fcm-client.ts';
 import { type Contribution, createMulticastAssembler } from './multicast-assembler.ts';
 import { createPushMetrics } from './push-metrics.ts';
+import { pushDecisions } from './push-trail.ts';
 import {
   deliveredPairs,
   devicesOf,
@@ -109,6 +111,7 @@ await runService({
     if (!pool) throw new Error('push runs with its own database schema');
     const db = pool;
     const metrics = createPushMetrics(registry);
+    const trail = createTrail({ stage: 'push', enabled: config.DELIVERY_TRAIL });
 
     const producer = createProducer(kafka);
     await producer.connect();
@@ -126,8 +129,11 @@ await runService({
       await consume({
         stream: 'notify.push',
         handler: {
-          handle() {
+          handle(record, context) {
             metrics.suppressed(1);
+            for (const decision of pushDecisions(record.value.notification, 'kill-switch', Date.now())) {
+              trail.write(context, decision);
+            }
           },
         },
       });
@@ -212,11 +218,19 @@ await runService({
           }
           return joined;
         },
-        async handle(record, { batch, hold }) {
+        async handle(record, context) {
+          const { batch, hold } = context;
           const pending = batch.get(record.offset);
           if (!pending) throw new Error(`record at offset ${record.offset} joined no window`);
           const outcome = (await pending).outcomes.get(record.value.notification.recipient_id);
-          if (!outcome || outcome.kind === 'delivered') return;
+          if (!outcome) return;
+          if (trail.enabled) {
+            // What the window did has happened, whether this record then retries or not.
+            for (const decision of pushDecisions(record.value.notification, outcome, Date.now())) {
+              trail.write(context, decision, { evenIfFailed: true });
+            }
+          }
+          if (outcome.kind === 'delivered') return;
           if (outcome.kind === 'rejected') throw new RejectedRecordError(outcome.code);
           if (outcome.carrier !== record.value.notification.notification_id) return;
           const failed = `provider failed transiently (${outcome.code}); retrying`;

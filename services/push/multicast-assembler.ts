@@ -11,6 +11,7 @@
  * window's bound allows, a lone window sends at its own random time, and windows closing within each
  * other's bounds share their last multicasts.
  */
+import { randomUUID } from 'node:crypto';
 import type { BatchResponse, MulticastMessage, SendResponse } from 'firebase-admin/messaging';
 import type { PushProvider } from '../../libs/schemas/types.generated.ts';
 import { nudge } from './nudge.ts';
@@ -25,10 +26,13 @@ export interface Target {
   tokenHash: string;
 }
 
-/** The provider's answer for one device, or why the call carrying it failed as a whole. */
+/**
+ * The provider's answer for one device, or why the call carrying it failed as a whole; `call` names
+ * the multicast call that carried it, so the delivery trail can say which call a push went out in.
+ */
 export type TargetAnswer =
-  | { kind: 'answered'; response: SendResponse }
-  | { kind: 'call-failed'; error: unknown };
+  | { kind: 'answered'; call: string; response: SendResponse }
+  | { kind: 'call-failed'; call: string; error: unknown };
 
 export interface WindowTimes {
   /** When the window's timer closes it. */
@@ -70,6 +74,7 @@ export function createMulticastAssembler(options: MulticastAssemblerOptions): Mu
 
   function dispatch(batch: Waiting[]) {
     const { provider } = batch[0]!.target;
+    const call = randomUUID();
     options.observe?.(provider, batch.length);
     options
       .send(
@@ -84,13 +89,17 @@ export function createMulticastAssembler(options: MulticastAssemblerOptions): Mu
             const answer = response.responses[i];
             w.answer(
               answer
-                ? { kind: 'answered', response: answer }
-                : { kind: 'call-failed', error: new Error('the provider answered fewer tokens than sent') },
+                ? { kind: 'answered', call, response: answer }
+                : {
+                    kind: 'call-failed',
+                    call,
+                    error: new Error('the provider answered fewer tokens than sent'),
+                  },
             );
           });
         },
         (error: unknown) => {
-          for (const w of batch) w.answer({ kind: 'call-failed', error });
+          for (const w of batch) w.answer({ kind: 'call-failed', call, error });
         },
       );
   }

@@ -61,6 +61,7 @@ function message(i: number): Omit<NotifyEmailSend, 'meta'> {
   return {
     send_id: sendId,
     notification_ids: [randomUUID()],
+    event_ids: {},
     recipient_id: `u${i}`,
     to: `person${i}@example.org`,
     from: 'Wiki <wiki@mail.example.org>',
@@ -147,7 +148,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await createStreamTopics(
       kafka,
       dc,
-      ['notify.suppression', 'notify.bounce', 'notify.erasure', 'notify.checkpoint'],
+      ['notify.suppression', 'notify.bounce', 'notify.erasure', 'notify.checkpoint', 'notify.status'],
       1,
     );
     await createStreamTopics(kafka, dc, ['notify.email-send'], 6);

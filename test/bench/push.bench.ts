@@ -67,7 +67,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await createStreamTopics(
       kafka,
       dc,
-      ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint'],
+      ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint', 'notify.status'],
       3,
     );
     await createStreamTopics(kafka, dc, ['notify.push'], 6);

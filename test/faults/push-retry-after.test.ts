@@ -33,7 +33,12 @@ let emulator: FcmEmulator;
 
 before(async () => {
   emulator = await startFcmEmulator();
-  await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint'], 2);
+  await createStreamTopics(
+    kafka,
+    dc,
+    ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint', 'notify.status'],
+    2,
+  );
   await createStreamTopics(kafka, dc, ['notify.push'], 1);
 });
 after(async () => {

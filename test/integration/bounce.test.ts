@@ -49,6 +49,7 @@ import {
   serviceEnv,
   testKafka,
   testPublisher,
+  traceStories,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -80,6 +81,7 @@ before(async () => {
     'notify.email-send',
     'notify.user',
     'notify.erasure',
+    'notify.status',
   ]);
   for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
   child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'bounce', 'main.ts')], {
@@ -219,6 +221,56 @@ test('a DSN sent over SMTP becomes a notify.bounce record and suppresses the add
   assert.equal(suppression.until, null, 'a hard bounce suppresses until lifted');
   assert.equal(suppression.address, to);
   assert.match(suppression.detail ?? '', /5\.1\.1/);
+});
+
+test('the trail tells a bounce and the suppression it caused on every notification the message carried', async () => {
+  const to = address('trudy');
+  const sendId = randomBytes(16).toString('hex');
+  const notifications = [randomUUID(), randomUUID()];
+  // What the sender tells the trail once the relay took a digest of two notifications.
+  const sender = testPublisher(dc, 'email');
+  await sender.publishMany(
+    notifications.map((id) => ({
+      stream: 'notify.status' as const,
+      record: {
+        event_id: `e-${id}`,
+        notification_id: id,
+        recipient_id: `trudy-${run}`,
+        channel: 'email' as const,
+        stage: 'sender' as const,
+        outcome: 'accepted' as const,
+        ref: sendId,
+        detail: '250 2.0.0 Ok: queued',
+        at: Date.now(),
+      },
+    })),
+  );
+  await sender.close();
+  // The bounce stage learns the message once it has read the sender's records.
+  await eventually(async () => {
+    const { rows } = await admin.query(`SELECT 1 FROM ${schema}.sent_mail WHERE send_id = $1`, [sendId]);
+    return rows.length === 2 ? true : undefined;
+  }, 'bounce to learn which notifications the message carried');
+
+  await deliver(verp(to, sendId), sample('postfix-user-unknown.eml', 'alice@example.com', to));
+  const stories = await eventually(async () => {
+    const told = await traceStories(dc, '--user', `trudy-${run}`);
+    return told.every((s) => s.steps.length === 3) && told.length === 2 ? told : undefined;
+  }, 'the bounce on the trail');
+  const [bounceMessage] = await recordsFor('notify.bounce', addressHash(to), (ms) => ms.length >= 1);
+  const report = (await decoded<NotifyBounce>('notify.bounce', bounceMessage!)).meta.id;
+  for (const story of stories) {
+    assert.ok((notifications as string[]).includes(story.notification_id!));
+    assert.deepEqual(
+      story.steps.map((step) => [step.stage, step.outcome, step.reason, step.ref]),
+      [
+        ['sender', 'accepted', null, sendId],
+        ['bounce', 'bounced', 'hard-bounce', report],
+        ['bounce', 'suppressed', 'hard-bounce', report],
+      ],
+    );
+    assert.equal(story.state.summary, 'not delivered: suppressed, hard-bounce');
+  }
 });
 
 test('a DSN to a forged or foreign return path is refused at RCPT TO and counted', async () => {
@@ -555,11 +607,15 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
     );
     const to = address('ivan');
     const hash = addressHash(to);
-    const mail = (sendId: string): NotifyEmailSendInput =>
-      ({
+    const notificationOf = new Map<string, string>();
+    const mail = (sendId: string): NotifyEmailSendInput => {
+      const id = randomUUID();
+      notificationOf.set(sendId, id);
+      return {
         meta: { dt: Date.now() },
         send_id: sendId,
-        notification_ids: [randomUUID()],
+        notification_ids: [id],
+        event_ids: { [id]: `e-${id}` },
         recipient_id: `u-ivan-${run}`,
         to,
         from: 'Wiki <wiki@tidings.example.org>',
@@ -570,7 +626,8 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
         category: 'edit-user-talk',
         locale: 'en',
         kind: 'instant',
-      }) as NotifyEmailSendInput;
+      } as NotifyEmailSendInput;
+    };
 
     const firstId = randomBytes(16).toString('hex');
     await publisher.publish('notify.email-send', mail(firstId));
@@ -611,6 +668,25 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       1,
       'only the first mail went out',
     );
+
+    // The trail tells both: the first accepted, bounced and the cause of the suppression; the
+    // second suppressed by the sender.
+    const storyOf = async (sendId: string) =>
+      (await traceStories(dc, '--notification', notificationOf.get(sendId)!))[0]?.steps.map((step) =>
+        [step.stage, step.outcome, step.reason].join(' '),
+      );
+    const first = await eventually(async () => {
+      const steps = await storyOf(firstId);
+      return steps?.length === 3 ? steps : undefined;
+    }, "the first mail's story");
+    assert.deepEqual(first, [
+      'sender accepted ',
+      'bounce bounced hard-bounce',
+      'bounce suppressed hard-bounce',
+    ]);
+    assert.deepEqual(await eventually(() => storyOf(secondId), "the second mail's story"), [
+      'sender suppressed address-suppressed',
+    ]);
   } finally {
     await stop(email);
     await publisher.close();

@@ -142,6 +142,7 @@ before(async () => {
     'notify.preference-change',
     'notify.checkpoint',
     'notify.inbox-state',
+    'notify.status',
   ]);
   // The shipped templates plus a category whose template names a partial that does not exist.
   templateDir = await mkdtemp(join(tmpdir(), 'email-templates-'));
@@ -792,6 +793,7 @@ describe('the email process', () => {
       'notify.email-send',
       'notify.checkpoint',
       'notify.inbox-state',
+      'notify.status',
     ]);
     const port = await freePort();
     const unsubscribe = await freePort();

@@ -80,7 +80,7 @@ async function setUp(sinkOptions: SmtpSinkOptions = {}): Promise<Setup> {
   const dc = uniqueDc();
   const schema = `email_${dc}`;
   await createStreamTopics(kafka, dc, ['notify.email-send', 'notify.suppression', 'notify.bounce'], 2);
-  await createStreamTopics(kafka, dc, ['notify.checkpoint', 'notify.erasure'], 1);
+  await createStreamTopics(kafka, dc, ['notify.checkpoint', 'notify.erasure', 'notify.status'], 1);
   const publisher = testPublisher(dc, 'test');
   const sink = await startSmtpSink(sinkOptions);
   cleanups.push(async () => {

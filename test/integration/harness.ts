@@ -3,6 +3,7 @@
  * own. A test's topics are `<its dc>.<stream>`, so tests never read each other's records, and
  * MirrorMaker (which copies only eqiad.* and codfw.*) leaves them alone.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -239,6 +240,31 @@ export interface CliRun {
  */
 export function runTidings(...args: string[]): Promise<CliRun> {
   return runTidingsWith(process.env, ...args);
+}
+
+/** A notification's story as `tidings trace -o json` prints it. */
+export interface TracedStory {
+  notification_id: string | null;
+  recipient_id: string;
+  channel: string | null;
+  state: { kind: string; how: string; reason?: string | null; summary: string };
+  steps: {
+    stage: string;
+    outcome: string;
+    reason: string | null;
+    ref: string | null;
+    dueAt: string | null;
+    dc: string;
+  }[];
+}
+
+/** `tidings trace` for a test datacenter on the eqiad cluster, e.g. traceStories(dc, '--user', 'ann'). */
+export async function traceStories(dc: string, ...selector: string[]): Promise<TracedStory[]> {
+  const cluster = ['--brokers', BROKERS.eqiad.join(','), '--dc', dc];
+  const run = await runTidings(...cluster, '-o', 'json', 'trace', ...selector);
+  // Nothing found is an empty list (and exit 1): the trail may not have caught up yet.
+  if (run.status !== 0 && run.stdout.trim() !== '[]') assert.fail(run.stderr);
+  return JSON.parse(run.stdout) as TracedStory[];
 }
 
 /** runTidings with an environment of its own (a secured cluster's KAFKA_TLS*, KAFKA_SASL_*). */

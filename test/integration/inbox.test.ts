@@ -30,6 +30,7 @@ import {
   runTidings,
   testKafka,
   testPublisher,
+  traceStories,
   uniqueDc,
   untilCommitted,
   withAdmin,
@@ -295,22 +296,7 @@ describe('storage, bundles and counts', () => {
     // The delivery trail: each notification stored, and the ones read told as read once, however
     // many marks covered them (b was read, unread, and read again by read-all).
     const story = await eventually(async () => {
-      const run = await runTidings(
-        '--brokers',
-        BROKERS.eqiad.join(','),
-        '--dc',
-        dc,
-        '-o',
-        'json',
-        'trace',
-        '--user',
-        user,
-      );
-      const stories = JSON.parse(run.stdout || '[]') as {
-        notification_id: string;
-        state: { summary: string };
-        steps: { stage: string; outcome: string }[];
-      }[];
+      const stories = await traceStories(dc, '--user', user);
       const told = Object.fromEntries(
         stories.map((t) => [
           t.notification_id,

@@ -2,7 +2,7 @@
  * services/push as a process against the real stack and the FCM emulator (firebase-admin reaching
  * it through its normal HTTPS path): batching into one push per person per window, multicasts of at
  * most 500 tokens, pooled across partitions, dead-token tombstones, Retry-After, the kill switch, and
- * a crash mid-window.
+ * a crash mid-window, and what push tells the delivery trail of each.
  * Group names are the service's own, not per datacenter: each test stops its process before the next
  * one starts, or a leftover member would be handed the next test's partitions.
  */
@@ -27,6 +27,7 @@ import {
   streamAndRetryTopics,
   testKafka,
   testPublisher,
+  traceStories,
   uniqueDc,
   untilCommitted,
 } from './harness.ts';
@@ -57,7 +58,12 @@ interface PushProcess extends ServiceProcess {
 async function startPush(env: Record<string, string>, pushPartitions = 1): Promise<PushProcess> {
   const dc = uniqueDc();
   const schema = `push_${dc}`;
-  await createStreamTopics(kafka, dc, ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint'], 2);
+  await createStreamTopics(
+    kafka,
+    dc,
+    ['notify.push-subscription', 'notify.erasure', 'notify.checkpoint', 'notify.status'],
+    2,
+  );
   await createStreamTopics(kafka, dc, ['notify.push'], pushPartitions);
   const publisher = testPublisher(dc, 'test');
   cleanups.push(async () => {
@@ -261,5 +267,86 @@ describe('push, crash', () => {
     await drained(push.dc);
     assert.equal(emulator.delivered('tok-crash').length, 1);
     await restarted.stop();
+  });
+});
+
+describe('push, delivery trail', () => {
+  let push: PushProcess;
+  before(async () => {
+    push = await startPush({});
+  });
+  after(() => push.stop());
+
+  const storyOf = async (id: string) => {
+    const [story, ...more] = await traceStories(push.dc, '--notification', id);
+    assert.equal(more.length, 0);
+    return story!;
+  };
+  const steps = (story: Awaited<ReturnType<typeof storyOf>>) =>
+    story.steps.map((s) => [s.stage, s.outcome, s.reason]);
+
+  test('a push names its multicast call and the dead device; a replay adds nothing', async () => {
+    emulator.behave('tok-trail-dead', { answer: 'unregistered' });
+    await subscribe(push, [subscription('tracy', 'tok-trail-dead'), subscription('tracy', 'tok-trail-live')]);
+    const item = notification('tracy');
+    const id = (item.record as { notification: { notification_id: string } }).notification.notification_id;
+    await push.publisher.publishMany([item]);
+    await drained(push.dc);
+
+    const story = await storyOf(id);
+    assert.deepEqual(steps(story), [
+      ['push', 'token_dead', 'messaging/registration-token-not-registered'],
+      ['push', 'pushed', null],
+    ]);
+    assert.equal(story.state.summary, 'delivered (pushed)');
+    assert.equal(story.steps[0]!.ref, tokenHash('tok-trail-dead').slice(0, 12));
+    assert.match(story.steps[1]!.ref ?? '', /^[0-9a-f-]{36}$/, 'the multicast call that carried it');
+
+    // The same notification again (a redelivery, a replay): the device has it, nothing new is told.
+    await push.publisher.publishMany([item]);
+    await drained(push.dc);
+    assert.equal(emulator.delivered('tok-trail-live').length, 1);
+    assert.deepEqual(await storyOf(id), story);
+  });
+
+  test('a person without devices: dropped, no-devices', async () => {
+    const item = notification('nobody-subscribed');
+    const id = (item.record as { notification: { notification_id: string } }).notification.notification_id;
+    await push.publisher.publishMany([item]);
+    await drained(push.dc);
+    const story = await storyOf(id);
+    assert.deepEqual(steps(story), [['push', 'dropped', 'no-devices']]);
+    assert.equal(story.state.summary, 'not delivered: dropped, no-devices');
+  });
+
+  test('a Retry-After is told as held until then, and the push that follows', async () => {
+    emulator.behave('tok-trail-busy', { answer: 'quota-exceeded', retryAfterSeconds: 2, times: 1 });
+    await subscribe(push, [subscription('patient', 'tok-trail-busy')]);
+    const item = notification('patient');
+    const id = (item.record as { notification: { notification_id: string } }).notification.notification_id;
+    await push.publisher.publishMany([item]);
+    await eventually(() => (emulator.delivered('tok-trail-busy').length > 0 ? true : undefined), 'the push');
+    await drained(push.dc);
+    const story = await storyOf(id);
+    assert.deepEqual(steps(story), [
+      ['push', 'held', 'retry-after'],
+      ['push', 'pushed', null],
+    ]);
+    assert.ok(story.steps[0]!.dueAt, 'the hold says until when');
+  });
+});
+
+describe('push, delivery trail with the kill switch', () => {
+  test('every notification consumed under PUSH_KILL_SWITCH is told as dropped, kill-switch', async () => {
+    const push = await startPush({ PUSH_KILL_SWITCH: 'true' });
+    const items = [notification('switched-off'), notification('switched-off')];
+    await push.publisher.publishMany(items);
+    await drained(push.dc);
+    const stories = await traceStories(push.dc, '--user', 'switched-off');
+    assert.deepEqual(
+      stories.map((s) => s.state.summary),
+      ['not delivered: dropped, kill-switch', 'not delivered: dropped, kill-switch'],
+    );
+    await push.stop();
   });
 });

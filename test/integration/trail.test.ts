@@ -22,8 +22,10 @@ import {
   freePort,
   runTidings,
   serviceEnv,
+  type TracedStory,
   testKafka,
   testPublisher,
+  traceStories,
   uniqueDc,
   untilCommitted,
 } from './harness.ts';
@@ -95,19 +97,7 @@ const event = (
   record: { event_id: id, type: category, category, recipients, meta: { dt: now }, ...fields },
 });
 
-interface TracedStory {
-  notification_id: string | null;
-  recipient_id: string;
-  channel: string | null;
-  state: { kind: string; how: string; reason?: string | null; summary: string };
-  steps: { stage: string; outcome: string; reason: string | null }[];
-}
-
-async function trace(...selector: string[]): Promise<TracedStory[]> {
-  const run = await tidings('-o', 'json', 'trace', ...selector);
-  assert.equal(run.status, 0, run.stderr);
-  return JSON.parse(run.stdout) as TracedStory[];
-}
+const trace = (...selector: string[]) => traceStories(dc, ...selector);
 
 /** The CLI against this test's datacenter on the eqiad cluster. */
 const tidings = (...args: string[]) => runTidings('--brokers', BROKERS.eqiad.join(','), '--dc', dc, ...args);

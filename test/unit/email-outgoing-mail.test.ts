@@ -15,6 +15,7 @@ function record(overrides: Partial<NotifyEmailSend> = {}): NotifyEmailSend {
     meta: { id: 'm', dt: 0, stream: 'notify.email-send', dc: 'eqiad', producer: 'email', request_id: null },
     send_id: SEND_ID,
     notification_ids: ['n1'],
+    event_ids: { n1: 'e1' },
     recipient_id: 'u1',
     to: 'alice@example.org',
     from: 'Wiki <wiki@Mail.Example.org>',

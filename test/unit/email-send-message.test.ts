@@ -9,6 +9,7 @@ const record: NotifyEmailSend = {
   meta: { id: 'm', dt: 0, stream: 'notify.email-send', dc: 'eqiad', producer: 'email', request_id: null },
   send_id: 'abcdef0123456789abcdef0123456789',
   notification_ids: ['n1'],
+  event_ids: { n1: 'e1' },
   recipient_id: 'u1',
   to: 'alice@example.org',
   from: 'wiki@mail.example.org',

@@ -71,7 +71,13 @@ describe('deliverWindow', () => {
       false,
       'the message carries nothing about the notification',
     );
-    assert.deepEqual(result.outcomes.get('u1'), { kind: 'delivered', carrier: 'n0' });
+    const { devices, ...outcome } = result.outcomes.get('u1')!;
+    assert.deepEqual(outcome, { kind: 'delivered', carrier: 'n0' });
+    assert.deepEqual(
+      [devices.pushed, devices.calls.length, devices.dead],
+      [2, 2, []],
+      'one call per provider',
+    );
   });
 
   test('a redelivered window wakes no device that already had the push', async () => {
@@ -101,17 +107,27 @@ describe('deliverWindow', () => {
       deps,
     );
     assert.deepEqual(dropped, ['h-dead']);
-    assert.deepEqual(result.outcomes.get('u1'), { kind: 'delivered', carrier: 'n-u1' });
+    const none = { calls: [], pushed: 0, already: 0, dead: [] };
+    assert.deepEqual(result.outcomes.get('u1'), {
+      kind: 'delivered',
+      carrier: 'n-u1',
+      devices: {
+        ...none,
+        dead: [{ tokenHash: 'h-dead', code: 'messaging/registration-token-not-registered' }],
+      },
+    });
     assert.deepEqual(result.outcomes.get('u2'), {
       kind: 'transient',
       code: 'messaging/message-rate-exceeded',
       retryAfterMs: 7_000,
       carrier: 'n-u2',
+      devices: none,
     });
     assert.deepEqual(result.outcomes.get('u3'), {
       kind: 'rejected',
       code: 'messaging/third-party-auth-error',
       carrier: 'n-u3',
+      devices: none,
     });
   });
 

@@ -76,6 +76,24 @@ test('a skip says why; a pending digest says until when', () => {
   assert.equal(byChannel.get('email'), 'pending: queued until 2026-12-02T07:00:00.000Z');
 });
 
+test('a pending step says what it waits for', () => {
+  const [story] = tellStories([
+    status({ stage: 'router', outcome: 'emitted' }),
+    status({
+      stage: 'digest',
+      outcome: 'queued',
+      reason: 'daily-digest',
+      at: T0 + 1,
+      due_at: Date.parse('2026-12-02T07:04:00Z'),
+      detail: 'the 08:00 daily digest, Europe/Berlin',
+    }),
+  ]);
+  assert.equal(
+    describeState(story!.state),
+    'pending: queued until 2026-12-02T07:04:00.000Z (the 08:00 daily digest, Europe/Berlin)',
+  );
+});
+
 test("a replay's duplicate skip leaves the story as it was", () => {
   const story = tellStories([
     status({ stage: 'router', outcome: 'emitted' }),
