@@ -94,7 +94,6 @@ export async function startDigestSide(context: DigestContext, now: () => number 
 
   await consume({
     stream: 'notify.email',
-    group: 'email',
     handler: emailHandler({
       db,
       compose,
@@ -108,7 +107,6 @@ export async function startDigestSide(context: DigestContext, now: () => number 
 
   await consume({
     stream: 'notify.inbox-state',
-    group: 'email-web-reads',
     handler: webReadsHandler(db, registry),
   });
 
