@@ -79,6 +79,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 if (import.meta.main) {
   routeProcessWarnings((warning) => console.error(`tidings: warning: ${warning.message}`));
   const code = await main(process.argv.slice(2));
+  // Writes to a pipe are asynchronous: exiting before they drain cuts a long plan short.
+  for (const stream of [process.stdout, process.stderr]) {
+    await new Promise<void>((resolve) => stream.write('', () => resolve()));
+  }
   // Clients may keep sockets open (HTTP keep-alive, KafkaJS); the command is done.
   process.exit(code);
 }

@@ -2,9 +2,10 @@
  * `tidings failover --from eqiad --to codfw [--margin 5m] [--group G...] [--execute]`: after losing
  * a datacenter, repositions consumer groups on the surviving cluster by time. It reads the lost
  * side's checkpoints from their mirrored copy (`<from>.notify.checkpoint` on the `--to` cluster),
- * takes per group the earliest processed record time minus the margin (libs/kafka/failover-plan.ts
- * says why the earliest), and moves the group on both prefixes of its streams to the first record
- * at or after that time.
+ * takes per group the earliest progress minus the margin (libs/kafka/failover-plan.ts says why the
+ * earliest), and moves the group on both prefixes of its streams to the first record at or after
+ * that time; a partition without a checkpoint goes to its log start. By default every group of the
+ * topic plan moves, on every topic it reads there, also one that consumed nothing.
  *
  * Plan by default; --execute refuses while any selected group has members on the surviving
  * cluster, then per group writes a rollback file (`replay --from-file` restores it) and sets the
@@ -20,11 +21,13 @@ import {
   type GroupRestart,
   groupRestarts,
   latestCheckpoints,
+  restartTargets,
   restartTopics,
 } from '../../libs/kafka/failover-plan.ts';
 import { readPositions } from '../../libs/kafka/group-offsets.ts';
-import { type OffsetMove, planMoves } from '../../libs/kafka/offset-plan.ts';
+import { type OffsetMove, partitionKey, planMoves } from '../../libs/kafka/offset-plan.ts';
 import { offsetsAt } from '../../libs/kafka/offsets-at-time.ts';
+import { CONSUMERS, plannedGroupTopics } from '../../libs/kafka/topic-plan.ts';
 import { readRanges } from '../../libs/kafka/topic-reader.ts';
 import { assertDc, topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde, type Serde, SerdeError } from '../../libs/schemas/serde.ts';
@@ -56,7 +59,10 @@ export function failoverCommand(program: Command): void {
       'the surviving datacenter (whose cluster is acted on; --brokers are its brokers)',
     )
     .option('--margin <duration>', 'how far before the earliest checkpoint to restart (e.g. 5m, 30s)', '5m')
-    .option('--group <group...>', 'groups to move (default: every group with checkpoints)')
+    .option(
+      '--group <group...>',
+      "groups to move (default: every group of the topic plan's CONSUMERS, checkpoints or not)",
+    )
     .option('--execute', 'apply the plan')
     .option(
       '--rollback-file <path>',
@@ -72,14 +78,21 @@ export function failoverCommand(program: Command): void {
       const execute = options.execute ?? false;
       const serde = createSerde({ registryUrl: ctx.registryUrl, registryAccess: ctx.registryAccess });
       await withKafka(ctx, async (kafka, admin) => {
-        const records = await readCheckpoints(kafka, admin, serde, { from, to }, options.group);
-        const restarts = selectGroups(groupRestarts(latestCheckpoints(records), marginMs), options.group, {
-          from,
-          to,
-        });
+        const groups = options.group ?? [...new Set(CONSUMERS.map((c) => c.group))];
+        const records = await readCheckpoints(kafka, admin, serde, { from, to }, groups);
+        const present = new Set(await admin.listTopics());
+        const restarts = selectGroups(
+          groupRestarts(latestCheckpoints(records), marginMs, {
+            groups,
+            reads: (group, topic) =>
+              present.has(topic) && (plannedGroupTopics(group, [from, to])?.includes(topic) ?? true),
+          }),
+          options.group !== undefined,
+          { from, to },
+        );
         progress(`checkpoints from ${from} on ${to} (margin ${options.margin}):`);
         process.stderr.write(render('table', restarts.map(summaryRow)));
-        const plans = await planGroups(admin, restarts, { from, to });
+        const plans = await planGroups(admin, restarts, { from, to }, present);
         if (execute) {
           for (const { restart } of plans) await refuseLiveGroup(admin, restart.group);
           const stamp = Date.now();
@@ -94,12 +107,16 @@ export function failoverCommand(program: Command): void {
         }
         ctx.print(
           plans.flatMap(({ restart, moves }) =>
-            moveRows(restart.group, moves, execute).map((row) => ({
-              ...row,
-              restart_at: new Date(restart.restartAt).toISOString(),
-            })),
+            moveRows(restart.group, moves, execute).map((row) => {
+              const checkpointed = restart.checkpointed.has(partitionKey(row.topic, row.partition));
+              return {
+                ...row,
+                restart_at: restart.restartAt === null ? null : new Date(restart.restartAt).toISOString(),
+                by: checkpointed ? 'restart time' : 'no checkpoint: log start',
+              };
+            }),
           ),
-          [...MOVE_COLUMNS.slice(0, -1), 'restart_at', 'action'],
+          [...MOVE_COLUMNS.slice(0, -1), 'restart_at', 'by', 'action'],
         );
         if (!execute) progress('plan only: nothing changed (run with --execute to apply)');
       });
@@ -119,13 +136,13 @@ interface Dcs {
   to: string;
 }
 
-/** Every record of the mirrored checkpoint topic (of `groups` only, when given), decoded. */
+/** Every record of the mirrored checkpoint topic of `groups`, decoded. */
 async function readCheckpoints(
   kafka: Kafka,
   admin: Admin,
   serde: Serde,
   { from, to }: Dcs,
-  groups: readonly string[] | undefined,
+  groups: readonly string[],
 ): Promise<CheckpointRecord[]> {
   const topic = topicFor(from, CHECKPOINT_STREAM);
   if (!(await admin.listTopics()).includes(topic)) {
@@ -141,7 +158,7 @@ async function readCheckpoints(
     from: Number(b.low),
     to: Number(b.high),
   }));
-  const wanted = groups?.map((g) => `${g}|`);
+  const wanted = groups.map((g) => `${g}|`);
   const raw: { partition: number; offset: number; key: string; value: Buffer | null }[] = [];
   const lastRead = new Map<number, number>();
   progress(`reading ${topic} (${ranges.reduce((n, r) => n + r.to - r.from, 0)} records at most)`);
@@ -152,7 +169,7 @@ async function readCheckpoints(
       const offset = Number(message.offset);
       lastRead.set(partition, offset);
       const key = message.key?.toString('utf8') ?? '';
-      if (wanted === undefined || wanted.some((w) => key.startsWith(w))) {
+      if (wanted.some((w) => key.startsWith(w))) {
         raw.push({ partition, offset, key, value: message.value });
       }
       return true;
@@ -176,7 +193,13 @@ async function readCheckpoints(
       const c = await serde.decode(CHECKPOINT_STREAM, r.value);
       records.push({
         ...r,
-        value: { group: c.group, topic: c.topic, partition: c.partition, recordTime: c.record_time },
+        value: {
+          group: c.group,
+          topic: c.topic,
+          partition: c.partition,
+          recordTime: c.record_time,
+          caughtUpTo: c.caught_up_to,
+        },
       });
     } catch (error) {
       if (!(error instanceof SerdeError)) throw error;
@@ -186,55 +209,69 @@ async function readCheckpoints(
   return records;
 }
 
-function selectGroups(restarts: GroupRestart[], groups: readonly string[] | undefined, { from, to }: Dcs) {
+/**
+ * No checkpoint of any group means nothing was mirrored, not that nothing was consumed: refused. A
+ * group named with --group needs checkpoints unless the topic plan says what it reads.
+ */
+function selectGroups(restarts: GroupRestart[], named: boolean, { from, to }: Dcs) {
   const hint = `is MirrorMaker copying ${topicFor(from, CHECKPOINT_STREAM)}?`;
-  if (groups === undefined) {
-    if (restarts.length === 0)
-      throw new CliError(`no checkpoints from ${from} on ${to}: ${hint}`, EXIT.problem);
-    return restarts;
-  }
-  const missing = groups.filter((g) => !restarts.some((r) => r.group === g));
-  if (missing.length > 0) {
+  if (!named && restarts.every((r) => r.checkpoints === 0 && r.retired === 0))
+    throw new CliError(`no checkpoints from ${from} on ${to}: ${hint}`, EXIT.problem);
+  const missing = restarts
+    .filter((r) => r.checkpoints === 0 && plannedGroupTopics(r.group, [from, to]) === undefined)
+    .map((r) => r.group);
+  if (named && missing.length > 0) {
     throw new CliError(
       `no checkpoints from ${from} on ${to} for group(s) ${missing.join(', ')} (${hint} did the group run in ${from}?)`,
       EXIT.problem,
     );
   }
-  return restarts.filter((r) => groups.includes(r.group));
+  return restarts;
 }
 
 async function planGroups(
   admin: Admin,
   restarts: readonly GroupRestart[],
   dcs: Dcs,
+  present: ReadonlySet<string>,
 ): Promise<{ restart: GroupRestart; moves: OffsetMove[] }[]> {
-  const present = new Set(await admin.listTopics());
   const plans: { restart: GroupRestart; moves: OffsetMove[] }[] = [];
   for (const restart of restarts) {
+    const planned = plannedGroupTopics(restart.group, [dcs.from, dcs.to]);
     const committed = (await admin.fetchOffsets({ groupId: restart.group })).map((t) => t.topic);
-    const topics = restartTopics(restart, dcs, present, committed);
+    const topics = planned
+      ? planned.filter((t) => present.has(t)).sort()
+      : restartTopics(restart, dcs, present, committed);
     if (topics.length === 0) {
-      progress(
-        `group ${restart.group}: none of its topics (${restart.streams.join(', ')}) exist on ${dcs.to}; skipped`,
-      );
+      progress(`group ${restart.group}: none of its topics exist on ${dcs.to}; skipped`);
       continue;
     }
+    if (restart.checkpoints === 0) {
+      progress(
+        `group ${restart.group}: no checkpoints from ${dcs.from}; every partition restarts at its log start`,
+      );
+    }
     const positions = await readPositions(admin, restart.group, topics);
+    const atRestart =
+      restart.restartAt === null ? new Map() : await offsetsAt(admin, topics, restart.restartAt);
     plans.push({
       restart,
-      moves: planMoves(positions, await offsetsAt(admin, topics, restart.restartAt), 'any'),
+      moves: planMoves(positions, restartTargets(restart, positions, atRestart), 'any'),
     });
   }
   return plans;
 }
 
 function summaryRow(r: GroupRestart) {
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return {
     group: r.group,
     checkpoints: r.checkpoints,
-    earliest_record: new Date(r.earliestRecordTime).toISOString(),
-    latest_record: new Date(r.latestRecordTime).toISOString(),
-    restart_at: new Date(r.restartAt).toISOString(),
+    caught_up: r.caughtUp,
+    retired: r.retired,
+    earliest_progress: iso(r.earliestProgress),
+    latest_progress: iso(r.latestProgress),
+    restart_at: iso(r.restartAt) ?? 'log start',
     streams: r.streams,
   };
 }

@@ -1,8 +1,9 @@
 /**
  * Publishes, per consumer group and partition, how far the group has durably got: the committed
- * offset, the Kafka timestamp of the last record below it and that record's event time. After a
- * datacenter loss the mirrored copy of this stream is all the surviving side knows about the lost
- * consumers, and `tidings failover` repositions groups by these timestamps.
+ * offset, the Kafka timestamp of the last record below it and that record's event time, and, when
+ * the group was at the log end, the time it was (caught-up-probe.ts). After a datacenter loss the
+ * mirrored copy of this stream is all the surviving side knows about the lost consumers, and
+ * `tidings failover` repositions groups by these timestamps.
  */
 import { randomUUID } from 'node:crypto';
 import type { Outbox } from './outbox.ts';
@@ -13,12 +14,19 @@ export const CHECKPOINT_STREAM = 'notify.checkpoint';
 
 export interface Position {
   offset: bigint;
-  recordTime: number;
+  recordTime: number | null;
   eventTime: number | null;
+  /** The wall time the group was seen at the log end; no record appended before it is unprocessed. */
+  caughtUpTo?: number | null;
 }
 
 export interface Checkpointer {
   update(topic: string, partition: number, position: Position): void;
+  /**
+   * The group was at the log end (`offset`) at `at`. Keeps the last record time this publisher saw,
+   * and is replaced by the next update: a record processed later says more than an old probe.
+   */
+  caughtUp(topic: string, partition: number, offset: bigint, at: number): void;
   /** Publishes positions that moved since the last publish; what fails to go is kept for the next. */
   publish(): Promise<void>;
 }
@@ -38,10 +46,18 @@ export function createCheckpointer(opts: {
   const { group, dc, service, codec, outbox, now = Date.now } = opts;
   const topic = topicFor(dc, CHECKPOINT_STREAM);
   const moved = new Map<string, { topic: string; partition: number; position: Position }>();
+  const lastRecord = new Map<string, Pick<Position, 'recordTime' | 'eventTime'>>();
 
   return {
     update(sourceTopic, partition, position) {
-      moved.set(`${sourceTopic}|${partition}`, { topic: sourceTopic, partition, position });
+      const key = `${sourceTopic}|${partition}`;
+      moved.set(key, { topic: sourceTopic, partition, position });
+      lastRecord.set(key, { recordTime: position.recordTime, eventTime: position.eventTime });
+    },
+    caughtUp(sourceTopic, partition, offset, at) {
+      const key = `${sourceTopic}|${partition}`;
+      const last = lastRecord.get(key) ?? { recordTime: null, eventTime: null };
+      moved.set(key, { topic: sourceTopic, partition, position: { offset, ...last, caughtUpTo: at } });
     },
     async publish() {
       if (moved.size === 0) return;
@@ -67,6 +83,7 @@ export function createCheckpointer(opts: {
               offset: Number(position.offset),
               record_time: position.recordTime,
               event_time: position.eventTime,
+              caught_up_to: position.caughtUpTo ?? null,
             }),
           },
         })),

@@ -14,7 +14,9 @@
  * - heartbeats continue through long batches; a rebalance stops a batch from taking more records,
  *   and what is in flight finishes and commits; a failed batch resumes after its last commit;
  * - checkpoints (event time per group and partition) go to notify.checkpoint on their own path, so
- *   a failing checkpoint never rejects or delays a data record;
+ *   a failing checkpoint never rejects or delays a data record; a partition at its log end is
+ *   checkpointed as caught up every caught-up interval (caught-up-probe.ts), so an idle one does
+ *   not hold a failover back to its last record;
  * - every topic the runtime writes must exist at start (`tidings topics apply` creates them);
  *   topics of the stream that appear later are subscribed within the refresh interval;
  * - stop() finishes in-flight work, commits and leaves the group.
@@ -30,6 +32,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StreamName } from '../schemas/catalog.ts';
 import type { Meta, StreamInputs, StreamRecords } from '../schemas/types.generated.ts';
+import { createCaughtUpProbe } from './caught-up-probe.ts';
 import { CHECKPOINT_STREAM, type Checkpointer, createCheckpointer } from './checkpointer.ts';
 import { createProducer } from './client.ts';
 import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
@@ -156,6 +159,8 @@ export const RUNTIME_DEFAULTS = {
   retryDelaysMs: DEFAULT_RETRY_DELAYS_MS,
   breaker: { threshold: 100, windowMs: 60_000, cooldownMs: 300_000 } as DlqBreakerOptions,
   checkpointIntervalMs: 5_000,
+  /** How often partitions at their log end are checkpointed as caught up (one record each). */
+  caughtUpIntervalMs: 60_000,
   commitIntervalMs: 1_000,
   partitionsConsumedConcurrently: 3,
   sessionTimeoutMs: 30_000,
@@ -186,6 +191,7 @@ export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   retryDelaysMs?: readonly number[];
   breaker?: DlqBreakerOptions;
   checkpointIntervalMs?: number;
+  caughtUpIntervalMs?: number;
   commitIntervalMs?: number;
   partitionsConsumedConcurrently?: number;
   /** How long the group waits for a silent member (e.g. a killed process) before reassigning its partitions. */
@@ -263,6 +269,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     retryDelaysMs,
     breaker: breakerOptions,
     checkpointIntervalMs,
+    caughtUpIntervalMs,
     commitIntervalMs,
     partitionsConsumedConcurrently,
     sessionTimeoutMs,
@@ -298,6 +305,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     outbox: createOutbox(checkpointProducer),
     now,
   });
+  const caughtUp = createCaughtUpProbe({ kafka, group, checkpointer, now });
   const consumer: Consumer = kafka.consumer({
     groupId: group,
     allowAutoTopicCreation: false,
@@ -326,6 +334,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     crashed = null;
     lastHeartbeat = now();
     pauses.assigned(payload.memberAssignment);
+    caughtUp.assigned(payload.memberAssignment);
   });
   consumer.on(consumer.events.HEARTBEAT, () => {
     lastHeartbeat = now();
@@ -335,6 +344,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     crashed = errorHeaderText(payload.error);
     // The restarted consumer starts with nothing paused; the next group join re-applies the model.
     pauses.unassigned();
+    caughtUp.unassigned();
     log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
 
@@ -822,6 +832,10 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         checkpointer.publish().catch((err) => log.warn({ err }, 'checkpoint publish failed; will retry'));
       }, checkpointIntervalMs);
       checkpoints.unref();
+      const probes = setInterval(() => {
+        caughtUp.probe().catch((err) => log.warn({ err }, 'caught-up probe failed; will retry'));
+      }, caughtUpIntervalMs);
+      probes.unref();
       let refreshing = false;
       const refresh = setInterval(() => {
         if (refreshing) return;
@@ -833,7 +847,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           });
       }, topicRefreshIntervalMs);
       refresh.unref();
-      timers.push(checkpoints, refresh);
+      timers.push(checkpoints, probes, refresh);
       log.info({ topics: subscribed, concurrency, retry_delays_ms: retryDelaysMs }, 'consumer started');
     },
     async stop() {
@@ -843,6 +857,9 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       pauses.close();
       await consumer.stop();
       await consumer.disconnect();
+      // Offsets are final now: a drained partition leaves a caught-up checkpoint behind.
+      await caughtUp.probe().catch((err) => log.warn({ err }, 'final caught-up probe failed'));
+      await caughtUp.close();
       await checkpointer.publish().catch((err) => log.warn({ err }, 'final checkpoint publish failed'));
       await outbox.flush();
       if (ownsProducer) await producer.disconnect();

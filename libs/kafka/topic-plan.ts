@@ -89,28 +89,56 @@ export const OWNED_TOPIC_CONFIG = {
   hold: retainedFor(7),
 } as const;
 
-/** Every consumer a service runs, by the service's name (which names its retry and DLQ topics). */
-export const CONSUMERS: readonly { service: string; stream: string }[] = [
-  { service: 'router', stream: 'notify.event' },
-  { service: 'router', stream: 'notify.user' },
-  { service: 'router', stream: 'notify.preference-change' },
-  { service: 'email', stream: 'notify.email' },
-  { service: 'email', stream: 'notify.email-send' },
-  { service: 'email', stream: 'notify.suppression' },
-  { service: 'push', stream: 'notify.push' },
-  { service: 'push', stream: 'notify.push-subscription' },
-  { service: 'router', stream: 'notify.erasure' },
-  { service: 'email', stream: 'notify.inbox-state' },
-  { service: 'email', stream: 'notify.erasure' },
-  { service: 'push', stream: 'notify.erasure' },
-  { service: 'bounce', stream: 'notify.user' },
-  { service: 'bounce', stream: 'notify.erasure' },
-  { service: 'bounce', stream: 'notify.bounce' },
-  { service: 'bounce', stream: 'notify.status' },
-  { service: 'inbox', stream: 'notify.web' },
-  { service: 'inbox', stream: 'notify.inbox-state' },
-  { service: 'inbox', stream: 'notify.user' },
+/**
+ * Every consumer a service runs: the service's name (which names its retry and DLQ topics), the
+ * stream and the consumer group (runService takes it from here). `tidings failover` moves every
+ * group listed here by default: a consumer missing here is left where it is by a failover.
+ */
+export const CONSUMERS: readonly { service: string; stream: string; group: string }[] = [
+  { service: 'router', stream: 'notify.event', group: 'router' },
+  { service: 'router', stream: 'notify.user', group: 'router-users' },
+  { service: 'router', stream: 'notify.preference-change', group: 'router-preferences' },
+  { service: 'email', stream: 'notify.email', group: 'email' },
+  { service: 'email', stream: 'notify.email-send', group: 'email-sender' },
+  { service: 'email', stream: 'notify.suppression', group: 'email-suppressions' },
+  { service: 'push', stream: 'notify.push', group: 'push' },
+  { service: 'push', stream: 'notify.push-subscription', group: 'push-subscriptions' },
+  { service: 'router', stream: 'notify.erasure', group: 'router-erasures' },
+  { service: 'email', stream: 'notify.inbox-state', group: 'email-web-reads' },
+  { service: 'email', stream: 'notify.erasure', group: 'email-erasures' },
+  { service: 'push', stream: 'notify.erasure', group: 'push-erasures' },
+  { service: 'bounce', stream: 'notify.user', group: 'bounce-people' },
+  { service: 'bounce', stream: 'notify.erasure', group: 'bounce-erasures' },
+  { service: 'bounce', stream: 'notify.bounce', group: 'bounce' },
+  { service: 'bounce', stream: 'notify.status', group: 'bounce-sends' },
+  // The inbox's groups are named after INBOX_CONSUMER_GROUP; these are its default's.
+  { service: 'inbox', stream: 'notify.web', group: 'inbox' },
+  { service: 'inbox', stream: 'notify.inbox-state', group: 'inbox-state' },
+  { service: 'inbox', stream: 'notify.user', group: 'inbox-people' },
 ];
+
+/** The group the plan names for `service` consuming `stream`, if it does. */
+export function plannedGroup(service: string, stream: string): string | undefined {
+  return CONSUMERS.find((c) => c.service === service && c.stream === stream)?.group;
+}
+
+/**
+ * Every topic a planned group reads on a cluster holding `dcs`: its stream and the default retry
+ * topics under every prefix, as the runtime subscribes them. Undefined for a group not planned.
+ */
+export function plannedGroupTopics(
+  group: string,
+  dcs: readonly string[],
+  retryDelaysMs: readonly number[] = DEFAULT_RETRY_DELAYS_MS,
+): string[] | undefined {
+  const consumer = CONSUMERS.find((c) => c.group === group);
+  if (!consumer) return undefined;
+  const { service, stream } = consumer;
+  return dcs.flatMap((dc) => [
+    topicFor(dc, stream),
+    ...retryDelaysMs.map((delay) => retryTopic(dc, stream, service, delay)),
+  ]);
+}
 
 /**
  * Topics services write besides the streams: the router parks a chatty type's events on a hold

@@ -538,10 +538,12 @@ export interface NotifyCheckpoint {
   partition: number;
   /** Committed offset: the next offset the group will read. */
   offset: number;
-  /** Kafka timestamp of the last processed record (below the committed offset); failover seeks the mirrored topic by it, since offsets differ between clusters. */
-  record_time: number;
+  /** Kafka timestamp of the last processed record (below the committed offset); failover seeks the mirrored topic by it, since offsets differ between clusters. Null in a caught-up checkpoint of a partition whose publisher processed no record of it. */
+  record_time: number | null;
   /** meta.dt of that record, for lag in event time; null if it could not be decoded. */
   event_time: number | null;
+  /** Set when the group was at the partition's log end: the wall time the log end was read at. Every record appended before it is processed, so failover restarts the partition from this time (less its margin) however old the last record is. Null: only record_time is known. */
+  caught_up_to: number | null;
 }
 
 /** NotifyCheckpoint as accepted for encoding: fields with a schema default may be left out. */
@@ -556,10 +558,12 @@ export interface NotifyCheckpointInput {
   partition: number;
   /** Committed offset: the next offset the group will read. */
   offset: number;
-  /** Kafka timestamp of the last processed record (below the committed offset); failover seeks the mirrored topic by it, since offsets differ between clusters. */
-  record_time: number;
+  /** Kafka timestamp of the last processed record (below the committed offset); failover seeks the mirrored topic by it, since offsets differ between clusters. Null in a caught-up checkpoint of a partition whose publisher processed no record of it. */
+  record_time?: number | null;
   /** meta.dt of that record, for lag in event time; null if it could not be decoded. */
   event_time?: number | null;
+  /** Set when the group was at the partition's log end: the wall time the log end was read at. Every record appended before it is processed, so failover restarts the partition from this time (less its margin) however old the last record is. Null: only record_time is known. */
+  caught_up_to?: number | null;
 }
 
 /** A person changed the state of web notifications: read, unread, seen, archived. Key: user_id. Time-retained, not compacted: each record is one change, and every materialization applies it per notification with the newest meta.dt winning, so records from both datacenters converge in any order. */

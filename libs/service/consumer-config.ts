@@ -38,6 +38,11 @@ export const consumerSpec = {
     min: 100,
     help: 'how often failover checkpoints are published',
   }),
+  CHECKPOINT_CAUGHT_UP_INTERVAL: duration({
+    default: D.caughtUpIntervalMs,
+    min: 100,
+    help: 'how often partitions at their log end are checkpointed as caught up (bounds how far an idle partition holds a failover back)',
+  }),
   CONSUMER_TOPIC_REFRESH: duration({
     default: D.topicRefreshIntervalMs,
     min: 100,
@@ -57,6 +62,7 @@ export function runtimeTuning(config: ConsumerConfig) {
       cooldownMs: config.DLQ_BREAKER_COOLDOWN,
     },
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL,
+    caughtUpIntervalMs: config.CHECKPOINT_CAUGHT_UP_INTERVAL,
     sessionTimeoutMs: config.CONSUMER_SESSION_TIMEOUT,
     topicRefreshIntervalMs: config.CONSUMER_TOPIC_REFRESH,
   } satisfies Partial<ConsumerRuntimeOptions<'notify.event', unknown>>;

@@ -31,6 +31,7 @@ import {
   createConsumerRuntime,
 } from '../kafka/consumer-runtime.ts';
 import { startLagExporter } from '../kafka/lag-exporter.ts';
+import { plannedGroup } from '../kafka/topic-plan.ts';
 import { routeProcessWarnings } from '../lifecycle/process-warnings.ts';
 import { createShutdown } from '../lifecycle/shutdown.ts';
 import { createLogger } from '../log/logger.ts';
@@ -209,9 +210,11 @@ export async function runService<S extends Spec = Record<never, never>>(
       onShutdown: shutdown.onShutdown,
       addReadiness: (name, check) => checks.set(name, check),
       async consume(options) {
+        const group = options.group ?? plannedGroup(def.name, options.stream) ?? def.name;
         const runtime = createConsumerRuntime({
           ...runtimeTuning(base),
           ...options,
+          group,
           kafka,
           codec: serde,
           log,
@@ -220,7 +223,6 @@ export async function runService<S extends Spec = Record<never, never>>(
           dc: base.TIDINGS_DC,
           dcs: base.TIDINGS_DCS,
         });
-        const group = options.group ?? def.name;
         ownedGroups.push(group);
         shutdown.onShutdown(`consumer ${group}`, () => runtime.stop());
         checks.set(`consumer ${group}`, () => runtime.readiness());

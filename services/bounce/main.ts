@@ -221,7 +221,6 @@ await runService({
 
     await consume({
       stream: 'notify.user',
-      group: 'bounce-people',
       handler: {
         handle: (record) => rememberPerson(db, record.value),
         async handleTombstone(record) {
@@ -233,7 +232,6 @@ await runService({
     // Erasures that outlive notify.user's compacted tombstones (written by the router).
     await consume({
       stream: 'notify.erasure',
-      group: 'bounce-erasures',
       handler: {
         async handle({ value }) {
           if (value.stream === 'notify.user') await erasePerson(db, value.key, value.meta.dt);
@@ -246,7 +244,6 @@ await runService({
     if (trail.enabled) {
       await consume({
         stream: 'notify.status',
-        group: 'bounce-sends',
         handler: {
           handle() {},
           afterDurable: (records) =>

@@ -96,7 +96,6 @@ export async function startDigestSide(context: DigestContext, now: () => number 
 
   await consume({
     stream: 'notify.email',
-    group: 'email',
     handler: emailHandler({
       db,
       compose,
@@ -111,7 +110,6 @@ export async function startDigestSide(context: DigestContext, now: () => number 
 
   await consume({
     stream: 'notify.inbox-state',
-    group: 'email-web-reads',
     handler: webReadsHandler(db, registry, trail),
   });
 

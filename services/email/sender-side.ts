@@ -110,10 +110,9 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
 
   await consume({
     stream: 'notify.suppression',
-    group: 'email-suppressions',
     handler: suppressionHandler(db, config.TIDINGS_DC),
   });
-  await consume({ stream: 'notify.erasure', group: 'email-erasures', handler: liftHandler(db) });
+  await consume({ stream: 'notify.erasure', handler: liftHandler(db) });
 
   /** The login probe: true once the server takes our connection and credentials. */
   async function smtpAnswers(): Promise<boolean> {
@@ -176,7 +175,6 @@ export async function startSenderSide(context: EmailContext): Promise<void> {
 
   await consume<'notify.email-send', Batch>({
     stream: 'notify.email-send',
-    group: 'email-sender',
     // A batch ends with its last sends in flight, then its marks and its commit: with as many
     // partitions' batches in flight as SMTP slots, other partitions keep the pool busy meanwhile
     // (the runtime's default of 3 left slots empty at every batch end).

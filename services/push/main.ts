@@ -119,10 +119,9 @@ await runService({
 
     await consume({
       stream: 'notify.push-subscription',
-      group: 'push-subscriptions',
       handler: subscriptionHandler(db, { cap: config.PUSH_DEVICES_PER_USER, dc: config.TIDINGS_DC, log }),
     });
-    await consume({ stream: 'notify.erasure', group: 'push-erasures', handler: erasureHandler(db) });
+    await consume({ stream: 'notify.erasure', handler: erasureHandler(db) });
 
     if (config.PUSH_KILL_SWITCH) {
       log.warn('PUSH_KILL_SWITCH=true: notify.push is consumed and committed without sending anything');

@@ -68,13 +68,11 @@ await runService({
 
     await consume({
       stream: 'notify.user',
-      group: 'router-users',
       handler: userHandler(store, config.TIDINGS_DC),
     });
-    await consume({ stream: 'notify.erasure', group: 'router-erasures', handler: erasureHandler(store) });
+    await consume({ stream: 'notify.erasure', handler: erasureHandler(store) });
     await consume({
       stream: 'notify.preference-change',
-      group: 'router-preferences',
       handler: preferenceChangeHandler(store),
     });
     await consume({

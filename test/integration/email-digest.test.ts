@@ -25,6 +25,7 @@ import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
 import { createConsumerRuntime } from '../../libs/kafka/consumer-runtime.ts';
 import { HEADER, headerString } from '../../libs/kafka/record-headers.ts';
+import { plannedGroup } from '../../libs/kafka/topic-plan.ts';
 import { dlqTopic, topicFor } from '../../libs/kafka/topics.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
@@ -117,7 +118,7 @@ async function startInProcess(): Promise<void> {
           ...runtimeTuning(config),
           ...options,
           // Other tests on this cluster run email processes in group "email" with their own topics.
-          group: `${options.group ?? 'email'}-${dc}`,
+          group: `${options.group ?? plannedGroup('email', options.stream) ?? 'email'}-${dc}`,
           kafka,
           codec: serde,
           log: quietLog,

@@ -5,6 +5,7 @@ import {
   type CheckpointRecord,
   groupRestarts,
   latestCheckpoints,
+  restartTargets,
   restartTopics,
 } from '../../libs/kafka/failover-plan.ts';
 
@@ -72,20 +73,108 @@ describe('groupRestarts', () => {
       {
         group: 'email',
         checkpoints: 1,
-        earliestRecordTime: t0 + 30 * MIN,
-        latestRecordTime: t0 + 30 * MIN,
+        caughtUp: 0,
+        retired: 0,
+        earliestProgress: t0 + 30 * MIN,
+        latestProgress: t0 + 30 * MIN,
         restartAt: t0 + 25 * MIN,
         streams: ['notify.email'],
+        checkpointed: new Set(['eqiad.notify.email:0']),
       },
       {
         group: 'router',
         checkpoints: 4,
-        earliestRecordTime: t0 + 2 * MIN,
-        latestRecordTime: t0 + 9 * MIN,
+        caughtUp: 0,
+        retired: 0,
+        earliestProgress: t0 + 2 * MIN,
+        latestProgress: t0 + 9 * MIN,
         restartAt: t0 - 3 * MIN,
         streams: ['notify.event', 'notify.event.router.retry-5s'],
+        checkpointed: new Set([
+          'eqiad.notify.event:0',
+          'eqiad.notify.event:1',
+          'codfw.notify.event:0',
+          'eqiad.notify.event.router.retry-5s:0',
+        ]),
       },
     ]);
+  });
+
+  test('a partition caught up counts from when it was, not from its last record, however old', () => {
+    const t0 = Date.UTC(2026, 10, 21, 10);
+    const sixDaysAgo = t0 - 6 * 24 * 60 * MIN;
+    const [restart] = groupRestarts(
+      [
+        at('router', 'eqiad.notify.event', 0, t0 - 2 * MIN),
+        { ...at('router', 'eqiad.notify.event.router.retry-1s', 0, sixDaysAgo), caughtUpTo: t0 },
+        { group: 'router', topic: 'codfw.notify.event', partition: 0, recordTime: null, caughtUpTo: t0 },
+      ],
+      MIN,
+    );
+    assert.equal(restart?.restartAt, t0 - 3 * MIN);
+    assert.equal(restart?.caughtUp, 2);
+  });
+
+  test('a checkpoint of a topic the group no longer reads is left out', () => {
+    const t0 = Date.UTC(2026, 10, 21, 10);
+    const [restart] = groupRestarts(
+      [at('router', 'eqiad.notify.event', 0, t0), at('router', 'eqiad.notify.retired', 0, t0 - 600 * MIN)],
+      0,
+      { reads: (_group, topic) => topic !== 'eqiad.notify.retired' },
+    );
+    assert.equal(restart?.restartAt, t0);
+    assert.equal(restart?.retired, 1);
+    assert.deepEqual(restart?.streams, ['notify.event']);
+  });
+
+  test('a group asked for without checkpoints has no restart time', () => {
+    const restarts = groupRestarts([at('router', 'eqiad.notify.event', 0, 1000)], 0, {
+      groups: ['push', 'router'],
+    });
+    assert.deepEqual(
+      restarts.map((r) => [r.group, r.checkpoints, r.restartAt]),
+      [
+        ['push', 0, null],
+        ['router', 1, 1000],
+      ],
+    );
+  });
+});
+
+describe('restartTargets', () => {
+  const position = (partition: number, low: number) => ({
+    topic: 'eqiad.notify.event',
+    partition,
+    current: 50,
+    low,
+    end: 100,
+  });
+
+  test('a checkpointed partition restarts at the restart time, one without a checkpoint at its log start', () => {
+    const [restart] = groupRestarts([at('g', 'eqiad.notify.event', 0, 1000)], 0);
+    const targets = restartTargets(
+      restart!,
+      [position(0, 0), position(1, 7)],
+      new Map([
+        ['eqiad.notify.event:0', 40],
+        ['eqiad.notify.event:1', 60],
+      ]),
+    );
+    assert.deepEqual(
+      targets,
+      new Map([
+        ['eqiad.notify.event:0', 40],
+        ['eqiad.notify.event:1', 7],
+      ]),
+    );
+  });
+
+  test('a group without checkpoints restarts everywhere at the log start', () => {
+    const [restart] = groupRestarts([], 0, { groups: ['g'] });
+    assert.deepEqual(
+      restartTargets(restart!, [position(0, 3)], new Map()),
+      new Map([['eqiad.notify.event:0', 3]]),
+    );
   });
 });
 

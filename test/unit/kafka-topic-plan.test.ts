@@ -10,6 +10,8 @@ import {
   LOCAL_MAX_PARTITIONS,
   localPartitions,
   ownedTopics,
+  plannedGroup,
+  plannedGroupTopics,
   planTopic,
   TOPIC_PLAN,
 } from '../../libs/kafka/topic-plan.ts';
@@ -116,5 +118,20 @@ describe('topics services own', () => {
   test("the router's hold topic and bounce's raw SMTP dead letters are declared", () => {
     assert.equal(named('eqiad.notify.event.router.held')?.partitions, declaredPartitions('notify.event'));
     assert.equal(named('eqiad.notify.bounce.bounce-smtp.dlq')?.partitions, 1);
+  });
+});
+
+describe('consumer groups', () => {
+  test('every planned consumer has a group of its own, which failover moves on what the runtime reads', () => {
+    assert.equal(new Set(CONSUMERS.map((c) => c.group)).size, CONSUMERS.length);
+    assert.equal(plannedGroup('router', 'notify.user'), 'router-users');
+    assert.equal(plannedGroup('router', 'notify.bounce'), undefined);
+    assert.deepEqual(plannedGroupTopics('router-users', ['eqiad', 'codfw'], [1_000]), [
+      'eqiad.notify.user',
+      'eqiad.notify.user.router.retry-1s',
+      'codfw.notify.user',
+      'codfw.notify.user.router.retry-1s',
+    ]);
+    assert.equal(plannedGroupTopics('fo-test', ['eqiad']), undefined);
   });
 });

@@ -123,6 +123,7 @@ describe('stream catalog', () => {
       offset: 5,
       record_time: 2,
       event_time: null,
+      caught_up_to: null,
     };
     assert.deepStrictEqual(type.fromBuffer(type.toBuffer(value)), value);
   });
