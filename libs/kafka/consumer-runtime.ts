@@ -202,7 +202,8 @@ export interface ConsumerRuntime {
   topics(): string[];
 }
 
-type Outcome = 'ok' | 'retried' | 'dead_lettered';
+const OUTCOMES = ['ok', 'retried', 'dead_lettered'] as const;
+type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * A record whose handling is decided, and the promise that its consequences are in Kafka. A record
@@ -414,42 +415,64 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { outcome: 'dead_lettered', durable };
   }
 
+  /**
+   * A handler's context for one record. Its methods live on the prototype: one small object per
+   * record, not three closures (this runs once per consumed record).
+   */
+  class RecordContext implements HandlerContext<B> {
+    readonly batch: B;
+    readonly record: ConsumedRecord<T | null>;
+    /** The encodes of what the handler emitted, and where each goes. */
+    readonly encoded: Promise<Buffer>[] = [];
+    readonly targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
+    readonly hold = pauses.hold;
+    constructor(batch: B, record: ConsumedRecord<T | null>) {
+      this.batch = batch;
+      this.record = record;
+    }
+    emit<O extends StreamName>(outStream: O, value: StreamInputs[O], options: EmitOptions = {}) {
+      this.encoded.push(codec.encode(outStream, value));
+      this.targets.push({
+        topic: options.topic ?? topicFor(dc, outStream),
+        key: options.key ?? null,
+        headers: options.headers ?? {},
+      });
+    }
+    derivedMeta(outStream: StreamName): Meta {
+      const parent = (this.record.value as { meta?: Partial<Meta> } | null)?.meta;
+      return {
+        id: randomUUID(),
+        dt: parent?.dt ?? this.record.timestamp,
+        stream: outStream,
+        dc,
+        producer: service,
+        request_id: parent?.request_id ?? null,
+      };
+    }
+    async outputs(): Promise<OutboundRecord[]> {
+      if (this.encoded.length === 0) return [];
+      const values = await Promise.all(this.encoded);
+      return values.map((value, i) => {
+        const { topic, key, headers } = this.targets[i]!;
+        return { topic, message: { key, value, headers } };
+      });
+    }
+  }
+
   async function handleOne(
     record: ConsumedRecord<T | null>,
     message: KafkaMessage,
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
-    const outputs: Promise<OutboundRecord>[] = [];
-    const context: HandlerContext<B> = {
-      batch: batchContext,
-      emit(outStream, value, options = {}) {
-        const outTopic = options.topic ?? topicFor(dc, outStream);
-        outputs.push(
-          codec.encode(outStream, value).then((bytes) => ({
-            topic: outTopic,
-            message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
-          })),
-        );
-      },
-      derivedMeta(outStream) {
-        const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
-        return {
-          id: randomUUID(),
-          dt: parent?.dt ?? record.timestamp,
-          stream: outStream,
-          dc,
-          producer: service,
-          request_id: parent?.request_id ?? null,
-        };
-      },
-      hold: pauses.hold,
-    };
+    const context = new RecordContext(batchContext, record);
     let ready: OutboundRecord[];
-    const timer = metrics.handleSeconds.startTimer(labels);
+    const started = performance.now();
     try {
-      await run(context);
-      ready = await Promise.all(outputs);
+      // A handler that finished synchronously costs no extra turn of the event loop.
+      const running = run(context);
+      if (running) await running;
+      ready = await context.outputs();
     } catch (error) {
       if (error instanceof DeferredRecordError) return null;
       const rejected = error instanceof RejectedRecordError;
@@ -463,7 +486,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         permanent: rejected,
       });
     } finally {
-      timer();
+      metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
     }
     // A failed send is not the record's fault: it propagates and the batch is fetched again.
     return { outcome: 'ok', durable: outbox.send(ready) };
@@ -578,7 +601,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     let committed: bigint | null = null;
     // Commits are chained so a lower offset can never land after a higher one.
     let commitChain: Promise<void> = Promise.resolve();
+    // Records per outcome, counted into the metric at each commit rather than once per record.
+    const outcomes: Record<Outcome, number> = { ok: 0, retried: 0, dead_lettered: 0 };
+    const countOutcomes = () => {
+      for (const outcome of OUTCOMES) {
+        if (outcomes[outcome] === 0) continue;
+        metrics.records.inc({ group, outcome }, outcomes[outcome]);
+        outcomes[outcome] = 0;
+      }
+    };
     const commit = () => {
+      countOutcomes();
       commitChain = commitChain.then(async () => {
         const position = tracker.advance();
         if (!position) return;
@@ -611,7 +644,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     const alive = keepAlive(payload);
     let stoppedEarly = false;
     const succeeded: ConsumedRecord<T>[] = [];
-    let failure: PromiseRejectedResult | undefined;
+    let failure: { error: unknown } | undefined;
     let prepared: { context?: B; error?: unknown } = {};
     let rebalance: unknown = null;
     try {
@@ -621,14 +654,30 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
       // after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds the
       // commit below it.
-      const tasks: Promise<void>[] = [];
-      const decisions: Promise<unknown>[] = [];
+      // Counted rather than collected into promises: this runs once per record.
+      let undecided = decoded.length;
+      let unsettled = decoded.length;
+      const settled = Promise.withResolvers<void>();
+      if (unsettled === 0) settled.resolve();
+      const settledOne = () => {
+        if (--unsettled === 0) settled.resolve();
+      };
+      const decidedOne = () => {
+        // Once every record of the batch is decided nothing more will join from it: send now
+        // rather than after the outbox's linger time.
+        if (--undecided === 0) void outbox.flush().catch(() => undefined);
+      };
+      const failed = (error: unknown) => {
+        failure ??= { error };
+        settledOne();
+      };
       for (const item of decoded) {
         const { message } = item;
         const offset = BigInt(message.offset);
         const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
         tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
-        const key = message.key ? message.key.toString('utf8') : null;
+        const key =
+          (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
         const decide = async (): Promise<Decided | null> => {
           if (
             stopping ||
@@ -673,25 +722,26 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           if (!decided) stoppedEarly = true;
           return decided;
         };
-        const settle = async (decided: Decided | null) => {
-          if (!decided) return;
-          await decided.durable;
+        const durable = (decided: Decided) => {
           if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
-          metrics.records.inc({ group, outcome: decided.outcome });
+          outcomes[decided.outcome]++;
           tracker.finish(offset);
-          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) await commit();
+          // A failed commit fails the batch at its last commit, which chains after this one.
+          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
+          settledOne();
         };
-        const decision = limiter.run(key, decide);
-        decisions.push(decision);
-        tasks.push(decision.then(settle));
+        const settle = (decided: Decided | null) => {
+          decidedOne();
+          if (decided) decided.durable.then(() => durable(decided), failed);
+          else settledOne();
+        };
+        limiter.run(key, decide).then(settle, (error: unknown) => {
+          decidedOne();
+          failed(error);
+        });
       }
       metrics.inFlight.set(labels, limiter.active());
-      // Once every record of the batch is decided nothing more will join from it: send now rather
-      // than after the outbox's linger time.
-      await Promise.allSettled(decisions);
-      void outbox.flush().catch(() => undefined);
-      const results = await Promise.allSettled(tasks);
-      failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      await settled.promise;
       // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
       // still runs for the records that are durable, or they would be handled (and emitted) again.
       if (handler.afterDurable && succeeded.length > 0) await handler.afterDurable(succeeded, batchContext);
@@ -700,7 +750,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       rebalance = alive.stop();
       resolveCommitted();
     }
-    if (failure) throw failure.reason;
+    if (failure) throw failure.error;
     if (rebalance) throw rebalance;
 
     if (nextDue !== null && !stoppedEarly) pauses.holdPartition(topic, partition, nextDue);
