@@ -73,8 +73,11 @@ export interface HandlerContext<B> {
   batch: B;
   /** Queues a record for this service's DC; it is sent and acknowledged before this record's offset commits. */
   emit<O extends StreamName>(stream: O, value: StreamInputs[O], options?: EmitOptions): void;
-  /** The meta envelope for a record derived from this one: new id, same event time and request id. */
-  derivedMeta(stream: StreamName): Meta;
+  /**
+   * The meta envelope for a record derived from this one: same event time and request id, and a
+   * new random id unless `id` gives one derived from what the record says.
+   */
+  derivedMeta(stream: StreamName, id?: string): Meta;
   /**
    * Stops this consumer fetching, for a reason that concerns every record rather than this one (a
    * send budget spent, a provider's Retry-After, a downstream that is down): until a time, or until
@@ -415,64 +418,46 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { outcome: 'dead_lettered', durable };
   }
 
-  /**
-   * A handler's context for one record. Its methods live on the prototype: one small object per
-   * record, not three closures (this runs once per consumed record).
-   */
-  class RecordContext implements HandlerContext<B> {
-    readonly batch: B;
-    readonly record: ConsumedRecord<T | null>;
-    /** The encodes of what the handler emitted, and where each goes. */
-    readonly encoded: Promise<Buffer>[] = [];
-    readonly targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
-    readonly hold = pauses.hold;
-    constructor(batch: B, record: ConsumedRecord<T | null>) {
-      this.batch = batch;
-      this.record = record;
-    }
-    emit<O extends StreamName>(outStream: O, value: StreamInputs[O], options: EmitOptions = {}) {
-      this.encoded.push(codec.encode(outStream, value));
-      this.targets.push({
-        topic: options.topic ?? topicFor(dc, outStream),
-        key: options.key ?? null,
-        headers: options.headers ?? {},
-      });
-    }
-    derivedMeta(outStream: StreamName): Meta {
-      const parent = (this.record.value as { meta?: Partial<Meta> } | null)?.meta;
-      return {
-        id: randomUUID(),
-        dt: parent?.dt ?? this.record.timestamp,
-        stream: outStream,
-        dc,
-        producer: service,
-        request_id: parent?.request_id ?? null,
-      };
-    }
-    async outputs(): Promise<OutboundRecord[]> {
-      if (this.encoded.length === 0) return [];
-      const values = await Promise.all(this.encoded);
-      return values.map((value, i) => {
-        const { topic, key, headers } = this.targets[i]!;
-        return { topic, message: { key, value, headers } };
-      });
-    }
-  }
-
   async function handleOne(
     record: ConsumedRecord<T | null>,
     message: KafkaMessage,
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
-    const context = new RecordContext(batchContext, record);
+    // What the handler emitted: the encodes, and where each goes. Closures rather than methods:
+    // handlers destructure their context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
+    const encoded: Promise<Buffer>[] = [];
+    const targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
+    const context: HandlerContext<B> = {
+      batch: batchContext,
+      emit(outStream, value, options = {}) {
+        encoded.push(codec.encode(outStream, value));
+        targets.push({
+          topic: options.topic ?? topicFor(dc, outStream),
+          key: options.key ?? null,
+          headers: options.headers ?? {},
+        });
+      },
+      derivedMeta(outStream, id) {
+        const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
+        return {
+          id: id ?? randomUUID(),
+          dt: parent?.dt ?? record.timestamp,
+          stream: outStream,
+          dc,
+          producer: service,
+          request_id: parent?.request_id ?? null,
+        };
+      },
+      hold: pauses.hold,
+    };
     let ready: OutboundRecord[];
     const started = performance.now();
     try {
       // A handler that finished synchronously costs no extra turn of the event loop.
       const running = run(context);
       if (running) await running;
-      ready = await context.outputs();
+      ready = encoded.length === 0 ? [] : outbound(await Promise.all(encoded), targets);
     } catch (error) {
       if (error instanceof DeferredRecordError) return null;
       const rejected = error instanceof RejectedRecordError;
@@ -678,28 +663,27 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
         const key =
           (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
-        const decide = async (): Promise<Decided | null> => {
+        // Synchronous up to the handler: a record is one async step, not three.
+        const decide = (): Decided | null | Promise<Decided | null> => {
           if (
             stopping ||
             pauses.isHalted() ||
             alive.rebalancing() ||
             !payload.isRunning() ||
             payload.isStale()
-          ) {
-            stoppedEarly = true;
+          )
             return null;
-          }
           const { record, tombstone } = item;
-          let decided: Decided | null;
           if (tombstone && handler.handleTombstone) {
-            const handleTombstone = handler.handleTombstone.bind(handler);
-            decided = await handleOne(tombstone, message, batchContext, (ctx) =>
-              handleTombstone(tombstone, ctx),
+            return handleOne(tombstone, message, batchContext, (ctx) =>
+              handler.handleTombstone?.(tombstone, ctx),
             );
-          } else if (record && prepared.error === undefined) {
-            decided = await handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
-          } else if (record) {
-            decided = fail({
+          }
+          if (record && prepared.error === undefined) {
+            return handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
+          }
+          if (record) {
+            return fail({
               message,
               topic,
               partition,
@@ -708,19 +692,16 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
               error: prepared.error,
               permanent: false,
             });
-          } else {
-            decided = fail({
-              message,
-              topic,
-              partition,
-              attempt: 0,
-              kind: decodeFailureKind(item.error) ?? 'malformed',
-              error: item.error,
-              permanent: true,
-            });
           }
-          if (!decided) stoppedEarly = true;
-          return decided;
+          return fail({
+            message,
+            topic,
+            partition,
+            attempt: 0,
+            kind: decodeFailureKind(item.error) ?? 'malformed',
+            error: item.error,
+            permanent: true,
+          });
         };
         const durable = (decided: Decided) => {
           if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
@@ -730,10 +711,15 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
           settledOne();
         };
+        // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
         const settle = (decided: Decided | null) => {
           decidedOne();
-          if (decided) decided.durable.then(() => durable(decided), failed);
-          else settledOne();
+          if (decided) {
+            decided.durable.then(() => durable(decided), failed);
+          } else {
+            stoppedEarly = true;
+            settledOne();
+          }
         };
         limiter.run(key, decide).then(settle, (error: unknown) => {
           decidedOne();
@@ -901,4 +887,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
 /** Options given as undefined fall back to the defaults rather than overriding them. */
 function definedOnly<O extends object>(options: O): Partial<O> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<O>;
+}
+
+function outbound(
+  values: readonly Buffer[],
+  targets: readonly { topic: string; key: string | null; headers: IHeaders }[],
+): OutboundRecord[] {
+  return values.map((value, i) => {
+    const { topic, key, headers } = targets[i]!;
+    return { topic, message: { key, value, headers } };
+  });
 }

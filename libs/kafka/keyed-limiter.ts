@@ -8,13 +8,14 @@
  * the limiter a tenth of the runtime's per-record time.
  */
 export interface KeyedLimiter {
-  run<T>(key: string | null, task: () => Promise<T>): Promise<T>;
+  /** `task` may also finish synchronously (return its value): it still runs in its turn. */
+  run<T>(key: string | null, task: () => T | Promise<T>): Promise<T>;
   active(): number;
 }
 
 interface Job {
   key: string | null;
-  task: () => Promise<unknown>;
+  task: () => unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -28,10 +29,13 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
   let readyHead = 0;
   /** Per key with a job running or ready: the jobs submitted after it, in order. */
   const behind = new Map<string, Job[]>();
+  // A key's queue while nothing waits behind its job: most keys never get a second job in flight,
+  // so they get no array of their own. Never pushed to.
+  const NONE: Job[] = [];
 
   const start = (job: Job) => {
     running++;
-    let result: Promise<unknown>;
+    let result: unknown;
     try {
       result = job.task();
     } catch (error) {
@@ -69,22 +73,20 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
     }
     if (job.key === null) return;
     const queue = behind.get(job.key)!;
-    const next = queue.shift();
-    if (next) schedule(next);
-    else behind.delete(job.key);
+    if (queue.length === 0) behind.delete(job.key);
+    else schedule(queue.shift()!);
   }
 
   return {
-    run<T>(key: string | null, task: () => Promise<T>): Promise<T> {
+    run<T>(key: string | null, task: () => T | Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         const job: Job = { key, task, resolve: resolve as (value: unknown) => void, reject };
         if (key !== null) {
           const queue = behind.get(key);
-          if (queue) {
-            queue.push(job);
-            return;
-          }
-          behind.set(key, []);
+          if (queue === NONE) behind.set(key, [job]);
+          else if (queue) queue.push(job);
+          else behind.set(key, NONE);
+          if (queue) return;
         }
         schedule(job);
       });
