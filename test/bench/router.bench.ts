@@ -108,6 +108,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const outputRates: number[] = [];
     const trailOffRates: number[] = [];
     const rawOutputs: number[] = [];
+    // notify.status records per channel record: what the trail adds to the router's output.
+    const trailPerChannelRecord: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await router.stop();
       const recipients = await publishEvents(publisher, categories, r);
@@ -123,6 +125,7 @@ export async function run(): Promise<Record<string, unknown>> {
       routerRates.push(EVENTS / seconds);
       recipientRates.push(recipients / seconds);
       outputRates.push(pass.outputs / seconds);
+      trailPerChannelRecord.push(pass.trail / pass.outputs);
       await router.stop();
       const baseline = await rawRouterPipe(kafka, dc, r, channelEnds);
       raw.push(baseline.eventsPerSecond);
@@ -174,6 +177,7 @@ export async function run(): Promise<Record<string, unknown>> {
       router_trail_off_events_per_s: trailOffRates.map(Math.round),
       router_trail_off_median_events_per_s: Math.round(median(trailOffRates)),
       ratio_trail_on_to_off: round(routerMedian / median(trailOffRates)),
+      trail_records_per_channel_record: round(median(trailPerChannelRecord), 2),
       latency: { rate_per_s: RATE, seconds: SECONDS, ...latency },
     };
     console.log(
@@ -542,10 +546,12 @@ async function routerPass(
   router: RouterProcess,
   inputTotal: number,
   env: Record<string, string> = {},
-): Promise<{ ms: number; outputs: number }> {
+): Promise<{ ms: number; outputs: number; trail: number }> {
   const channels = CHANNELS.map((s) => topicFor(dc, s));
+  const status = [topicFor(dc, 'notify.status')];
   return withAdmin(kafka, async (admin) => {
     const before = await endTotal(admin, channels);
+    const trailBefore = await endTotal(admin, status);
     const starting = router.start(env);
     let failed: unknown;
     starting.catch((err: unknown) => {
@@ -559,7 +565,11 @@ async function routerPass(
     }
     const done = await committedAll(kafka, 'router', topicFor(dc, 'notify.event'), inputTotal);
     await starting;
-    return { ms: done - started, outputs: (await endTotal(admin, channels)) - before };
+    return {
+      ms: done - started,
+      outputs: (await endTotal(admin, channels)) - before,
+      trail: (await endTotal(admin, status)) - trailBefore,
+    };
   });
 }
 
