@@ -83,8 +83,11 @@ export interface HandlerContext<B> {
   batch: B;
   /** Queues a record for this service's DC; it is sent and acknowledged before this record's offset commits. */
   emit<O extends StreamName>(stream: O, value: StreamInputs[O], options?: EmitOptions): void;
-  /** The meta envelope for a record derived from this one: new id, same event time and request id. */
-  derivedMeta(stream: StreamName): Meta;
+  /**
+   * The meta envelope for a record derived from this one: same event time and request id, and a
+   * new random id unless `id` gives one derived from what the record says.
+   */
+  derivedMeta(stream: StreamName, id?: string): Meta;
   /**
    * Stops this consumer fetching, for a reason that concerns every record rather than this one (a
    * send budget spent, a provider's Retry-After, a downstream that is down): until a time, or until
@@ -215,7 +218,8 @@ export interface ConsumerRuntime {
   topics(): string[];
 }
 
-type Outcome = 'ok' | 'retried' | 'dead_lettered';
+const OUTCOMES = ['ok', 'retried', 'dead_lettered'] as const;
+type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * A record whose handling is decided, and the promise that its consequences are in Kafka. A record
@@ -437,23 +441,27 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
-    const outputs: Promise<OutboundRecord>[] = [];
-    const evenIfFailed: Promise<OutboundRecord>[] = [];
+    // What the handler emitted: the encodes, and where each goes. Closures rather than methods:
+    // handlers destructure their context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
+    const encoded: Promise<Buffer>[] = [];
+    const targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
+    /** Which of them are sent even if the handler then fails (EmitOptions.evenIfFailed). */
+    const evenIfFailed: number[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
-        const outTopic = options.topic ?? topicFor(dc, outStream);
-        const output = codec.encode(outStream, value).then((bytes) => ({
-          topic: outTopic,
-          message: { key: options.key ?? null, value: bytes, headers: options.headers ?? {} },
-        }));
-        outputs.push(output);
-        if (options.evenIfFailed) evenIfFailed.push(output);
+        if (options.evenIfFailed) evenIfFailed.push(encoded.length);
+        encoded.push(codec.encode(outStream, value));
+        targets.push({
+          topic: options.topic ?? topicFor(dc, outStream),
+          key: options.key ?? null,
+          headers: options.headers ?? {},
+        });
       },
-      derivedMeta(outStream) {
+      derivedMeta(outStream, id) {
         const parent = (record.value as { meta?: Partial<Meta> } | null)?.meta;
         return {
-          id: randomUUID(),
+          id: id ?? randomUUID(),
           dt: parent?.dt ?? record.timestamp,
           stream: outStream,
           dc,
@@ -464,13 +472,18 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       hold: pauses.hold,
     };
     let ready: OutboundRecord[];
-    const timer = metrics.handleSeconds.startTimer(labels);
+    const started = performance.now();
     try {
-      await run(context);
-      ready = await Promise.all(outputs);
+      // A handler that finished synchronously costs no extra turn of the event loop.
+      const running = run(context);
+      if (running) await running;
+      ready = encoded.length === 0 ? [] : outbound(await Promise.all(encoded), targets);
     } catch (error) {
       // An encoding failure here (a registry that is down) fails the batch, which is fetched again.
-      const told = await Promise.all(evenIfFailed);
+      const told = outbound(
+        await Promise.all(evenIfFailed.map((i) => encoded[i]!)),
+        evenIfFailed.map((i) => targets[i]!),
+      );
       if (error instanceof DeferredRecordError) {
         // Nothing commits for a deferred record, so nothing waits for these: it comes back anyway.
         if (told.length > 0)
@@ -493,7 +506,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         told,
       );
     } finally {
-      timer();
+      metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
     }
     // A failed send is not the record's fault: it propagates and the batch is fetched again.
     return { outcome: 'ok', durable: outbox.send(ready) };
@@ -608,7 +621,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     let committed: bigint | null = null;
     // Commits are chained so a lower offset can never land after a higher one.
     let commitChain: Promise<void> = Promise.resolve();
+    // Records per outcome, counted into the metric at each commit rather than once per record.
+    const outcomes: Record<Outcome, number> = { ok: 0, retried: 0, dead_lettered: 0 };
+    const countOutcomes = () => {
+      for (const outcome of OUTCOMES) {
+        if (outcomes[outcome] === 0) continue;
+        metrics.records.inc({ group, outcome }, outcomes[outcome]);
+        outcomes[outcome] = 0;
+      }
+    };
     const commit = () => {
+      countOutcomes();
       commitChain = commitChain.then(async () => {
         const position = tracker.advance();
         if (!position) return;
@@ -641,7 +664,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     const alive = keepAlive(payload);
     let stoppedEarly = false;
     const succeeded: ConsumedRecord<T>[] = [];
-    let failure: PromiseRejectedResult | undefined;
+    let failure: { error: unknown } | undefined;
     let prepared: { context?: B; error?: unknown } = {};
     let rebalance: unknown = null;
     try {
@@ -651,36 +674,51 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
       // after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds the
       // commit below it.
-      const tasks: Promise<void>[] = [];
-      const decisions: Promise<unknown>[] = [];
+      // Counted rather than collected into promises: this runs once per record.
+      let undecided = decoded.length;
+      let unsettled = decoded.length;
+      const settled = Promise.withResolvers<void>();
+      if (unsettled === 0) settled.resolve();
+      const settledOne = () => {
+        if (--unsettled === 0) settled.resolve();
+      };
+      const decidedOne = () => {
+        // Once every record of the batch is decided nothing more will join from it: send now
+        // rather than after the outbox's linger time.
+        if (--undecided === 0) void outbox.flush().catch(() => undefined);
+      };
+      const failed = (error: unknown) => {
+        failure ??= { error };
+        settledOne();
+      };
       for (const item of decoded) {
         const { message } = item;
         const offset = BigInt(message.offset);
         const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
         tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
-        const key = message.key ? message.key.toString('utf8') : null;
-        const decide = async (): Promise<Decided | null> => {
+        const key =
+          (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
+        // Synchronous up to the handler: a record is one async step, not three.
+        const decide = (): Decided | null | Promise<Decided | null> => {
           if (
             stopping ||
             pauses.isHalted() ||
             alive.rebalancing() ||
             !payload.isRunning() ||
             payload.isStale()
-          ) {
-            stoppedEarly = true;
+          )
             return null;
-          }
           const { record, tombstone } = item;
-          let decided: Decided | null;
           if (tombstone && handler.handleTombstone) {
-            const handleTombstone = handler.handleTombstone.bind(handler);
-            decided = await handleOne(tombstone, message, batchContext, (ctx) =>
-              handleTombstone(tombstone, ctx),
+            return handleOne(tombstone, message, batchContext, (ctx) =>
+              handler.handleTombstone?.(tombstone, ctx),
             );
-          } else if (record && prepared.error === undefined) {
-            decided = await handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
-          } else if (record) {
-            decided = fail({
+          }
+          if (record && prepared.error === undefined) {
+            return handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
+          }
+          if (record) {
+            return fail({
               message,
               topic,
               partition,
@@ -689,39 +727,42 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
               error: prepared.error,
               permanent: false,
             });
-          } else {
-            decided = fail({
-              message,
-              topic,
-              partition,
-              attempt: 0,
-              kind: decodeFailureKind(item.error) ?? 'malformed',
-              error: item.error,
-              permanent: true,
-            });
           }
-          if (!decided) stoppedEarly = true;
-          return decided;
+          return fail({
+            message,
+            topic,
+            partition,
+            attempt: 0,
+            kind: decodeFailureKind(item.error) ?? 'malformed',
+            error: item.error,
+            permanent: true,
+          });
         };
-        const settle = async (decided: Decided | null) => {
-          if (!decided) return;
-          await decided.durable;
+        const durable = (decided: Decided) => {
           if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
-          metrics.records.inc({ group, outcome: decided.outcome });
+          outcomes[decided.outcome]++;
           tracker.finish(offset);
-          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) await commit();
+          // A failed commit fails the batch at its last commit, which chains after this one.
+          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
+          settledOne();
         };
-        const decision = limiter.run(key, decide);
-        decisions.push(decision);
-        tasks.push(decision.then(settle));
+        // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
+        const settle = (decided: Decided | null) => {
+          decidedOne();
+          if (decided) {
+            decided.durable.then(() => durable(decided), failed);
+          } else {
+            stoppedEarly = true;
+            settledOne();
+          }
+        };
+        limiter.run(key, decide).then(settle, (error: unknown) => {
+          decidedOne();
+          failed(error);
+        });
       }
       metrics.inFlight.set(labels, limiter.active());
-      // Once every record of the batch is decided nothing more will join from it: send now rather
-      // than after the outbox's linger time.
-      await Promise.allSettled(decisions);
-      void outbox.flush().catch(() => undefined);
-      const results = await Promise.allSettled(tasks);
-      failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      await settled.promise;
       // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
       // still runs for the records that are durable, or they would be handled (and emitted) again.
       if (handler.afterDurable && succeeded.length > 0) await handler.afterDurable(succeeded, batchContext);
@@ -730,7 +771,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       rebalance = alive.stop();
       resolveCommitted();
     }
-    if (failure) throw failure.reason;
+    if (failure) throw failure.error;
     if (rebalance) throw rebalance;
 
     if (nextDue !== null && !stoppedEarly) pauses.holdPartition(topic, partition, nextDue);
@@ -888,4 +929,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
 /** Options given as undefined fall back to the defaults rather than overriding them. */
 function definedOnly<O extends object>(options: O): Partial<O> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<O>;
+}
+
+function outbound(
+  values: readonly Buffer[],
+  targets: readonly { topic: string; key: string | null; headers: IHeaders }[],
+): OutboundRecord[] {
+  return values.map((value, i) => {
+    const { topic, key, headers } = targets[i]!;
+    return { topic, message: { key, value, headers } };
+  });
 }

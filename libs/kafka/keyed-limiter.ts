@@ -2,52 +2,94 @@
  * Runs tasks with at most `limit` in flight, strictly in submission order per key. Records of one
  * person share a key, so per-person ordering survives concurrency; records without a key have no
  * order to keep.
+ *
+ * It runs once per consumed record, so it keeps queues of jobs rather than chains of promises:
+ * one promise per task (the one handed back), where chaining each key's tail cost five and made
+ * the limiter a tenth of the runtime's per-record time.
  */
 export interface KeyedLimiter {
-  run<T>(key: string | null, task: () => Promise<T>): Promise<T>;
+  /** `task` may also finish synchronously (return its value): it still runs in its turn. */
+  run<T>(key: string | null, task: () => T | Promise<T>): Promise<T>;
   active(): number;
+}
+
+interface Job {
+  key: string | null;
+  task: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
 }
 
 export function createKeyedLimiter(limit: number): KeyedLimiter {
   if (!Number.isInteger(limit) || limit < 1)
     throw new Error(`concurrency must be a positive integer, got ${limit}`);
   let running = 0;
-  const waiting: (() => void)[] = [];
-  const tails = new Map<string, Promise<unknown>>();
+  /** Jobs whose turn of their key has come, waiting for a slot, oldest first. */
+  const ready: Job[] = [];
+  let readyHead = 0;
+  /** Per key with a job running or ready: the jobs submitted after it, in order. */
+  const behind = new Map<string, Job[]>();
+  // A key's queue while nothing waits behind its job: most keys never get a second job in flight,
+  // so they get no array of their own. Never pushed to.
+  const NONE: Job[] = [];
 
-  const acquire = (): Promise<void> => {
-    if (running < limit) {
-      running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => waiting.push(resolve));
-  };
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
-  };
-  const slot = async <T>(task: () => Promise<T>): Promise<T> => {
-    await acquire();
+  const start = (job: Job) => {
+    running++;
+    let result: unknown;
     try {
-      return await task();
-    } finally {
-      release();
+      result = job.task();
+    } catch (error) {
+      result = Promise.reject(error);
     }
+    Promise.resolve(result).then(
+      (value) => {
+        job.resolve(value);
+        finished(job);
+      },
+      (error: unknown) => {
+        job.reject(error);
+        finished(job);
+      },
+    );
   };
+
+  const schedule = (job: Job) => {
+    if (running < limit) start(job);
+    else ready.push(job);
+  };
+
+  // The freed slot goes to the oldest ready job first; the next job of the finished one's key
+  // queues behind it, as a task submitted now would.
+  function finished(job: Job) {
+    running--;
+    if (readyHead < ready.length) {
+      const next = ready[readyHead]!;
+      ready[readyHead++] = undefined as unknown as Job;
+      if (readyHead === ready.length) {
+        ready.length = 0;
+        readyHead = 0;
+      }
+      start(next);
+    }
+    if (job.key === null) return;
+    const queue = behind.get(job.key)!;
+    if (queue.length === 0) behind.delete(job.key);
+    else schedule(queue.shift()!);
+  }
 
   return {
-    run(key, task) {
-      if (key === null) return slot(task);
-      const previous = tails.get(key);
-      const result = previous ? previous.then(() => slot(task)) : slot(task);
-      // The tail only orders the next task of this key; it must neither reject nor outlive the key.
-      const tail: Promise<unknown> = result.then(forget, forget);
-      tails.set(key, tail);
-      function forget() {
-        if (tails.get(key as string) === tail) tails.delete(key as string);
-      }
-      return result;
+    run<T>(key: string | null, task: () => T | Promise<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        const job: Job = { key, task, resolve: resolve as (value: unknown) => void, reject };
+        if (key !== null) {
+          const queue = behind.get(key);
+          if (queue === NONE) behind.set(key, [job]);
+          else if (queue) queue.push(job);
+          else behind.set(key, NONE);
+          if (queue) return;
+        }
+        schedule(job);
+      });
     },
     active() {
       return running;

@@ -35,9 +35,11 @@ export interface OutboxOptions {
   lingerMs?: number;
 }
 
-interface Pending {
-  records: readonly OutboundRecord[];
+/** One request's records, and the promise every send that put records in it waits on. */
+interface Request {
+  records: OutboundRecord[];
   bytes: number;
+  durable: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -45,44 +47,51 @@ interface Pending {
 const sizeOf = (data: Message['key'] | Message['value']): number =>
   data == null ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
 
+const newRequest = (): Request => {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  // A send that nobody awaits (a failed batch left its records) must not be an unhandled rejection.
+  promise.catch(() => undefined);
+  return { records: [], bytes: 0, durable: promise, resolve, reject };
+};
+
 export function createOutbox(
   producer: Producer,
   // KafkaJS groups a request's records per partition by copying the partition's array for every
   // record, which is quadratic in the request's size: requests stay at about a thousand records.
   { maxRecords = 1_000, maxBytes = 768 * 1024, lingerMs = 5 }: OutboxOptions = {},
 ): Outbox {
-  const waiting: Pending[] = [];
-  let waitingCount = 0;
+  // The requests not sent yet, oldest first; the last one takes records until it is full. Every
+  // send joins the open request and shares its promise: one promise per request, not per record
+  // (the outbox runs once per consumed record).
+  const queue: Request[] = [];
   let timer: NodeJS.Timeout | null = null;
   let pumping = false;
   let drained: Promise<void> = Promise.resolve();
 
-  /** The oldest waiting sends, as many as fit one request (always at least one). */
-  const takeRequest = (): Pending[] => {
-    let records = 0;
-    let bytes = 0;
-    let n = 0;
-    while (n < waiting.length) {
-      const next = waiting[n]!;
-      if (n > 0 && (records + next.records.length > maxRecords || bytes + next.bytes > maxBytes)) break;
-      records += next.records.length;
-      bytes += next.bytes;
-      n++;
-    }
-    waitingCount -= records;
-    return waiting.splice(0, n);
+  /** The request that `records` (`bytes` of them) join: the open one if they fit, else a new one. */
+  const requestFor = (count: number, bytes: number): Request => {
+    const open = queue[queue.length - 1];
+    if (
+      open &&
+      (open.records.length === 0 ||
+        (open.records.length + count <= maxRecords && open.bytes + bytes <= maxBytes))
+    )
+      return open;
+    const request = newRequest();
+    queue.push(request);
+    return request;
   };
 
-  // The flag drops in the same turn as the last look at `waiting`, so no send is left behind.
+  // The flag drops in the same turn as the last look at the queue, so no send is left behind.
   const pump = async () => {
     try {
-      while (waiting.length > 0) {
-        const group = takeRequest();
+      while (queue.length > 0) {
+        const request = queue.shift()!;
         try {
-          await producer.sendBatch({ ...DURABLE_SEND, topicMessages: byTopic(group) });
-          for (const p of group) p.resolve();
+          await producer.sendBatch({ ...DURABLE_SEND, topicMessages: byTopic(request.records) });
+          request.resolve();
         } catch (error) {
-          for (const p of group) p.reject(error);
+          request.reject(error);
         }
       }
     } finally {
@@ -95,31 +104,36 @@ export function createOutbox(
       clearTimeout(timer);
       timer = null;
     }
-    if (!pumping && waiting.length > 0) {
+    if (!pumping && queue.length > 0) {
       pumping = true;
       drained = pump();
     }
     return drained;
   };
 
+  const join = (records: readonly OutboundRecord[], bytes: number): Promise<void> => {
+    const request = requestFor(records.length, bytes);
+    for (const record of records) request.records.push(record);
+    request.bytes += bytes;
+    return request.durable;
+  };
+
   return {
     send(records) {
       if (records.length === 0) return Promise.resolve();
+      let bytes = 0;
+      for (const { message } of records) bytes += sizeOf(message.key) + sizeOf(message.value);
       // One record's outputs may be larger than a request may be (an event fanning out to ten
-      // thousand people): they go in consecutive requests, durable once the last is acknowledged.
-      const parts = splitToFit(records, maxRecords, maxBytes);
-      const durable = Promise.all(
-        parts.map(
-          ({ records: part, bytes }) =>
-            new Promise<void>((resolve, reject) => {
-              waiting.push({ records: part, bytes, resolve, reject });
-              waitingCount += part.length;
-            }),
-        ),
-      ).then(() => undefined);
+      // thousand people): they go in consecutive requests, durable once every one is acknowledged.
+      const durable =
+        records.length <= maxRecords && bytes <= maxBytes
+          ? join(records, bytes)
+          : Promise.all(
+              splitToFit(records, maxRecords, maxBytes).map((part) => join(part.records, part.bytes)),
+            ).then(() => undefined);
       // While a request is in flight, what waits joins the next one when it returns.
       if (!pumping) {
-        if (waitingCount >= maxRecords) void sendWaiting();
+        if (queue.length > 1 || queue[0]!.records.length >= maxRecords) void sendWaiting();
         else if (!timer) timer = setTimeout(() => void sendWaiting(), lingerMs);
       }
       return durable;
@@ -152,17 +166,15 @@ function splitToFit(
   return parts;
 }
 
-function byTopic(group: readonly Pending[]): TopicMessages[] {
+function byTopic(records: readonly OutboundRecord[]): TopicMessages[] {
   const topics = new Map<string, Message[]>();
-  for (const { records } of group) {
-    for (const { topic, message } of records) {
-      let messages = topics.get(topic);
-      if (!messages) {
-        messages = [];
-        topics.set(topic, messages);
-      }
-      messages.push(message);
+  for (const { topic, message } of records) {
+    let messages = topics.get(topic);
+    if (!messages) {
+      messages = [];
+      topics.set(topic, messages);
     }
+    messages.push(message);
   }
   return [...topics].map(([topic, messages]) => ({ topic, messages }));
 }

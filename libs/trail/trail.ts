@@ -54,7 +54,7 @@ export function createTrail({ stage, enabled, now = Date.now }: TrailOptions): T
       const reason = d.reason ?? null;
       const ref = d.ref ?? null;
       const record: NotifyStatusInput = {
-        meta: { ...context.derivedMeta('notify.status'), id: decisionId(stage, d, reason, ref) },
+        meta: context.derivedMeta('notify.status', decisionId(stage, d, reason, ref)),
         event_id: d.eventId,
         notification_id: d.notificationId,
         recipient_id: d.recipientId,

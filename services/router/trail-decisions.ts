@@ -23,7 +23,11 @@ export function trailDecisions(
       return routing.decisions.map((d) => ({
         eventId,
         recipientId: d.recipientId,
-        notificationId: notificationId(eventId, d.recipientId, d.channel),
+        // An emitted decision's record carries its id already: one SHA-256 less per decision.
+        notificationId:
+          d.outcome === 'skipped'
+            ? notificationId(eventId, d.recipientId, d.channel)
+            : d.record.notification.notification_id,
         channel: d.channel,
         outcome: d.outcome,
         reason: d.outcome === 'skipped' ? d.reason : null,

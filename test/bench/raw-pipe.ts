@@ -4,24 +4,30 @@
  * some. It reads its input from the beginning in a fresh consumer group.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+import type { Kafka, KafkaMessage, Message, TopicMessages } from 'kafkajs';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { withAdmin } from '../integration/harness.ts';
 
 export interface RawPipeOptions {
   kafka: Kafka;
   input: string;
+  /** Where the records go; `produce` may name other topics instead. */
   output: string;
   /** How many records the input holds: the pipe is done when the group has committed them all. */
   records: number;
   partitions: number;
   /** Per-batch work on top of the raw pipe; by default records are copied as they are. */
   transform?: (messages: KafkaMessage[]) => Promise<Message[]>;
+  /**
+   * Instead of `transform`: per batch, the requests to send in turn, each with its records by
+   * topic (a fan-out larger than the input needs more than one request).
+   */
+  produce?: (messages: KafkaMessage[]) => TopicMessages[][];
 }
 
 /** Records per second from the first batch received to the last offset committed. */
 export async function rawPipe(options: RawPipeOptions): Promise<number> {
-  const { kafka, input, output, records, partitions, transform } = options;
+  const { kafka, input, output, records, partitions, transform, produce } = options;
   const group = `bench-raw-${randomUUID()}`;
   const producer = createProducer(kafka);
   const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 250 });
@@ -34,10 +40,15 @@ export async function rawPipe(options: RawPipeOptions): Promise<number> {
     partitionsConsumedConcurrently: partitions,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
       if (!started) started = performance.now();
-      const messages = transform
-        ? await transform(batch.messages)
-        : batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
-      await producer.send({ topic: output, acks: -1, messages });
+      if (produce) {
+        for (const topicMessages of produce(batch.messages))
+          await producer.sendBatch({ acks: -1, topicMessages });
+      } else {
+        const messages = transform
+          ? await transform(batch.messages)
+          : batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
+        await producer.send({ topic: output, acks: -1, messages });
+      }
       resolveOffset(batch.lastOffset());
       await commitOffsetsIfNecessary({
         topics: [

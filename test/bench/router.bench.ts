@@ -3,12 +3,15 @@
  * people, in a datacenter and a Postgres schema of its own.
  *
  * throughput: each round publishes BENCH_ROUTER_EVENTS events (default 20,000; 1–3 recipients,
- *   categories from the registry) while the router is stopped, runs the raw KafkaJS pipe of
- *   raw-pipe.ts over the input topic, then starts the router and times it from its first channel
- *   record to the commit of the last event. The report gives medians over BENCH_ROUTER_ROUNDS
- *   (default 2) and the ratio router/raw (goal 0.5). Each round then publishes as many events again
- *   and routes them with the delivery trail off (DELIVERY_TRAIL=false): the trail's cost is the
- *   ratio of the two rates, in the same run.
+ *   categories from the registry) while the router is stopped, then starts the router and times it
+ *   from its first channel record to the commit of the last event. The baseline is the raw KafkaJS
+ *   pipe of raw-pipe.ts with the same bytes in and out: the round's events (copied to a topic of
+ *   their own with notify.event's partitions) in, and for each event the very channel records the
+ *   router wrote for it out (to topics with the channel topics' partitions), in requests of at
+ *   most a thousand records. The report gives medians over BENCH_ROUTER_ROUNDS (default 2) and the
+ *   ratio router/raw (goal 0.5). Each round then publishes as many events again and routes them
+ *   with the delivery trail off (DELIVERY_TRAIL=false): the trail's cost is the ratio of the two
+ *   rates, in the same run.
  * latency: with the router running, events go out at BENCH_ROUTER_RATE per second (default 200)
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
@@ -28,15 +31,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin, Kafka, KafkaMessage, Message, TopicMessages } from 'kafkajs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { migrate } from '../../libs/db/migrate.ts';
 import { createPool } from '../../libs/db/pool.ts';
+import { createProducer } from '../../libs/kafka/client.ts';
 import { createConsumerRuntime, type RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
 import { localPartitions } from '../../libs/kafka/topic-plan.ts';
+import { readRanges } from '../../libs/kafka/topic-reader.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
@@ -93,12 +98,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const router = routerProcess(dc, schema);
   try {
     await createTopics(kafka, dc, [...STREAMS, ...CHANNELS]);
-    // Not a stream of the topic plan: the raw pipe's output, as wide as its input.
-    await withAdmin(kafka, (admin) =>
-      createTopicsWithLeaders(admin, [
-        { topic: topicFor(dc, 'bench.raw-out'), numPartitions: EVENT_PARTITIONS },
-      ]),
-    );
+    await createRawTopics(kafka, dc);
     await publishUsers(publisher, categories);
     const perRecord = await rebuild(kafka, dc, db, 'per_record', (store) => ({
       handle: (record) => store.applyUsers([record.value]),
@@ -119,24 +119,29 @@ export async function run(): Promise<Record<string, unknown>> {
     const recipientRates: number[] = [];
     const outputRates: number[] = [];
     const trailOffRates: number[] = [];
+    const rawOutputs: number[] = [];
+    // notify.status records per channel record: what the trail adds to the router's output.
+    const trailPerChannelRecord: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await router.stop();
       const recipients = await publishEvents(publisher, categories, r);
       const total = await withAdmin(kafka, (admin) => endTotal(admin, [input]));
-      raw.push(
-        await rawPipe({
-          kafka,
-          input,
-          output: topicFor(dc, 'bench.raw-out'),
-          records: total,
-          partitions: EVENT_PARTITIONS,
-        }),
+      const channelEnds = await withAdmin(kafka, (admin) =>
+        endOffsets(
+          admin,
+          CHANNELS.map((c) => topicFor(dc, c)),
+        ),
       );
       const pass = await routerPass(kafka, dc, router, total);
       const seconds = pass.ms / 1000;
       routerRates.push(EVENTS / seconds);
       recipientRates.push(recipients / seconds);
       outputRates.push(pass.outputs / seconds);
+      trailPerChannelRecord.push(pass.trail / pass.outputs);
+      await router.stop();
+      const baseline = await rawRouterPipe(kafka, dc, r, channelEnds);
+      raw.push(baseline.eventsPerSecond);
+      rawOutputs.push(baseline.outputs);
 
       await router.stop();
       await publishEvents(publisher, categories, ROUNDS + r);
@@ -149,12 +154,15 @@ export async function run(): Promise<Record<string, unknown>> {
       );
       trailOffRates.push(EVENTS / (trailOff.ms / 1000));
       console.log(
-        `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} records/s, router ${Math.round(routerRates.at(-1)!)} ` +
+        `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} events/s (${baseline.outputs} channel records), router ${Math.round(routerRates.at(-1)!)} ` +
           `events/s (${Math.round(recipientRates.at(-1)!)} recipients/s, ${Math.round(outputRates.at(-1)!)} ` +
           `channel records/s); with the trail off ${Math.round(trailOffRates.at(-1)!)} events/s`,
       );
     }
 
+    // The last pass left the router running with the trail off: latency is the production default's.
+    await router.stop();
+    await router.start();
     const latency = await latencyPass(kafka, dc, publisher, categories);
     const rawMedian = median(raw);
     const routerMedian = median(routerRates);
@@ -170,23 +178,26 @@ export async function run(): Promise<Record<string, unknown>> {
       events_per_round: EVENTS,
       rounds: ROUNDS,
       partitions: EVENT_PARTITIONS,
-      raw_records_per_s: raw.map(Math.round),
+      raw_events_per_s: raw.map(Math.round),
+      raw_channel_records: rawOutputs,
       router_events_per_s: routerRates.map(Math.round),
       router_recipients_per_s: recipientRates.map(Math.round),
       router_channel_records_per_s: outputRates.map(Math.round),
-      raw_median_records_per_s: Math.round(rawMedian),
+      raw_median_events_per_s: Math.round(rawMedian),
       router_median_events_per_s: Math.round(routerMedian),
       router_median_recipients_per_s: Math.round(median(recipientRates)),
       ratio_router_to_raw: round(routerMedian / rawMedian),
+      ratio_router_trail_off_to_raw: round(median(trailOffRates) / rawMedian),
       goal_ratio: 0.5,
       router_trail_off_events_per_s: trailOffRates.map(Math.round),
       router_trail_off_median_events_per_s: Math.round(median(trailOffRates)),
       ratio_trail_on_to_off: round(routerMedian / median(trailOffRates)),
+      trail_records_per_channel_record: round(median(trailPerChannelRecord), 2),
       latency: { rate_per_s: RATE, seconds: SECONDS, ...latency },
     };
     console.log(
-      `router: ${result.router_median_events_per_s} events/s vs raw ${result.raw_median_records_per_s} ` +
-        `records/s (ratio ${result.ratio_router_to_raw}, goal ${result.goal_ratio}); trail on/off ` +
+      `router: ${result.router_median_events_per_s} events/s vs raw ${result.raw_median_events_per_s} ` +
+        `events/s (ratio ${result.ratio_router_to_raw}, goal ${result.goal_ratio}); trail on/off ` +
         `${result.ratio_trail_on_to_off}; latency at ${RATE}/s ` +
         `p50 ${latency.p50_ms} ms, p99 ${latency.p99_ms} ms, max ${latency.max_ms} ms`,
     );
@@ -208,6 +219,131 @@ async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]
       streams.map((stream) => ({ topic: topicFor(dc, stream), numPartitions: localPartitions(stream) })),
     ),
   );
+}
+
+/** The baseline's sinks: one per channel, with the channel topic's partitions. */
+const rawChannel = (dc: string, channel: string) => topicFor(dc, `bench.raw.${channel}`);
+
+async function createRawTopics(kafka: Kafka, dc: string): Promise<void> {
+  await withAdmin(kafka, (admin) =>
+    createTopicsWithLeaders(
+      admin,
+      CHANNELS.map((c) => ({ topic: rawChannel(dc, c), numPartitions: localPartitions(c) })),
+    ),
+  );
+}
+
+async function endOffsets(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  const ends = new Map<string, number>();
+  for (const topic of topics) {
+    for (const p of await admin.fetchTopicOffsets(topic)) ends.set(`${topic}:${p.partition}`, Number(p.high));
+  }
+  return ends;
+}
+
+/** Every record of `topics` from `from` (per topic:partition, default 0) to their end now. */
+async function readFrom(
+  kafka: Kafka,
+  topics: readonly string[],
+  from: ReadonlyMap<string, number>,
+  onRecord: (topic: string, partition: number, message: KafkaMessage) => void,
+): Promise<void> {
+  const ends = await withAdmin(kafka, (admin) => endOffsets(admin, topics));
+  const ranges = [...ends].map(([at, to]) => {
+    const [topic, partition] = [at.slice(0, at.lastIndexOf(':')), Number(at.slice(at.lastIndexOf(':') + 1))];
+    return { topic, partition, from: from.get(at) ?? 0, to };
+  });
+  await readRanges(kafka, {
+    ranges,
+    timeoutMs: 300_000,
+    onRecord: ({ topic, partition, message }) => {
+      onRecord(topic, partition, message);
+      return undefined;
+    },
+  });
+}
+
+/** Requests of at most a thousand records, each with its records by topic, as the router's outbox sends them. */
+function requests(records: readonly { topic: string; message: Message }[]): TopicMessages[][] {
+  const out: TopicMessages[][] = [];
+  for (let start = 0; start < records.length; start += 1_000) {
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of records.slice(start, start + 1_000)) {
+      const messages = byTopic.get(topic) ?? [];
+      messages.push(message);
+      byTopic.set(topic, messages);
+    }
+    out.push([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+  }
+  return out;
+}
+
+/**
+ * The raw KafkaJS pipe with the router's bytes in and out: round `r`'s events, copied (untimed)
+ * to a topic of their own in their partitions, in; for each event the channel records the router
+ * wrote for it (read after `channelEnds`), out. Events per second, and how many records it wrote.
+ */
+async function rawRouterPipe(
+  kafka: Kafka,
+  dc: string,
+  r: number,
+  channelEnds: ReadonlyMap<string, number>,
+): Promise<{ eventsPerSecond: number; outputs: number }> {
+  const serde = createSerde({ registryUrl: REGISTRY_URL });
+  const prefix = `bench-r${r}-`;
+  const outputs = new Map<string, { topic: string; message: Message }[]>();
+  let outputCount = 0;
+  const decodes: Promise<void>[] = [];
+  await readFrom(
+    kafka,
+    CHANNELS.map((c) => topicFor(dc, c)),
+    channelEnds,
+    (topic, _partition, m) => {
+      const channel = CHANNELS.find((c) => topic === topicFor(dc, c))!;
+      decodes.push(
+        serde.decode(channel as 'notify.web', m.value!).then(({ notification }) => {
+          if (!notification.event_id.startsWith(prefix)) return;
+          const list = outputs.get(notification.event_id) ?? [];
+          list.push({
+            topic: rawChannel(dc, channel),
+            message: { key: m.key, value: m.value, headers: m.headers },
+          });
+          outputs.set(notification.event_id, list);
+          outputCount++;
+        }),
+      );
+    },
+  );
+  await Promise.all(decodes);
+
+  const input = topicFor(dc, `bench.raw-in-${r}`);
+  await withAdmin(kafka, (admin) =>
+    createTopicsWithLeaders(admin, [{ topic: input, numPartitions: EVENT_PARTITIONS }]),
+  );
+  const events: Message[] = [];
+  await readFrom(kafka, [topicFor(dc, 'notify.event')], new Map(), (_topic, partition, m) => {
+    if (m.key?.toString('utf8').startsWith(prefix))
+      events.push({ key: m.key, value: m.value, headers: m.headers, partition, timestamp: m.timestamp });
+  });
+  const producer = createProducer(kafka);
+  await producer.connect();
+  try {
+    for (let start = 0; start < events.length; start += CHUNK) {
+      await producer.send({ topic: input, acks: -1, messages: events.slice(start, start + CHUNK) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+
+  const eventsPerSecond = await rawPipe({
+    kafka,
+    input,
+    output: rawChannel(dc, 'notify.web'),
+    records: events.length,
+    partitions: EVENT_PARTITIONS,
+    produce: (messages) => requests(messages.flatMap((m) => outputs.get(m.key!.toString('utf8')) ?? [])),
+  });
+  return { eventsPerSecond, outputs: outputCount };
 }
 
 interface RouterProcess {
@@ -502,10 +638,12 @@ async function routerPass(
   router: RouterProcess,
   inputTotal: number,
   env: Record<string, string> = {},
-): Promise<{ ms: number; outputs: number }> {
+): Promise<{ ms: number; outputs: number; trail: number }> {
   const channels = CHANNELS.map((s) => topicFor(dc, s));
+  const status = [topicFor(dc, 'notify.status')];
   return withAdmin(kafka, async (admin) => {
     const before = await endTotal(admin, channels);
+    const trailBefore = await endTotal(admin, status);
     const starting = router.start(env);
     let failed: unknown;
     starting.catch((err: unknown) => {
@@ -519,7 +657,11 @@ async function routerPass(
     }
     const done = await committedAll(kafka, 'router', topicFor(dc, 'notify.event'), inputTotal);
     await starting;
-    return { ms: done - started, outputs: (await endTotal(admin, channels)) - before };
+    return {
+      ms: done - started,
+      outputs: (await endTotal(admin, channels)) - before,
+      trail: (await endTotal(admin, status)) - trailBefore,
+    };
   });
 }
 
