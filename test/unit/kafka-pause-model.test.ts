@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { type TestContext, test } from 'node:test';
 import type { TopicPartitions } from 'kafkajs';
 import pino from 'pino';
 import { createPauseModel, PARTITION_DUE_REASON } from '../../libs/kafka/pause-model.ts';
@@ -21,6 +20,20 @@ const SubscriptionState = createRequire(import.meta.url)(
 
 const ASSIGNMENT = { 'd.notify.push': [0, 1, 2], 'd.notify.push.push.retry-1s': [0, 1, 2] };
 const RETRY = 'd.notify.push.push.retry-1s';
+
+/**
+ * Moves a mocked clock on by `ms`, a millisecond at a time, letting timers and the promises they
+ * settle run: timed tests that do not depend on how busy the machine is.
+ */
+async function advance(t: TestContext, ms: number): Promise<void> {
+  for (let i = 0; i < ms; i++) {
+    t.mock.timers.tick(1);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A clock of the test's own: setTimeout and Date.now, from 0. */
+const mockClock = (t: TestContext) => t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
 
 function model(probeIntervalMs = 10) {
   // A holder, as a consumer restart swaps KafkaJS's state for a fresh one.
@@ -40,20 +53,22 @@ function model(probeIntervalMs = 10) {
   return { pauses, kafkajs, fetched };
 }
 
-test('a retry partition whose due time passes during a service-wide hold stays paused', async () => {
+test('a retry partition whose due time passes during a service-wide hold stays paused', async (t) => {
+  mockClock(t);
   const { pauses, fetched } = model();
   pauses.assigned(ASSIGNMENT);
   pauses.holdPartition(RETRY, 1, Date.now() + 20);
   pauses.hold('retry-after', { until: Date.now() + 80 });
   assert.deepEqual(fetched(), []);
-  await sleep(40);
+  await advance(t, 40);
   assert.deepEqual(fetched(), [], 'the due time passed but the service-wide hold still holds');
-  await sleep(80);
+  await advance(t, 80);
   assert.equal(fetched().length, 6);
   pauses.close();
 });
 
-test('one partition pausing or resuming leaves the other partitions of its topic as they were', async () => {
+test('one partition pausing or resuming leaves the other partitions of its topic as they were', async (t) => {
+  mockClock(t);
   const { pauses, fetched } = model();
   pauses.assigned(ASSIGNMENT);
   pauses.holdPartition(RETRY, 0, Date.now() + 30);
@@ -62,7 +77,7 @@ test('one partition pausing or resuming leaves the other partitions of its topic
     fetched().filter((t) => t.startsWith(RETRY)),
     [`${RETRY}|1`],
   );
-  await sleep(60);
+  await advance(t, 60);
   assert.deepEqual(
     fetched().filter((t) => t.startsWith(RETRY)),
     [`${RETRY}|0`, `${RETRY}|1`],
@@ -86,21 +101,23 @@ test('a group join after a consumer restart re-applies every hold to the fresh K
   pauses.close();
 });
 
-test('a reason holds once however often it is met, and a later time extends it', async () => {
+test('a reason holds once however often it is met, and a later time extends it', async (t) => {
+  mockClock(t);
   const { pauses, fetched } = model();
   pauses.assigned(ASSIGNMENT);
   pauses.hold('send-budget', { until: Date.now() + 30 });
   pauses.hold('send-budget', { until: Date.now() + 10 });
   pauses.hold('send-budget', { until: Date.now() + 70 });
-  await sleep(45);
+  await advance(t, 45);
   assert.deepEqual(fetched(), [], 'extended to the later time');
-  await sleep(60);
+  await advance(t, 60);
   assert.equal(fetched().length, 6);
   assert.equal(pauses.isHalted(), false);
   pauses.close();
 });
 
-test('a probe runs each interval until it succeeds, then consumption resumes', async () => {
+test('a probe runs each interval until it succeeds, then consumption resumes', async (t) => {
+  mockClock(t);
   const { pauses, fetched } = model();
   pauses.assigned(ASSIGNMENT);
   let probes = 0;
@@ -108,7 +125,7 @@ test('a probe runs each interval until it succeeds, then consumption resumes', a
   pauses.hold('smtp-misconfigured', { probe });
   pauses.hold('smtp-misconfigured', { probe });
   assert.deepEqual(fetched(), []);
-  await sleep(120);
+  await advance(t, 120);
   assert.equal(probes, 3);
   assert.equal(fetched().length, 6);
   pauses.close();
