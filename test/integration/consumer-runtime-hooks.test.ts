@@ -62,6 +62,26 @@ const meta = (dc: string, stream: string) => ({
   request_id: null,
 });
 
+/** Events without recipients, keyed by their ids, to `<dc>.notify.event`. */
+async function sendEvents(dc: string, ids: readonly string[]): Promise<void> {
+  await producer.send({
+    topic: topicFor(dc, 'notify.event'),
+    acks: -1,
+    messages: await Promise.all(
+      ids.map(async (id) => ({
+        key: id,
+        value: await serde.encode('notify.event', {
+          meta: meta(dc, 'notify.event'),
+          event_id: id,
+          type: 't',
+          category: 'c',
+          recipients: [],
+        }),
+      })),
+    ),
+  });
+}
+
 async function sum(topic: string, read: 'end' | 'committed', group = 'rt'): Promise<number> {
   return withAdmin(kafka, async (admin) => {
     if (read === 'end') return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
@@ -95,22 +115,7 @@ describe('consumer runtime hooks', () => {
     const source = topicFor(dc, 'notify.event');
     const output = topicFor(dc, 'notify.preference-change');
     const ids = Array.from({ length: 20 }, (_, i) => `e${i}`);
-    await producer.send({
-      topic: source,
-      acks: -1,
-      messages: await Promise.all(
-        ids.map(async (id) => ({
-          key: id,
-          value: await serde.encode('notify.event', {
-            meta: meta(dc, 'notify.event'),
-            event_id: id,
-            type: 't',
-            category: 'c',
-            recipients: [],
-          }),
-        })),
-      ),
-    });
+    await sendEvents(dc, ids);
 
     const handled: string[] = [];
     const hooked: { ids: string[]; outputs: number; committed: number }[] = [];
@@ -167,22 +172,7 @@ describe('consumer runtime hooks', () => {
     const dc = await newDc();
     const source = topicFor(dc, 'notify.event');
     const output = topicFor(dc, 'notify.preference-change');
-    await producer.send({
-      topic: source,
-      acks: -1,
-      messages: await Promise.all(
-        ['retried', 'rejected'].map(async (id) => ({
-          key: id,
-          value: await serde.encode('notify.event', {
-            meta: meta(dc, 'notify.event'),
-            event_id: id,
-            type: 't',
-            category: 'c',
-            recipients: [],
-          }),
-        })),
-      ),
-    });
+    await sendEvents(dc, ['retried', 'rejected']);
     const runtime = runtimeFor(dc, 'notify.event', {
       handle(record, ctx) {
         const id = record.value.event_id;
