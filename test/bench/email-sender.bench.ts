@@ -4,17 +4,18 @@
  * notify.email-send records (default 5,000, one recipient each) and is timed from the first publish
  * until the sink accepted all of them. Baseline in the same run and against the same sink: a raw
  * nodemailer pooled transport (same pool size) sending the same messages with 64 in flight. Both
- * take the median of 3 rounds after a warm-up; the goal is a sender/raw ratio of at least 0.8.
+ * take the median of 3 rounds after a warm-up; the goal is a sender/raw ratio of at least 0.8. A
+ * sender with DELIVERY_TRAIL=false, its rounds alternating with the others' in the same run (each
+ * sender round a fresh process after its warm-up), gives the trail's cost as a ratio.
  * Both sign every message with the same 2048-bit DKIM key through nodemailer's signer: mail that
  * providers accept costs that much, whoever sends it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Producer } from 'kafkajs';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
@@ -138,13 +139,15 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 
   const kafka = testKafka('eqiad');
-  const dc = uniqueDc();
-  const schema = `email_${dc}`;
   const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
   const serde = createSerde({ registryUrl: REGISTRY_URL });
-  let producer: Producer | undefined;
-  let child: ChildProcess | undefined;
-  try {
+  const producer = createProducer(kafka);
+  const senders: { dc: string; schema: string; stop(): Promise<void> }[] = [];
+
+  /** A sender process in a datacenter and schema of its own, with its trail on or off. */
+  async function startSender(trail: boolean) {
+    const dc = uniqueDc();
+    const schema = `email_${dc}`;
     await createStreamTopics(
       kafka,
       dc,
@@ -153,22 +156,34 @@ export async function run(): Promise<Record<string, unknown>> {
     );
     await createStreamTopics(kafka, dc, ['notify.email-send'], 6);
     const port = await freePort();
-    child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')], {
-      env: serviceEnv(dc, port, {
-        EMAIL_SIDES: 'sender',
-        DATABASE_SCHEMA: schema,
-        SMTP_URL: `smtp://${sink.host}:${sink.port}`,
-        SMTP_MAX_CONNECTIONS: String(POOL),
-        VERP_DOMAIN,
-        VERP_KEYS,
-        DKIM_DOMAIN,
-        DKIM_KEYS: dkimKeys,
-        EMAIL_SEND_PER_SECOND: '1000000',
-        EMAIL_SEND_BURST: '1000000',
-        CONSUMER_CONCURRENCY: String(IN_FLIGHT),
-      }),
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')],
+      {
+        env: serviceEnv(dc, port, {
+          EMAIL_SIDES: 'sender',
+          DATABASE_SCHEMA: schema,
+          SMTP_URL: `smtp://${sink.host}:${sink.port}`,
+          SMTP_MAX_CONNECTIONS: String(POOL),
+          VERP_DOMAIN,
+          VERP_KEYS,
+          DKIM_DOMAIN,
+          DKIM_KEYS: dkimKeys,
+          EMAIL_SEND_PER_SECOND: '1000000',
+          EMAIL_SEND_BURST: '1000000',
+          CONSUMER_CONCURRENCY: String(IN_FLIGHT),
+          DELIVERY_TRAIL: String(trail),
+        }),
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
+    const stop = async () => {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    };
+    senders.push({ dc, schema, stop });
     await eventually(
       async () => {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
@@ -178,13 +193,10 @@ export async function run(): Promise<Record<string, unknown>> {
       60_000,
     );
 
+    let published = 0;
     // Records are encoded before the clock starts: the sink shares this process, and encoding
     // while it receives would slow the sink down for the sender's rounds only.
-    const connected = createProducer(kafka);
-    producer = connected;
-    await connected.connect();
-    let published = 0;
-    async function senderRound(count: number): Promise<number> {
+    const timedRound = async (count: number): Promise<number> => {
       const encoded = await Promise.all(
         Array.from({ length: count }, async (_, i) => {
           const record = { meta: metaFor(dc), ...message(published + i) };
@@ -195,7 +207,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const target = accepted + count;
       const start = performance.now();
       for (let i = 0; i < count; i += PUBLISH_CHUNK) {
-        await connected.send({
+        await producer.send({
           ...DURABLE_SEND,
           topic: topicFor(dc, 'notify.email-send'),
           messages: encoded.slice(i, i + PUBLISH_CHUNK),
@@ -203,38 +215,58 @@ export async function run(): Promise<Record<string, unknown>> {
       }
       await until(target);
       return count / ((performance.now() - start) / 1000);
-    }
+    };
+    return { round: timedRound, stop };
+  }
 
-    // Warm-up: connections, JIT, the registry's schema cache, the consumer group's assignment.
+  /** One timed round of a fresh sender (after its warm-up), stopped before the next one starts. */
+  async function senderRound(trail: boolean): Promise<number> {
+    // The groups are the service's own: one sender at a time, or they would share partitions.
+    const sender = await startSender(trail);
+    try {
+      // Warm-up: connections, JIT, the registry's schema cache, the consumer group's assignment.
+      await sender.round(300);
+      return await sender.round(MESSAGES);
+    } finally {
+      await sender.stop();
+    }
+  }
+
+  try {
+    await producer.connect();
+    // The trail's cost: one notify.status record per message, written with the message's commit.
+    // Rounds alternate raw, trail on, trail off, so a machine whose load drifts skews all three alike.
     await rawRound(500);
-    await senderRound(500);
     const raw: number[] = [];
     const sender: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    const untraced: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
       raw.push(await rawRound(MESSAGES));
-      sender.push(await senderRound(MESSAGES));
+      sender.push(await senderRound(true));
+      untraced.push(await senderRound(false));
     }
     const rawMedian = median(raw);
     const senderMedian = median(sender);
+    const untracedMedian = median(untraced);
     return {
       messages_per_round: MESSAGES,
       rounds: ROUNDS,
       smtp_pool: POOL,
       in_flight: IN_FLIGHT,
       sender: { messages_per_s: round(senderMedian), rounds: sender.map((r) => round(r)) },
+      sender_trail_off: { messages_per_s: round(untracedMedian), rounds: untraced.map((r) => round(r)) },
       raw_nodemailer_pool: { messages_per_s: round(rawMedian), rounds: raw.map((r) => round(r)) },
       ratio_sender_to_raw: round(senderMedian / rawMedian),
+      ratio_trail_on_to_off: round(senderMedian / untracedMedian),
       goal: 0.8,
     };
   } finally {
-    await producer?.disconnect();
-    if (child && child.exitCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
+    await producer.disconnect();
+    for (const { dc, schema, stop } of senders) {
+      await stop();
+      await deleteDcTopics(kafka, dc);
+      await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     }
-    await deleteDcTopics(kafka, dc);
-    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await db.end();
     await sink.stop();
     await rm(keyDir, { recursive: true, force: true });

@@ -1,14 +1,19 @@
 /**
  * The runtime's hooks for stateful handlers, against the real broker: afterDurable runs once the
  * batch's emitted records are acknowledged and before its offsets commit (a failing hook makes the
- * batch run again); tombstones of a compacted stream reach handleTombstone instead of the DLQ.
+ * batch run again); tombstones of a compacted stream reach handleTombstone instead of the DLQ; an
+ * output emitted evenIfFailed goes out with a failed record's retry or dead letter.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createProducer } from '../../libs/kafka/client.ts';
-import { createConsumerRuntime, type RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
+import {
+  createConsumerRuntime,
+  type RecordHandler,
+  RejectedRecordError,
+} from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
@@ -19,6 +24,7 @@ import {
   eventually,
   quietLog,
   REGISTRY_URL,
+  readTopic,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -56,6 +62,26 @@ const meta = (dc: string, stream: string) => ({
   request_id: null,
 });
 
+/** Events without recipients, keyed by their ids, to `<dc>.notify.event`. */
+async function sendEvents(dc: string, ids: readonly string[]): Promise<void> {
+  await producer.send({
+    topic: topicFor(dc, 'notify.event'),
+    acks: -1,
+    messages: await Promise.all(
+      ids.map(async (id) => ({
+        key: id,
+        value: await serde.encode('notify.event', {
+          meta: meta(dc, 'notify.event'),
+          event_id: id,
+          type: 't',
+          category: 'c',
+          recipients: [],
+        }),
+      })),
+    ),
+  });
+}
+
 async function sum(topic: string, read: 'end' | 'committed', group = 'rt'): Promise<number> {
   return withAdmin(kafka, async (admin) => {
     if (read === 'end') return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
@@ -89,22 +115,7 @@ describe('consumer runtime hooks', () => {
     const source = topicFor(dc, 'notify.event');
     const output = topicFor(dc, 'notify.preference-change');
     const ids = Array.from({ length: 20 }, (_, i) => `e${i}`);
-    await producer.send({
-      topic: source,
-      acks: -1,
-      messages: await Promise.all(
-        ids.map(async (id) => ({
-          key: id,
-          value: await serde.encode('notify.event', {
-            meta: meta(dc, 'notify.event'),
-            event_id: id,
-            type: 't',
-            category: 'c',
-            recipients: [],
-          }),
-        })),
-      ),
-    });
+    await sendEvents(dc, ids);
 
     const handled: string[] = [];
     const hooked: { ids: string[]; outputs: number; committed: number }[] = [];
@@ -155,6 +166,57 @@ describe('consumer runtime hooks', () => {
       'every record reached a successful hook',
     );
     assert.ok(handled.length > ids.length, 'records of the failed batch were handled twice');
+  });
+
+  test('what a failed record emitted evenIfFailed goes out with its retry and its dead letter; its other outputs do not', async () => {
+    const dc = await newDc();
+    const source = topicFor(dc, 'notify.event');
+    const output = topicFor(dc, 'notify.preference-change');
+    await sendEvents(dc, ['retried', 'rejected']);
+    const runtime = runtimeFor(dc, 'notify.event', {
+      handle(record, ctx) {
+        const id = record.value.event_id;
+        const say = (what: string, evenIfFailed: boolean) =>
+          ctx.emit(
+            'notify.preference-change',
+            {
+              meta: ctx.derivedMeta('notify.preference-change'),
+              user_id: `${id} ${what} ${record.attempt}`,
+              channel: 'web',
+              enabled: true,
+              reason: 'test',
+            },
+            { key: id, evenIfFailed },
+          );
+        say('told', true);
+        say('output', false);
+        if (id === 'rejected') throw new RejectedRecordError('never-good');
+        if (record.attempt === 0) throw new Error('a transient failure');
+      },
+    });
+    await runtime.start();
+    let said: string[] = [];
+    try {
+      // Both records leave the main topic, and the retried one succeeds on its retry topic.
+      await eventually(
+        async () => ((await sum(source, 'committed')) === 2 ? true : undefined),
+        'a full commit',
+      );
+      await eventually(async () => ((await sum(output, 'end')) >= 4 ? true : undefined), 'the retry handled');
+      const messages = await readTopic(kafka, output, (m) => m.length >= 4);
+      said = await Promise.all(
+        messages.map(async (m) => (await serde.decode('notify.preference-change', m.value!)).user_id),
+      );
+    } finally {
+      await runtime.stop();
+    }
+    assert.equal(await sum(output, 'end'), 4, 'nothing else was emitted');
+    assert.deepEqual(said.sort(), [
+      'rejected told 0',
+      'retried output 1',
+      'retried told 0',
+      'retried told 1',
+    ]);
   });
 
   test('a tombstone on a compacted stream reaches handleTombstone with its key', async () => {
