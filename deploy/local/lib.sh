@@ -184,7 +184,16 @@ launch() {
   } >"$log"
   # setsid (no fork: this background child is not a group leader) keeps $! equal to the JVM's pid.
   setsid nohup "$@" >>"$log" 2>&1 </dev/null &
-  printf '%s\n' "$!" >"$(pid_file "$part")"
+  local pid=$! waited
+  printf '%s\n' "$pid" >"$(pid_file "$part")"
+  # Until the child has exec'd, /proc shows this shell's command line, and part_pid would take a part
+  # that is still starting for one that died (seen on a loaded machine: "mirror exited before
+  # starting"). Wait for the exec, at most 5 s.
+  for ((waited = 0; waited < 100; waited++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true) == *"-Dtidings.part=$part "* ]] && break
+    sleep 0.05
+  done
 }
 
 # SIGTERM, then SIGKILL once STOP_TIMEOUT has passed.
