@@ -57,7 +57,9 @@ export const TOPIC_PLAN: readonly TopicDeclaration[] = [
   { stream: 'notify.email-send', partitions: 24, config: retainedFor(7) },
   { stream: 'notify.bounce', partitions: 6, config: retainedFor(30) },
   { stream: 'notify.suppression', partitions: 6, config: COMPACTED },
-  { stream: 'notify.checkpoint', partitions: 3, config: COMPACTED },
+  // Every member writes a caught-up checkpoint per partition each CHECKPOINT_CAUGHT_UP_INTERVAL;
+  // compaction never touches the open segment, so it rolls hourly or the topic grows without bound.
+  { stream: 'notify.checkpoint', partitions: 3, config: { ...COMPACTED, 'segment.ms': String(DAY_MS / 24) } },
   // One record per change, applied newest-wins per notification; kept longer than notify.web so an
   // inbox rebuilt from the topics finds the read marks of every notification it finds.
   { stream: 'notify.inbox-state', partitions: 6, config: retainedFor(30) },
