@@ -26,8 +26,10 @@ import {
   runTidings,
   type ServiceProcess,
   startService,
+  type TracedStory,
   testKafka,
   testPublisher,
+  traceStories,
   uniqueDc,
   untilCommitted,
 } from './harness.ts';
@@ -141,28 +143,8 @@ function mail(
   };
 }
 
-interface TracedStory {
-  notification_id: string | null;
-  recipient_id: string;
-  state: { kind: string; summary: string };
-  steps: {
-    stage: string;
-    outcome: string;
-    reason: string | null;
-    ref: string | null;
-    detail: string | null;
-    dueAt: string | null;
-  }[];
-}
-
 const tidings = (...args: string[]) => runTidings('--brokers', BROKERS.eqiad.join(','), '--dc', dc, ...args);
-
-async function trace(...selector: string[]): Promise<TracedStory[]> {
-  const traced = await tidings('-o', 'json', 'trace', ...selector);
-  if (traced.status === 1) return [];
-  assert.equal(traced.status, 0, traced.stderr);
-  return JSON.parse(traced.stdout) as TracedStory[];
-}
+const trace = (...selector: string[]) => traceStories(dc, ...selector);
 
 const byRecipient = (stories: TracedStory[]) => new Map(stories.map((s) => [s.recipient_id, s]));
 const steps = (story: TracedStory | undefined) => story?.steps.map((s) => `${s.stage} ${s.outcome}`);

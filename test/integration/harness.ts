@@ -253,6 +253,7 @@ export interface TracedStory {
     outcome: string;
     reason: string | null;
     ref: string | null;
+    detail: string | null;
     dueAt: string | null;
     dc: string;
   }[];
