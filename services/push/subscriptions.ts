@@ -46,24 +46,24 @@ export async function upsertSubscription(
     await lockPerson(client, sub.user_id);
     // A subscription of an erased person, no newer than the erasure, is stored as a marker: it may
     // be the newest record of its token, and an older record of that token must still lose to it.
-    const { rows: stored } = await client.query<{ removed: boolean }>(
+    const { rows: stored } = await client.query<{ stored: boolean }>(
       `WITH erased AS (
          SELECT EXISTS (SELECT 1 FROM erased_people
                         WHERE user_id = $2 AND erased_at >= to_timestamp($7 / 1000.0)) AS e)
-       INSERT INTO subscriptions (token_hash, user_id, provider, token, app, locale, subscribed_at, record_id, removed)
+       INSERT INTO subscriptions (token_hash, user_id, provider, token, app, locale, subscribed_at, record_id, removed, erased)
        SELECT $1, CASE WHEN e THEN NULL ELSE $2 END, CASE WHEN e THEN NULL ELSE $3 END,
               CASE WHEN e THEN NULL ELSE $4 END, CASE WHEN e THEN NULL ELSE $5 END,
-              CASE WHEN e THEN NULL ELSE $6 END, to_timestamp($7 / 1000.0), $8, e
+              CASE WHEN e THEN NULL ELSE $6 END, to_timestamp($7 / 1000.0), $8, false, e
        FROM erased
        ON CONFLICT (token_hash) DO UPDATE SET
          user_id = excluded.user_id, provider = excluded.provider, token = excluded.token,
          app = excluded.app, locale = excluded.locale, subscribed_at = excluded.subscribed_at,
-         record_id = excluded.record_id, removed = excluded.removed
+         record_id = excluded.record_id, removed = excluded.removed, erased = excluded.erased
        WHERE ${VERSION_IS_NEWER}
-       RETURNING removed`,
+       RETURNING NOT erased AS stored`,
       [sub.token_hash, sub.user_id, sub.provider, sub.token, sub.app, sub.locale, sub.meta.dt, sub.meta.id],
     );
-    if (stored[0]?.removed !== false) return [];
+    if (stored[0]?.stored !== true) return [];
     const { rows } = await client.query<{ token_hash: string }>(
       `DELETE FROM subscriptions WHERE token_hash IN (
          SELECT token_hash FROM subscriptions WHERE user_id = $1
@@ -87,7 +87,7 @@ export async function removeDevices(
      SELECT h, to_timestamp($2 / 1000.0), '', true FROM unnest($1::text[]) AS h ORDER BY h
      ON CONFLICT (token_hash) DO UPDATE SET
        user_id = NULL, provider = NULL, token = NULL, app = NULL, locale = NULL,
-       subscribed_at = excluded.subscribed_at, record_id = '', removed = true
+       subscribed_at = excluded.subscribed_at, record_id = '', removed = true, erased = false
      WHERE ${VERSION_IS_NEWER}`,
     [[...new Set(tokenHashes)], removedAt],
   );
@@ -104,7 +104,7 @@ export async function erasePerson(db: pg.Pool, userId: string, erasedAt: number)
       `WITH marker AS (
          INSERT INTO erased_people (user_id, erased_at) VALUES ($1, to_timestamp($2 / 1000.0))
          ON CONFLICT (user_id) DO UPDATE SET erased_at = GREATEST(erased_people.erased_at, excluded.erased_at))
-       UPDATE subscriptions SET user_id = NULL, provider = NULL, token = NULL, app = NULL, locale = NULL, removed = true
+       UPDATE subscriptions SET user_id = NULL, provider = NULL, token = NULL, app = NULL, locale = NULL, erased = true
        WHERE user_id = $1 AND subscribed_at <= to_timestamp($2 / 1000.0)`,
       [userId, erasedAt],
     );

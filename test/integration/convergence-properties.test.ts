@@ -216,7 +216,9 @@ describe('newest version wins, whatever the order', () => {
       db = await serviceSchemaOf('push');
     });
 
-    const device = fc.record({ user: fc.constantFrom('u1', 'u2'), token: fc.constantFrom('tok-a', 'tok-b') });
+    // The key is the token's hash: one token, one key (two keys never carry the same token).
+    const device = fc.record({ user: fc.constantFrom('u1', 'u2') });
+    const tokenOf = (key: string) => `tok-${key}`;
     const erasure = fc.record({
       user: fc.constantFrom('u1', 'u2'),
       dt: fc.integer({ min: 0, max: 5 }).map((s) => T0 + s * 1000),
@@ -256,7 +258,7 @@ describe('newest version wins, whatever the order', () => {
                           token_hash: op.key,
                           user_id: op.value.user,
                           provider: 'fcm',
-                          token: op.value.token,
+                          token: tokenOf(op.key),
                           app: 'org.example',
                           locale: 'en',
                         },
@@ -270,7 +272,7 @@ describe('newest version wins, whatever the order', () => {
             const erasedAt = new Map<string, number>();
             for (const { erasure: e } of erasures)
               erasedAt.set(e.user, Math.max(erasedAt.get(e.user) ?? -1, e.dt));
-            const winners = new Map<string, Op<{ user: string; token: string }>>();
+            const winners = new Map<string, Op<{ user: string }>>();
             for (const op of ops) {
               const seen = winners.get(op.key);
               if (!seen || compareVersions(seen.version, op.version) < 0) winners.set(op.key, op);
@@ -279,7 +281,7 @@ describe('newest version wins, whatever the order', () => {
               [...winners].flatMap(([k, op]) =>
                 op.value === null || (erasedAt.get(op.value.user) ?? -1) >= op.version.dt
                   ? []
-                  : [[k, { user: op.value.user, token: op.value.token }] as const],
+                  : [[k, { user: op.value.user, token: tokenOf(k) }] as const],
               ),
             );
             const devices = await devicesOf(db, ['u1', 'u2']);
