@@ -8,7 +8,14 @@
  * Nobody gets a mail twice, except through the sender's documented window: a mail whose SMTP
  * transaction was under way at the kill (at most two per connection) is sent again from codfw under
  * the same Message-ID, so a second copy is always such an unconfirmed claim and looks like the first.
- * The drill reports lost, resent and duplicate counts.
+ *
+ * The failover moves every group of the topic plan, as an operator's `tidings failover` does, with
+ * the groups that only other tests used on the shared checkpoint topic in the way. Before the
+ * failure a six-day-old retry of an event sits on the router's retry topic and is handled in
+ * eqiad; its partition then idles with that record as its last. The restart time each group gets
+ * must not be dragged back to it: an idle partition counts from when it was caught up.
+ * The drill reports each running group's restart time, what codfw read again and what it
+ * deduplicated, and the lost, resent and duplicate counts.
  *
  * Both datacenters' services use the same Postgres schemas: the drill models a database that fails
  * over with the datacenter (replicated), which is what lets codfw skip what eqiad already did.
@@ -24,9 +31,15 @@ import { after, before, test } from 'node:test';
 import type { Kafka } from 'kafkajs';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
+import { createProducer, DURABLE_SEND } from '../../libs/kafka/client.ts';
+import { offsetsAt } from '../../libs/kafka/offsets-at-time.ts';
+import { HEADER } from '../../libs/kafka/record-headers.ts';
+import { DEFAULT_RETRY_DELAYS_MS } from '../../libs/kafka/retry-policy.ts';
+import { CONSUMERS } from '../../libs/kafka/topic-plan.ts';
 import { readRanges } from '../../libs/kafka/topic-reader.ts';
-import { topicFor } from '../../libs/kafka/topics.ts';
-import { createPublisher } from '../../libs/publish/publish.ts';
+import { retryTopic, topicFor } from '../../libs/kafka/topics.ts';
+import { buildRecord, createPublisher } from '../../libs/publish/publish.ts';
+import { createSerde } from '../../libs/schemas/serde.ts';
 import { sendIdOf } from '../../services/email/message.ts';
 import { notificationId } from '../../services/router/notification-id.ts';
 import {
@@ -39,6 +52,7 @@ import {
   runTidings,
   stackCtl,
   testKafka,
+  untilCommitted,
   withAdmin,
 } from '../integration/harness.ts';
 import { type SmtpSink, startSmtpSink } from '../smtp-sink/sink.ts';
@@ -52,11 +66,12 @@ const addressOf = (user: string) => `${user}@drill.example.org`;
 const MARGIN = '2m';
 const EVENT_EVERY_MS = 40;
 const SMTP_CONNECTIONS = 5;
-// The groups that handled records in eqiad. Groups that never checkpointed there (nothing on
-// notify.preference-change or notify.suppression) are not moved: on codfw they start from the
-// beginning of their topics, as any new group does. Naming the groups keeps the drill from moving
-// other tests' groups on the shared checkpoint topic.
-const GROUPS = ['router', 'router-users', 'email', 'email-sender'];
+/** The groups the drill's two services run in eqiad, by the topic plan. */
+const RUNNING = [
+  ...new Set(CONSUMERS.filter((c) => c.service === 'router' || c.service === 'email').map((c) => c.group)),
+];
+/** Retry topics keep seven days: an old record there can be this old. */
+const OLD_RETRY_AGE_MS = 6 * 24 * 3_600_000;
 
 const eqiad = testKafka('eqiad');
 const codfw = testKafka('codfw');
@@ -67,6 +82,7 @@ const publisher = createPublisher({
   registryUrl: REGISTRY_URL,
   producer: 'drill',
 });
+const serde = createSerde({ registryUrl: REGISTRY_URL });
 const secret = (fill: number) => Buffer.alloc(32, fill).toString('base64');
 let sink: SmtpSink;
 let eqiadStopped = false;
@@ -90,6 +106,8 @@ async function startService(name: 'router' | 'email', dc: 'eqiad' | 'codfw'): Pr
       DATABASE_SCHEMA: SCHEMAS[name],
       LOG_LEVEL: 'error',
       CHECKPOINT_INTERVAL: '1s',
+      // Caught-up checkpoints well before the kill (60 s by default, longer than the drill waits).
+      CHECKPOINT_CAUGHT_UP_INTERVAL: '2s',
       CONSUMER_SESSION_TIMEOUT: '6s',
       SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
       SMTP_MAX_CONNECTIONS: String(SMTP_CONNECTIONS),
@@ -113,22 +131,83 @@ async function stopService(service: Service, signal: NodeJS.Signals): Promise<vo
   await once(child, 'exit');
 }
 
-/** `tidings failover` from eqiad to codfw for the drill's groups: a plan, unless given --execute. */
+/** `tidings failover` from eqiad to codfw of every planned group: a plan, unless given --execute. */
 const failoverCommand = (...args: string[]) =>
-  runTidings(
-    '-o',
-    'json',
-    'failover',
-    '--from',
-    'eqiad',
-    '--to',
-    'codfw',
-    '--margin',
-    MARGIN,
-    '--group',
-    ...GROUPS,
-    ...args,
+  runTidings('-o', 'json', 'failover', '--from', 'eqiad', '--to', 'codfw', '--margin', MARGIN, ...args);
+
+interface FailoverRow {
+  group: string;
+  topic: string;
+  partition: number;
+  new: number;
+  restart_at: string | null;
+}
+
+/** Per group of a failover's printed plan, its restart time (null: no checkpoints, log start). */
+function restartTimes(rows: readonly FailoverRow[]): Map<string, number | null> {
+  return new Map(rows.map((r) => [r.group, r.restart_at === null ? null : Date.parse(r.restart_at)]));
+}
+
+/**
+ * A retry of an event that failed `OLD_RETRY_AGE_MS` ago, due as long ago, on the router's longest
+ * retry topic: written with its old Kafka timestamp, as it was then.
+ */
+async function putOldRetry(eventId: string, user: string, at: number): Promise<string> {
+  const delay = DEFAULT_RETRY_DELAYS_MS.at(-1)!;
+  const topic = retryTopic('eqiad', 'notify.event', 'router', delay);
+  const built = buildRecord(
+    'notify.event',
+    {
+      meta: { dt: at },
+      event_id: eventId,
+      type: 'user-rights',
+      category: 'user-rights',
+      recipients: [user],
+      title: 'Drill, retried',
+    },
+    { dc: 'eqiad', producer: 'drill' },
   );
+  if ('problems' in built) throw new Error(built.problems.join('; '));
+  const producer = createProducer(eqiad);
+  await producer.connect();
+  try {
+    await producer.send({
+      ...DURABLE_SEND,
+      topic,
+      messages: [
+        {
+          key: built.key,
+          value: await serde.encode('notify.event', built.value),
+          timestamp: String(at),
+          headers: {
+            [HEADER.sourceTopic]: topicFor('eqiad', 'notify.event'),
+            [HEADER.attempt]: '1',
+            [HEADER.retryDue]: String(at + delay),
+          },
+        },
+      ],
+    });
+  } finally {
+    await producer.disconnect();
+  }
+  return topic;
+}
+
+/**
+ * Per group, how many records the failover's moves make codfw read that were on the log before
+ * `killedAt`: what eqiad had handled or was handling, read again.
+ */
+async function rereadBefore(rows: readonly FailoverRow[], killedAt: number): Promise<Record<string, number>> {
+  const atKill = await withAdmin(codfw, (admin) =>
+    offsetsAt(admin, [...new Set(rows.map((r) => r.topic))], killedAt),
+  );
+  const reread: Record<string, number> = {};
+  for (const r of rows) {
+    const n = Math.max(0, (atKill.get(`${r.topic}:${r.partition}`) ?? r.new) - r.new);
+    if (n > 0) reread[r.group] = (reread[r.group] ?? 0) + n;
+  }
+  return reread;
+}
 
 /** Records of `topic` on `kafka` whose key starts with this run's prefix. */
 async function countRunRecords(kafka: Kafka, topic: string, keyPrefix: string): Promise<number> {
@@ -238,9 +317,13 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     'the eqiad router to know every person',
     90_000,
   );
+  // The old retry goes in once its person is known, so the router mails them (one more expected).
+  const oldRetryAt = Date.now() - OLD_RETRY_AGE_MS;
+  const oldRetryEvent = `drill-${run}-old-retry`;
+  const oldRetryTopic = await putOldRetry(oldRetryEvent, PEOPLE[0]!, oldRetryAt);
 
   // A steady stream: one event every EVENT_EVERY_MS for two people, until told to stop.
-  const expected = new Set<string>();
+  const expected = new Set<string>([sendIdFor(oldRetryEvent, PEOPLE[0]!)]);
   let produced = 0;
   let streaming = true;
   const stream = (async () => {
@@ -266,15 +349,27 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     'eqiad to deliver mail',
     120_000,
   );
-  // A group checkpoints every CHECKPOINT_INTERVAL: kill only once each has one on codfw, or the
-  // failover has nothing to go by for it (and refuses, naming the group).
+  // Kill only once every running group has checkpoints on codfw: one without any would restart at
+  // its log starts, which is safe but no drill of restarting by time. The old retry is handled by
+  // then, so its partition's checkpoint has had its last record's six-day-old time.
+  await untilCommitted(eqiad, 'router', [oldRetryTopic], 'the eqiad router to take the old retry', 60_000);
+  let unplanned: string[] = [];
   await eventually(
-    async () => ((await failoverCommand()).status === 0 ? true : undefined),
-    'a checkpoint of every group on codfw',
+    async () => {
+      const plan = await failoverCommand();
+      if (plan.status !== 0) return undefined;
+      const restarts = restartTimes(JSON.parse(plan.stdout) as FailoverRow[]);
+      unplanned = RUNNING.filter((g) => (restarts.get(g) ?? null) === null);
+      return unplanned.length === 0 ? true : undefined;
+    },
+    'a checkpoint of every running group on codfw',
     60_000,
-  );
+  ).catch((error: Error) => {
+    throw new Error(`${error.message} (none yet: ${unplanned.join(', ')})`);
+  });
   await stopService(router, 'SIGKILL');
   await stopService(email, 'SIGKILL');
+  const killedAt = Date.now();
   const deliveredByEqiad = deliveredSendIds().length;
   // The claims eqiad's sender left unconfirmed: the only mail codfw may send a second time.
   const { rows: unconfirmed } = await db.query<{ send_id: string }>(
@@ -319,6 +414,16 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
   );
   assert.equal(failover.status, 0, failover.stderr);
   const failoverDone = Date.now();
+  const moves = JSON.parse(failover.stdout) as FailoverRow[];
+  const restarts = restartTimes(moves);
+  for (const group of RUNNING) {
+    const at = restarts.get(group) ?? null;
+    assert.ok(
+      at !== null && at > oldRetryAt,
+      `${group} restarts at ${at === null ? 'its log starts' : new Date(at).toISOString()}, not dragged back to the old retry (${new Date(oldRetryAt).toISOString()})`,
+    );
+  }
+  const reread = await rereadBefore(moves, killedAt);
 
   router = await startService('router', 'codfw');
   email = await startService('email', 'codfw');
@@ -384,10 +489,18 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     delivered_by_eqiad: deliveredByEqiad,
     delivered_by_codfw: deliveredSendIds().length - deliveredByEqiad,
     failover_command_ms: failoverDone - failoverAt,
+    groups_moved: restarts.size,
+    old_retry_at: new Date(oldRetryAt).toISOString(),
+    // How long before the kill each running group restarts: the margin plus its checkpoint's age.
+    restart_before_kill_ms: Object.fromEntries(
+      RUNNING.map((g) => [g, killedAt - (restarts.get(g) ?? Number.NaN)]),
+    ),
+    reread_before_kill: reread,
     failover_to_codfw_ready_ms: codfwReady - failoverAt,
     failover_to_first_codfw_delivery_ms: firstDelivery - failoverAt,
-    // What the margin made codfw read again, and each stage's deduplication of it. The counts
-    // include earlier runs' records on the shared topics that fall inside the margin.
+    // What codfw read, and each stage's deduplication (the router's processed-events ledger, the
+    // digest side's emitted notifications, the sender's sent ledger). The counts include earlier
+    // runs' records on the shared topics that fall inside the margin.
     router_events_read: await metricValue(router.port, 'tidings_consumer_records_total', { group: 'router' }),
     router_duplicate_events_skipped: duplicateEvents,
     email_duplicates_skipped: await metricValue(email.port, 'tidings_email_digest_outcomes_total', {
@@ -402,7 +515,9 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     duplicates: twice.length,
   };
   t.diagnostic(JSON.stringify(report));
-  console.log(`drill: lost ${lost.length}, resent ${resent}, duplicates ${twice.length}`);
+  console.log(
+    `drill: ${restarts.size} groups moved, router restarts ${report.restart_before_kill_ms.router} ms before the kill (old retry ${OLD_RETRY_AGE_MS} ms back); re-read ${reread.router ?? 0} events, ${duplicateEvents} deduplicated; lost ${lost.length}, resent ${resent}, duplicates ${twice.length}`,
+  );
   assert.ok(
     duplicateEvents > 0,
     'the margin made codfw re-read events eqiad had handled, and it skipped them',
