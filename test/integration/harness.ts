@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
@@ -266,6 +268,38 @@ export async function traceStories(dc: string, ...selector: string[]): Promise<T
   // Nothing found is an empty list (and exit 1): the trail may not have caught up yet.
   if (run.status !== 0 && run.stdout.trim() !== '[]') assert.fail(run.stderr);
   return JSON.parse(run.stdout) as TracedStory[];
+}
+
+/**
+ * `tidings failover --execute` of `groups` from eqiad to codfw, once a checkpoint of each has been
+ * mirrored to codfw; the rollback files are not kept.
+ */
+export async function failoverGroups(groups: readonly string[], margin: string): Promise<void> {
+  await readTopic(
+    testKafka('codfw'),
+    topicFor('eqiad', 'notify.checkpoint'),
+    (ms) => groups.every((g) => ms.some((m) => m.key?.toString().startsWith(`${g}|`))),
+    60_000,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'failover-'));
+  try {
+    const result = await runTidings(
+      'failover',
+      '--from',
+      'eqiad',
+      '--to',
+      'codfw',
+      '--margin',
+      margin,
+      ...groups.flatMap((g) => ['--group', g]),
+      '--execute',
+      '--rollback-file',
+      join(dir, 'rollback.json'),
+    );
+    assert.equal(result.status, 0, result.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** runTidings with an environment of its own (a secured cluster's KAFKA_TLS*, KAFKA_SASL_*). */
