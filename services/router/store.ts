@@ -74,7 +74,7 @@ const VERSION_IS_NEWER = `(users.record_dt, users.erased, users.record_id COLLAT
  * (pg escapes every array element in JavaScript), and COPY into a staging table gained too little to
  * pay for its extra statements (docs/architecture.md, "Rebuilds"). Most people have no preferences
  * and mute no one: their empty lists are left out of the JSON and stand in here, because converting
- * an empty JSON list to jsonb or text[] row by row cost Postgres about a sixth of the statement.
+ * an empty JSON list to jsonb or text[] row by row cost Postgres about a fifth of the statement.
  */
 const UPSERT_USERS = `
   INSERT INTO users (user_id, email, locale, timezone, last_active, email_frequency, muted_agents, preferences,
