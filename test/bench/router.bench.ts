@@ -25,12 +25,15 @@
  *   the median of the rounds) and the ratio to the baseline (goal 20,000 people/s). The
  *   wall-clock rate follows how busy the machine is, so each rebuild also reports CPU per person:
  *   this process (the runtime, KafkaJS, Avro decoding and the handler), the handler's own
- *   JavaScript within it, and the Postgres backends doing the writes (local Postgres only).
+ *   JavaScript within it, and the Postgres backends doing the writes (local Postgres only); and
+ *   where its wall time went: the share with a batch's write in flight, the share the event loop
+ *   was busy, and the cores this process and the backends used on average.
  * BENCH_ROUTER_USERS sets the number of people (default 100,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Admin, Kafka, KafkaMessage, Message, TopicMessages } from 'kafkajs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -175,6 +178,7 @@ export async function run(): Promise<Record<string, unknown>> {
       goal_users_materialized_per_s: 20_000,
       rebuild_cpu_us_per_person: cpuPerPerson(bulk),
       rebuild_cpu_us_per_person_one_statement_per_record: cpuPerPerson([perRecord]),
+      rebuild_wall_time: wallTime(bulk),
       events_per_round: EVENTS,
       rounds: ROUNDS,
       partitions: EVENT_PARTITIONS,
@@ -465,6 +469,11 @@ async function untilMaterialized(db: pg.Pool, schema: string): Promise<void> {
 interface Rebuild {
   people: number;
   perSecond: number;
+  seconds: number;
+  /** Wall ms with at least one batch's write (prepareBatch) in flight; null without prepareBatch. */
+  writingMs: number | null;
+  /** Event-loop utilization over the rebuild: 1 means the process never waited for I/O. */
+  eventLoopBusy: number;
   /**
    * CPU ms of this process (its group join included), of the handler's own JavaScript within it,
    * and of the Postgres backends.
@@ -476,10 +485,31 @@ interface Rebuild {
 
 function describeRebuild(r: Rebuild): string {
   const cpu = cpuPerPerson([r]);
+  const wall = wallTime([r]);
   return (
     `${Math.round(r.perSecond)} users/s; CPU per person ${cpu.node} µs here ` +
-    `(the handler's prepareBatch ${cpu.handler_js ?? '–'}), Postgres ${cpu.postgres ?? 'unknown'} µs`
+    `(the handler's prepareBatch ${cpu.handler_js ?? '–'}), Postgres ${cpu.postgres ?? 'unknown'} µs; ` +
+    `a write in flight ${wall.write_in_flight_share ?? '–'} of the time, event loop busy ` +
+    `${wall.event_loop_busy_share}, cores used here ${wall.node_cores} and by Postgres ${wall.postgres_cores ?? '–'}`
   );
+}
+
+/**
+ * Where a rebuild's wall time went (medians): the share of it with a write in flight and the
+ * share the event loop was busy, and the cores this process and the backends kept busy on average.
+ * A process that waits on Postgres has a write in flight and an idle loop; one that gets too little
+ * of a busy machine has a busy loop and uses far less than a core.
+ */
+function wallTime(rebuilds: readonly Rebuild[]) {
+  const m = (f: (r: Rebuild) => number) => round(median(rebuilds.map(f)), 2);
+  const known = (f: (r: Rebuild) => number | null) =>
+    rebuilds.every((r) => f(r) !== null) ? m((r) => f(r)!) : null;
+  return {
+    write_in_flight_share: known((r) => r.writingMs && r.writingMs / (1000 * r.seconds)),
+    event_loop_busy_share: m((r) => r.eventLoopBusy),
+    node_cores: m((r) => r.nodeCpuMs / (1000 * r.seconds)),
+    postgres_cores: known((r) => r.postgresCpuMs && r.postgresCpuMs / (1000 * r.seconds)),
+  };
 }
 
 /** Medians over the rebuilds, in µs of CPU per person materialized. */
@@ -504,19 +534,42 @@ function cpuPerPerson(rebuilds: readonly Rebuild[]) {
  */
 function timed<T, B>(
   handler: RecordHandler<T, B>,
-): { handler: RecordHandler<T, B>; firstAt: () => number | null; ms: () => number | null } {
+): {
+  handler: RecordHandler<T, B>;
+  firstAt: () => number | null;
+  /** The event loop's use since the first records. */
+  loopSinceFirst: () => number;
+  ms: () => number | null;
+  writingMs: () => number | null;
+} {
   const { prepareBatch } = handler;
   let firstAt: number | null = null;
+  let loopAtFirst: EventLoopUtilization | undefined;
+  const first = () => {
+    if (firstAt !== null) return;
+    firstAt = performance.now();
+    loopAtFirst = performance.eventLoopUtilization();
+  };
   let ms = 0;
+  // Batches of several partitions write at once: the time with any write in flight, not their sum.
+  let writing = 0;
+  let writingSince = 0;
+  let writingMs = 0;
+  const settled = () => {
+    if (--writing === 0) writingMs += performance.now() - writingSince;
+  };
   return {
     handler: {
       ...handler,
       ...(prepareBatch && {
         prepareBatch(records) {
-          firstAt ??= performance.now();
+          first();
+          if (writing++ === 0) writingSince = performance.now();
           const before = process.threadCpuUsage();
           try {
-            return prepareBatch.call(handler, records);
+            const prepared = prepareBatch.call(handler, records);
+            prepared.then(settled, settled);
+            return prepared;
           } finally {
             const { user, system } = process.threadCpuUsage(before);
             ms += (user + system) / 1000;
@@ -524,12 +577,14 @@ function timed<T, B>(
         },
       }),
       handle(record, context) {
-        firstAt ??= performance.now();
+        first();
         return handler.handle(record, context);
       },
     },
     firstAt: () => firstAt,
+    loopSinceFirst: () => performance.eventLoopUtilization(loopAtFirst).utilization,
     ms: () => (prepareBatch ? ms : null),
+    writingMs: () => (prepareBatch ? writingMs : null),
   };
 }
 
@@ -576,9 +631,19 @@ async function rebuild(
     const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.users`);
     const seconds = (performance.now() - measured.firstAt()!) / 1000;
     const nodeCpuMs = processCpuMs() - cpuBefore;
+    const eventLoopBusy = measured.loopSinceFirst();
     const postgresCpuMs = backendCpuSpent(backendsBefore, await backendCpuMs(db, applicationName));
     const people = rows[0]!.n;
-    return { people, perSecond: people / seconds, nodeCpuMs, handlerMs: measured.ms(), postgresCpuMs };
+    return {
+      people,
+      perSecond: people / seconds,
+      seconds,
+      writingMs: measured.writingMs(),
+      eventLoopBusy,
+      nodeCpuMs,
+      handlerMs: measured.ms(),
+      postgresCpuMs,
+    };
   } finally {
     await runtime.stop();
     await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);

@@ -142,6 +142,7 @@ describe('newest version wins, whatever the order', () => {
       email: string | null;
       locale: string;
       preferences: { category: string; channel: 'web' | 'email' | 'push'; enabled: boolean }[];
+      muted_agents: string[];
     }
     const person = fc.record({
       email: fc.constantFrom(null, 'a@example.org', 'b@example.org'),
@@ -154,6 +155,8 @@ describe('newest version wins, whatever the order', () => {
         }),
         { selector: (p) => `${p.category}/${p.channel}`, maxLength: 3 },
       ),
+      // Empty lists travel to Postgres as missing fields: a newer empty one must still clear an older.
+      muted_agents: fc.uniqueArray(fc.constantFrom('m1', 'm2'), { maxLength: 2 }),
     });
 
     test('upserts and erasures from both prefixes, duplicated and reordered', async () => {
@@ -179,7 +182,6 @@ describe('newest version wins, whatever the order', () => {
                 timezone: 'UTC',
                 last_active: null,
                 email_frequency: 'instant',
-                muted_agents: [],
                 ...op.value!,
               });
               await Promise.all([
@@ -193,13 +195,23 @@ describe('newest version wins, whatever the order', () => {
             const actual = new Map(
               [...state.recipients].map(([k, r]) => [
                 k,
-                { email: r.email, locale: r.locale, preferences: sortPrefs(r.preferences) },
+                {
+                  email: r.email,
+                  locale: r.locale,
+                  preferences: sortPrefs(r.preferences),
+                  muted_agents: [...r.mutedAgents].sort(),
+                },
               ]),
             );
             const want = new Map(
               [...expected(ops)].map(([k, p]) => [
                 k,
-                { email: p.email, locale: p.locale, preferences: sortPrefs(p.preferences) },
+                {
+                  email: p.email,
+                  locale: p.locale,
+                  preferences: sortPrefs(p.preferences),
+                  muted_agents: [...p.muted_agents].sort(),
+                },
               ]),
             );
             assert.deepEqual(actual, want);
