@@ -9,16 +9,27 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
-import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../../libs/config/common.ts';
-import { createKafka } from '../../libs/kafka/client.ts';
+import { createKafka, withAdmin } from '../../libs/kafka/client.ts';
+import { DEFAULT_RETRY_DELAYS_MS } from '../../libs/kafka/retry-policy.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import {
+  applyTopicPlan,
+  consumerOwnedTopics,
+  desiredTopics,
+  ownedTopics,
+  readTopics,
+  TOPIC_PLAN,
+} from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 
 export const BROKERS = { eqiad: [...LOCAL_BROKERS.eqiad], codfw: [...LOCAL_BROKERS.codfw] } as const;
 export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? DEFAULT_SCHEMA_REGISTRY_URL;
+
+export { withAdmin };
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -30,21 +41,14 @@ export function testKafka(cluster: keyof typeof BROKERS = 'eqiad'): Kafka {
   return createKafka({ clientId: 'tidings-test', brokers: BROKERS[cluster] });
 }
 
-export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** Partitions of a test's topics unless it asks for others: enough to show per-partition behaviour. */
+const TEST_PARTITIONS = 3;
 
 export async function createStreamTopics(
   kafka: Kafka,
   dc: string,
   streams: readonly string[],
-  numPartitions = 3,
+  numPartitions = TEST_PARTITIONS,
 ): Promise<string[]> {
   const topics = streams.map((s) => topicFor(dc, s));
   await withAdmin(kafka, (admin) =>
@@ -54,6 +58,66 @@ export async function createStreamTopics(
     ),
   );
   return topics;
+}
+
+/**
+ * The topic plan applied to a test datacenter, as `make stack-init` applies it to eqiad: every
+ * stream, and the retry, dead-letter and owned topics of `services` (every service by default)
+ * for `retryDelaysMs`, the RETRY_DELAYS the test runs them with. Services never create topics, so a
+ * test starts them only after this. Topics made before (a stream with a partition count of the
+ * test's own) keep their partitions.
+ */
+export async function applyTestTopicPlan(
+  kafka: Kafka,
+  dc: string,
+  {
+    services,
+    retryDelaysMs = DEFAULT_RETRY_DELAYS_MS,
+    maxPartitions = TEST_PARTITIONS,
+  }: { services?: readonly string[]; retryDelaysMs?: readonly number[]; maxPartitions?: number } = {},
+): Promise<void> {
+  const desired = [
+    ...desiredTopics([dc], 1, TOPIC_PLAN, maxPartitions),
+    ...ownedTopics([dc], 1, { retryDelaysMs, maxPartitions, services }),
+  ];
+  await withAdmin(kafka, async (admin) => {
+    const existing = await readTopics(
+      admin,
+      desired.map((d) => d.topic),
+    );
+    await applyTopicPlan(admin, desired, existing);
+  });
+}
+
+/**
+ * The retry and dead-letter topics of a test's own consumer (a service name the plan does not
+ * list), which the runtime requires at start, with its stream's partitions as the plan gives
+ * them; topics that exist are left alone.
+ */
+export async function createConsumerTopics(
+  kafka: Kafka,
+  dc: string,
+  consumer: { stream: string; service: string; retryDelaysMs: readonly number[] },
+): Promise<void> {
+  const { stream, service, retryDelaysMs } = consumer;
+  await withAdmin(kafka, async (admin) => {
+    const present = new Set(await admin.listTopics());
+    const main = topicFor(dc, stream);
+    const numPartitions = present.has(main)
+      ? ((await admin.fetchTopicMetadata({ topics: [main] })).topics[0]?.partitions.length ?? TEST_PARTITIONS)
+      : TEST_PARTITIONS;
+    const missing = consumerOwnedTopics(dc, stream, service, retryDelaysMs).filter(
+      (t) => !present.has(t.topic),
+    );
+    await createTopicsWithLeaders(
+      admin,
+      missing.map((t) => ({
+        topic: t.topic,
+        numPartitions,
+        configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+      })),
+    );
+  });
 }
 
 /** Deletes every topic of a test datacenter (its streams, retry and dead-letter topics). */
@@ -179,7 +243,7 @@ export async function isCommitted(kafka: Kafka, group: string, topics: readonly 
 
 /**
  * Waits until `group` has committed every partition of `topics` up to its log end. `topics` may be
- * a function, asked again on every try, for lists that grow (retry topics are created on demand).
+ * a function, asked again on every try, for lists that grow.
  */
 export async function untilCommitted(
   kafka: Kafka,
@@ -198,7 +262,7 @@ export async function untilCommitted(
   );
 }
 
-/** A stream's topic under `dc` and the retry topics `service` has created for it so far. */
+/** A stream's topic under `dc` and the retry topics `service` has for it. */
 export async function streamAndRetryTopics(
   kafka: Kafka,
   dc: string,
