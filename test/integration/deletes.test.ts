@@ -26,6 +26,7 @@ import { createSerde } from '../../libs/schemas/serde.ts';
 import { liftHandler, suppressedAmong, suppressionHandler } from '../../services/email/suppressions.ts';
 import { devicesOf, erasureHandler, subscriptionHandler } from '../../services/push/subscriptions.ts';
 import {
+  createConsumerTopics,
   eventually,
   quietLog,
   REGISTRY_URL,
@@ -82,6 +83,9 @@ async function consumeAll(
       }),
     };
   });
+  for (const g of groups) {
+    await createConsumerTopics(kafka, 'eqiad', { stream: g.stream, service, retryDelaysMs: [RETRY_MS] });
+  }
   for (const r of runtimes) await r.runtime.start();
   try {
     for (const r of runtimes) await untilCommitted(kafka, r.group, r.topics, `${r.group} caught up`, 120_000);

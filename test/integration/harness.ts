@@ -91,15 +91,15 @@ export async function applyTestTopicPlan(
 
 /**
  * The retry and dead-letter topics of a test's own consumer (a service name the plan does not
- * list), which the runtime requires at start, with its stream's partitions as the plan gives
- * them; topics that exist are left alone.
+ * list), for `retryDelaysMs` (default: the default RETRY_DELAYS), which the runtime requires at
+ * start, with its stream's partitions; topics that exist are left alone.
  */
 export async function createConsumerTopics(
   kafka: Kafka,
   dc: string,
-  consumer: { stream: string; service: string; retryDelaysMs: readonly number[] },
+  consumer: { stream: string; service: string; retryDelaysMs?: readonly number[] },
 ): Promise<void> {
-  const { stream, service, retryDelaysMs } = consumer;
+  const { stream, service, retryDelaysMs = DEFAULT_RETRY_DELAYS_MS } = consumer;
   await withAdmin(kafka, async (admin) => {
     const present = new Set(await admin.listTopics());
     const main = topicFor(dc, stream);
@@ -205,6 +205,16 @@ export function serviceEnv(dc: string, port: number, extra: Record<string, strin
     LOG_LEVEL: 'warn',
     ...extra,
   };
+}
+
+/** The retry and dead-letter topics of the relay fixture (fixtures/relay-service.ts) named `name`. */
+export function relayTopics(kafka: Kafka, dc: string, name = 'relay'): Promise<void> {
+  return createConsumerTopics(kafka, dc, { stream: 'notify.event', service: name });
+}
+
+/** RETRY_DELAYS for a service process, from the delays a test applied the topic plan for. */
+export function retryDelaysVar(delaysMs: readonly number[]): string {
+  return delaysMs.map((ms) => `${ms}ms`).join(',');
 }
 
 /** The publisher library as an upstream app would use it, writing under a test's own DC prefix. */
