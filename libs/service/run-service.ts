@@ -2,8 +2,9 @@
  * How every Tidings service starts, so that a service's main.ts is only its story: its config,
  * its handlers and their wiring. In order: validate config (exit 2 naming every problem), log the
  * effective config, open metrics and the ops server, migrate the service's own Postgres schema,
- * connect Kafka, check that every topic it writes exists, connect the registry, run the service's start(), and turn SIGTERM into an orderly
- * stop (consumers first, then the ops server, then the database).
+ * connect Kafka, check that every topic the plan says it writes exists (services never create
+ * topics), connect the registry, run the service's start(), and turn SIGTERM into an orderly stop
+ * (consumers first, then the ops server, then the database).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
