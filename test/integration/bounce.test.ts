@@ -75,7 +75,8 @@ let child: ChildProcess;
 const ports = { ops: 0, smtp: 0, webhook: 0, admin: 0 };
 
 before(async () => {
-  await applyTestTopicPlan(kafka, dc, { services: ['bounce'], retryDelaysMs: RETRY_DELAYS_MS });
+  // The end-to-end test runs an email sender in this datacenter too.
+  await applyTestTopicPlan(kafka, dc, { services: ['bounce', 'email'], retryDelaysMs: RETRY_DELAYS_MS });
   for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
   child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'bounce', 'main.ts')], {
     env: serviceEnv(dc, ports.ops, {
@@ -577,6 +578,7 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       env: serviceEnv(dc, emailPort, {
         EMAIL_SIDES: 'sender',
         DATABASE_SCHEMA: emailSchema,
+        RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
         CONSUMER_SESSION_TIMEOUT: '6s',
         CHECKPOINT_INTERVAL: '500ms',
         SMTP_URL: `smtp://${sink.host}:${sink.port}`,
