@@ -39,8 +39,8 @@ export function checkTopics(
   const undeclared = planned
     ? ''
     : `; RETRY_DELAYS is ${delays(retryDelaysMs) || '(none)'}, not the plan's ${delays(DEFAULT_RETRY_DELAYS_MS)}:` +
-      ' topics apply creates retry topics for the declared delays only, so declare these in' +
-      ' libs/kafka/topic-plan.ts or run with the default RETRY_DELAYS';
+      ' the plan declares retry topics for those only (DEFAULT_RETRY_DELAYS_MS, libs/kafka/retry-policy.ts),' +
+      ' so declare these there and apply again, or run with the default RETRY_DELAYS';
   throw new MissingTopicsError(
     `topics missing on this cluster: ${missing.join(', ')}; create them with: tidings topics apply --dc ${dc}${undeclared}`,
     missing,

@@ -56,5 +56,6 @@ test('retry delays other than the plan’s: the error says they must be declared
   );
   assert.deepEqual(error.missing, ['eqiad.notify.event.router.retry-5s', 'eqiad.notify.event.router.dlq']);
   assert.match(error.message, /RETRY_DELAYS is 5s, not the plan's 1s,10s,1m/);
-  assert.match(error.message, /declare these in libs\/kafka\/topic-plan\.ts/);
+  assert.match(error.message, /declare these there and apply again/);
+  assert.match(error.message, /DEFAULT_RETRY_DELAYS_MS, libs\/kafka\/retry-policy\.ts/);
 });
