@@ -231,9 +231,9 @@ export function serviceWrites(service: string, dc: string, retryDelaysMs: readon
 
 /**
  * The retry, dead-letter and hold topics one cluster should hold for `dcs`: a retry topic per
- * delay (the default RETRY_DELAYS, DEFAULT_RETRY_DELAYS_MS: a service run with other delays refuses to
- * start until they are declared) and
- * a DLQ per consumer. A retry topic keeps its stream's partitions, so retries keep per-key order.
+ * delay (the default RETRY_DELAYS, DEFAULT_RETRY_DELAYS_MS: a service run with other delays refuses
+ * to start until they are declared) and a DLQ per consumer. A retry topic keeps its stream's
+ * partitions, so retries keep per-key order.
  * `services` narrows them to those services' topics (a test datacenter running one service).
  */
 export function ownedTopics(
