@@ -110,7 +110,7 @@ function desiredFor(ctx: CliContext, options: TopicsOptions) {
   try {
     return [
       ...desiredTopics(dcs, replicationFactor, TOPIC_PLAN, maxPartitions),
-      ...ownedTopics(dcs, replicationFactor, undefined, TOPIC_PLAN, maxPartitions),
+      ...ownedTopics(dcs, replicationFactor, { maxPartitions }),
     ];
   } catch (error) {
     throw usageError((error as Error).message);

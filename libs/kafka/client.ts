@@ -3,6 +3,7 @@
  * swap KafkaJS (unmaintained) for another client without touching services.
  */
 import {
+  type Admin,
   Kafka,
   type KafkaConfig,
   logLevel,
@@ -117,6 +118,17 @@ export function classifyConnectFailure(error: unknown): ConnectFailure {
       return 'tls-mismatch';
   }
   return 'unreachable';
+}
+
+/** Runs `fn` with an admin client connected for it alone, disconnected afterwards. */
+export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**

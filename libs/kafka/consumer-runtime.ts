@@ -17,7 +17,9 @@
  *   a failing checkpoint never rejects or delays a data record; a partition at its log end is
  *   checkpointed as caught up every caught-up interval (caught-up-probe.ts), so an idle one does
  *   not hold a failover back to its last record;
- * - every topic the runtime writes must exist at start (`tidings topics apply` creates them);
+ * - every topic the runtime writes (its stream's local topic, the checkpoint topic, its retry topics
+ *   and DLQ) must exist at start, or start() names each missing one; `tidings topics apply` creates
+ *   them, the runtime never does;
  *   topics of the stream that appear later are subscribed within the refresh interval;
  * - stop() finishes in-flight work, commits and leaves the group.
  * A handler gets capabilities on its context, as KafkaJS's eachBatch payload hands out
@@ -27,14 +29,14 @@
  * before the commit) and handleTombstone (compacted streams).
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StreamName } from '../schemas/catalog.ts';
 import type { Meta, StreamInputs, StreamRecords } from '../schemas/types.generated.ts';
 import { createCaughtUpProbe } from './caught-up-probe.ts';
-import { CHECKPOINT_STREAM, type Checkpointer, createCheckpointer } from './checkpointer.ts';
-import { createProducer } from './client.ts';
+import { type Checkpointer, createCheckpointer } from './checkpointer.ts';
+import { createProducer, withAdmin } from './client.ts';
 import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
 import { createKeyedLimiter } from './keyed-limiter.ts';
 import { createOffsetTracker, type OffsetTracker } from './offset-tracker.ts';
@@ -44,8 +46,8 @@ import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
 import { errorHeaderText, HEADER, headerInt, headerString, passThroughHeaders } from './record-headers.ts';
 import { createRetryPolicy, DEFAULT_RETRY_DELAYS_MS, type FailureRoute } from './retry-policy.ts';
 import { createRuntimeMetrics } from './runtime-metrics.ts';
-import { createTopicsWithLeaders } from './topic-admin.ts';
-import { OWNED_TOPIC_CONFIG } from './topic-plan.ts';
+import { requireTopics } from './topic-check.ts';
+import { consumerWrites } from './topic-plan.ts';
 import { parseTopic, topicFor, topicsAcrossDcs } from './topics.ts';
 
 export interface ConsumedRecord<T> {
@@ -784,49 +786,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return wanted.filter((t) => present.has(t));
   }
 
-  /**
-   * Every topic the runtime writes must exist: a service must not start and then fail record by
-   * record (or, for checkpoints, silently) because one is missing.
-   */
-  function checkWritable(present: ReadonlySet<string>) {
-    const missing = [topicFor(dc, stream), topicFor(dc, CHECKPOINT_STREAM)].filter((t) => !present.has(t));
-    if (missing.length > 0) {
-      throw new Error(
-        `topics missing on this cluster: ${missing.join(', ')}; create them with: tidings topics apply --dc ${dc}`,
-      );
-    }
-  }
-
-  async function ensureOwnTopics(admin: Admin, present: Set<string>) {
-    const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, stream)] });
-    const partitions = metadata.topics[0]?.partitions.length ?? 1;
-    const wanted = [...policy.retryTopics, policy.deadLetterTopic].filter((t) => !present.has(t));
-    if (wanted.length === 0) return;
-    await createTopicsWithLeaders(
-      admin,
-      wanted.map((t) => ({
-        topic: t,
-        numPartitions: partitions,
-        configEntries: Object.entries(
-          t === policy.deadLetterTopic ? OWNED_TOPIC_CONFIG.deadLetter : OWNED_TOPIC_CONFIG.retry,
-        ).map(([name, value]) => ({ name, value })),
-      })),
-    );
-    for (const t of wanted) present.add(t);
-    log.info({ topics: wanted }, 'created retry and dead-letter topics');
-  }
-
-  async function withAdmin<R>(fn: (admin: Admin) => Promise<R>): Promise<R> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      return await fn(admin);
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  const listTopics = () => withAdmin(async (admin) => new Set(await admin.listTopics()));
+  const listTopics = () => withAdmin(kafka, async (admin) => new Set(await admin.listTopics()));
 
   async function run(topics: readonly string[]) {
     subscribed = [...topics];
@@ -854,12 +814,10 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
 
   return {
     async start() {
-      const present = await withAdmin(async (admin) => {
-        const found = new Set(await admin.listTopics());
-        checkWritable(found);
-        await ensureOwnTopics(admin, found);
-        return found;
-      });
+      // Every topic it writes, or it would fail record by record (checkpoints: silently).
+      const present = await withAdmin(kafka, (admin) =>
+        requireTopics(admin, consumerWrites(dc, stream, service, retryDelaysMs), { dc, retryDelaysMs }),
+      );
       const topics = readableTopics(present);
       const wanted = [...topicsAcrossDcs(dcs, stream), ...policy.retryTopicsAcrossDcs(dcs)];
       const missing = wanted.filter((t) => !topics.includes(t));

@@ -15,28 +15,46 @@ export async function createTopicsWithLeaders(
 ): Promise<void> {
   if (topics.length === 0) return;
   await admin.createTopics({ topics: [...topics], waitForLeaders: false });
-  const names = topics.map((t) => t.topic);
-  const deadline = Date.now() + timeoutMs;
+  // The time-out is for a stall, not the whole wait: a busy broker bringing up the leaders of the
+  // whole topic plan (a thousand partitions, `make stack-init`) takes longer, and gets there.
+  let pending = topics.map((t) => t.topic);
+  let deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await serving(admin, names)) return;
-    if (Date.now() > deadline) {
+    const waiting = await notServing(admin, pending);
+    if (waiting.length === 0) return;
+    if (waiting.length < pending.length) deadline = Date.now() + timeoutMs;
+    else if (Date.now() > deadline) {
       throw new Error(
-        `topics ${names.join(', ')} have no serving leader for every partition after ${timeoutMs} ms`,
+        `topics ${waiting.join(', ')} have no serving leader for every partition after ${timeoutMs} ms`,
       );
     }
+    pending = waiting;
     await sleep(100);
   }
 }
 
-async function serving(admin: Admin, topics: readonly string[]): Promise<boolean> {
+/** Those of `topics` not served yet; all of them while the cluster does not answer. */
+async function notServing(admin: Admin, topics: readonly string[]): Promise<string[]> {
   try {
     const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
-    if (!metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
-      return false;
+    const led = new Set(
+      metadata.topics
+        .filter((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))
+        .map((t) => t.name),
+    );
+    const waiting: string[] = [];
+    for (const topic of topics) {
+      if (
+        !led.has(topic) ||
+        !(await admin.fetchTopicOffsets(topic).then(
+          () => true,
+          () => false,
+        ))
+      )
+        waiting.push(topic);
     }
-    for (const topic of topics) await admin.fetchTopicOffsets(topic);
-    return true;
+    return waiting;
   } catch {
-    return false;
+    return [...topics];
   }
 }

@@ -11,6 +11,7 @@
  */
 
 import kafkajs, { type Admin } from 'kafkajs';
+import { CHECKPOINT_STREAM } from './checkpointer.ts';
 import { DEFAULT_RETRY_DELAYS_MS } from './retry-policy.ts';
 import { createTopicsWithLeaders } from './topic-admin.ts';
 import { dlqTopic, retryTopic, topicFor } from './topics.ts';
@@ -142,46 +143,118 @@ export function plannedGroupTopics(
   ]);
 }
 
+/** Where the router parks a chatty type's events: notify.event's schema, key and partitions. */
+export function holdTopicOf(dc: string): string {
+  return `${topicFor(dc, 'notify.event')}.router.held`;
+}
+
+/** Where bounce dead-letters unreadable reports with their raw bytes (not replayable). */
+export function rawSmtpDeadLetterTopic(dc: string): string {
+  return dlqTopic(dc, 'notify.bounce', 'bounce-smtp');
+}
+
 /**
- * Topics services write besides the streams: the router parks a chatty type's events on a hold
- * topic (notify.event's schema and partitions, so per-key order holds), and bounce dead-letters
- * unreadable reports with their raw bytes.
+ * Topics services write besides the streams and their consumers' retry and dead-letter topics:
+ * the router's hold topic (notify.event's partitions, so per-key order holds) and bounce's raw
+ * dead letters. `service` is the one that writes it: it refuses to start without it.
  */
 export const OWNED_TOPICS: readonly {
+  service: string;
   topic: (dc: string) => string;
   stream: string;
   partitions: number | 'stream';
   config: Readonly<Record<string, string>>;
 }[] = [
   {
-    topic: (dc) => `${topicFor(dc, 'notify.event')}.router.held`,
+    service: 'router',
+    topic: holdTopicOf,
     stream: 'notify.event',
     partitions: 'stream',
     config: OWNED_TOPIC_CONFIG.hold,
   },
   {
-    topic: (dc) => dlqTopic(dc, 'notify.bounce', 'bounce-smtp'),
+    service: 'bounce',
+    topic: rawSmtpDeadLetterTopic,
     stream: 'notify.bounce',
     partitions: 1,
     config: OWNED_TOPIC_CONFIG.deadLetter,
   },
 ];
 
+/** A consumer's retry topics (one per delay) and its DLQ under `dc`, with their retention. */
+export function consumerOwnedTopics(
+  dc: string,
+  stream: string,
+  service: string,
+  retryDelaysMs: readonly number[],
+): { topic: string; config: Readonly<Record<string, string>> }[] {
+  return [
+    ...retryDelaysMs.map((delay) => ({
+      topic: retryTopic(dc, stream, service, delay),
+      config: OWNED_TOPIC_CONFIG.retry,
+    })),
+    { topic: dlqTopic(dc, stream, service), config: OWNED_TOPIC_CONFIG.deadLetter },
+  ];
+}
+
+/**
+ * Every topic a consumer writes under its own `dc`, so the runtime checks them all at start: its
+ * stream's local topic, the checkpoint topic, its retry topics and its DLQ.
+ */
+export function consumerWrites(
+  dc: string,
+  stream: string,
+  service: string,
+  retryDelaysMs: readonly number[],
+): string[] {
+  return [
+    topicFor(dc, stream),
+    topicFor(dc, CHECKPOINT_STREAM),
+    ...consumerOwnedTopics(dc, stream, service, retryDelaysMs).map((t) => t.topic),
+  ];
+}
+
+/**
+ * Every topic `service` writes under `dc` by the plan: what each of its planned consumers writes
+ * and the owned topics it writes; checked as a whole before the service starts, so one error names
+ * every missing topic.
+ */
+export function serviceWrites(service: string, dc: string, retryDelaysMs: readonly number[]): string[] {
+  const topics = [
+    ...CONSUMERS.filter((c) => c.service === service).flatMap((c) =>
+      consumerWrites(dc, c.stream, service, retryDelaysMs),
+    ),
+    ...OWNED_TOPICS.filter((o) => o.service === service).map((o) => o.topic(dc)),
+  ];
+  return [...new Set(topics)];
+}
+
 /**
  * The retry, dead-letter and hold topics one cluster should hold for `dcs`: a retry topic per
- * delay (the default RETRY_DELAYS; a service run with other delays needs them declared here) and
- * a DLQ per consumer. A retry topic keeps its stream's partitions, so retries keep per-key order.
+ * delay (the default RETRY_DELAYS, DEFAULT_RETRY_DELAYS_MS: a service run with other delays refuses
+ * to start until they are declared) and a DLQ per consumer. A retry topic keeps its stream's
+ * partitions, so retries keep per-key order.
+ * `services` narrows them to those services' topics (a test datacenter running one service).
  */
 export function ownedTopics(
   dcs: readonly string[],
   replicationFactor: number,
-  retryDelaysMs: readonly number[] = DEFAULT_RETRY_DELAYS_MS,
-  plan: readonly TopicDeclaration[] = TOPIC_PLAN,
-  maxPartitions = Number.POSITIVE_INFINITY,
+  {
+    retryDelaysMs = DEFAULT_RETRY_DELAYS_MS,
+    plan = TOPIC_PLAN,
+    maxPartitions = Number.POSITIVE_INFINITY,
+    services,
+  }: {
+    retryDelaysMs?: readonly number[];
+    plan?: readonly TopicDeclaration[];
+    maxPartitions?: number;
+    services?: readonly string[];
+  } = {},
 ): DesiredTopic[] {
   const partitionsOf = (stream: string) =>
     Math.min(plan.find((d) => d.stream === stream)?.partitions ?? 1, maxPartitions);
   const minInsync = replicationFactor >= 3 ? '2' : '1';
+  const ours = ({ service }: { service: string }) => services === undefined || services.includes(service);
   const topic = (
     dc: string,
     name: string,
@@ -197,19 +270,12 @@ export function ownedTopics(
     config: { ...config, 'min.insync.replicas': minInsync },
   });
   return dcs.flatMap((dc) => [
-    ...CONSUMERS.flatMap(({ service, stream }) => [
-      ...retryDelaysMs.map((delay) =>
-        topic(
-          dc,
-          retryTopic(dc, stream, service, delay),
-          stream,
-          partitionsOf(stream),
-          OWNED_TOPIC_CONFIG.retry,
-        ),
+    ...CONSUMERS.filter(ours).flatMap(({ service, stream }) =>
+      consumerOwnedTopics(dc, stream, service, retryDelaysMs).map((t) =>
+        topic(dc, t.topic, stream, partitionsOf(stream), t.config),
       ),
-      topic(dc, dlqTopic(dc, stream, service), stream, partitionsOf(stream), OWNED_TOPIC_CONFIG.deadLetter),
-    ]),
-    ...OWNED_TOPICS.map((o) =>
+    ),
+    ...OWNED_TOPICS.filter(ours).map((o) =>
       topic(
         dc,
         o.topic(dc),

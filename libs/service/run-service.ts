@@ -2,8 +2,9 @@
  * How every Tidings service starts, so that a service's main.ts is only its story: its config,
  * its handlers and their wiring. In order: validate config (exit 2 naming every problem), log the
  * effective config, open metrics and the ops server, migrate the service's own Postgres schema,
- * connect Kafka and the registry, run the service's start(), and turn SIGTERM into an orderly
- * stop (consumers first, then the ops server, then the database).
+ * connect Kafka, check that every topic the plan says it writes exists (services never create
+ * topics), connect the registry, run the service's start(), and turn SIGTERM into an orderly stop
+ * (consumers first, then the ops server, then the database).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,14 +25,15 @@ import {
 } from '../config/load.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
-import { classifyConnectFailure, createKafka, probeKafka } from '../kafka/client.ts';
+import { classifyConnectFailure, createKafka, probeKafka, withAdmin } from '../kafka/client.ts';
 import {
   type ConsumerRuntime,
   type ConsumerRuntimeOptions,
   createConsumerRuntime,
 } from '../kafka/consumer-runtime.ts';
 import { startLagExporter } from '../kafka/lag-exporter.ts';
-import { plannedGroup } from '../kafka/topic-plan.ts';
+import { requireTopics } from '../kafka/topic-check.ts';
+import { plannedGroup, serviceWrites } from '../kafka/topic-plan.ts';
 import { routeProcessWarnings } from '../lifecycle/process-warnings.ts';
 import { createShutdown } from '../lifecycle/shutdown.ts';
 import { createLogger } from '../log/logger.ts';
@@ -190,6 +192,14 @@ export async function runService<S extends Spec = Record<never, never>>(
         cause: error,
       });
     });
+    // Every topic the plan says this service writes, at once: one error names all that are missing
+    // (each consumer checks its own again, for consumers the plan does not list).
+    await withAdmin(kafka, (admin) =>
+      requireTopics(admin, serviceWrites(def.name, base.TIDINGS_DC, base.RETRY_DELAYS), {
+        dc: base.TIDINGS_DC,
+        retryDelaysMs: base.RETRY_DELAYS,
+      }),
+    );
     const serde = createSerde({
       registryUrl: base.SCHEMA_REGISTRY_URL,
       registryAccess: registryAccess(base),

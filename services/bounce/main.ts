@@ -17,9 +17,7 @@ import { duration, int, list, port, str } from '../../libs/config/vars.ts';
 import { tombstoneTime } from '../../libs/convergence/version.ts';
 import { httpLimitsOf, httpLimitsSpec } from '../../libs/http/server.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
-import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
-import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
-import { dlqTopic } from '../../libs/kafka/topics.ts';
+import { rawSmtpDeadLetterTopic } from '../../libs/kafka/topic-plan.ts';
 import { verpKeysRule, verpSettingsOf, verpSpec } from '../../libs/mail/verp-config.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { createTrail } from '../../libs/trail/trail.ts';
@@ -289,26 +287,8 @@ await runService({
     prune.unref();
     onShutdown('prune timer', () => clearInterval(prune));
 
-    const deadLetterTopic = dlqTopic(config.TIDINGS_DC, 'notify.bounce', 'bounce-smtp');
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      if (!existing.has(deadLetterTopic)) {
-        await createTopicsWithLeaders(admin, [
-          {
-            topic: deadLetterTopic,
-            numPartitions: 1,
-            configEntries: Object.entries(OWNED_TOPIC_CONFIG.deadLetter).map(([name, value]) => ({
-              name,
-              value,
-            })),
-          },
-        ]);
-      }
-    } finally {
-      await admin.disconnect();
-    }
+    // Declared in the topic plan; runService checked that it exists.
+    const deadLetterTopic = rawSmtpDeadLetterTopic(config.TIDINGS_DC);
 
     const verp = verpSettingsOf(config);
     const smtp = await startSmtpReceiver({

@@ -7,7 +7,8 @@
  * event is never marked done before its notifications are durable.
  *
  * Unknown categories are dead-lettered. Events of a chatty type are parked, unchanged, on the hold
- * topic `<dc>.notify.event.router.held` (see main.ts), for an operator to release or drop.
+ * topic `<dc>.notify.event.router.held` (holdTopicOf in the topic plan), for an operator to release
+ * or drop.
  */
 import {
   type ConsumedRecord,

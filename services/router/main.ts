@@ -4,15 +4,13 @@
  *
  * Four consumer groups of one process: router-users, router-erasures and router-preferences keep
  * the router's copy of people current; router routes events. Events of a chatty type are parked on
- * `<dc>.notify.event.router.held` (same schema and key as notify.event, created here); an operator
- * releases them by republishing to notify.event with the type's cap raised, or drops them.
+ * `<dc>.notify.event.router.held` (same schema and key as notify.event; declared in the topic plan,
+ * which runService checks before start); an operator releases them by republishing to notify.event
+ * with the type's cap raised, or drops them.
  */
 import { join } from 'node:path';
-import type { Kafka } from 'kafkajs';
 import { DEDUP_RETENTION_MS } from '../../libs/config/retention.ts';
-import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
-import { OWNED_TOPIC_CONFIG } from '../../libs/kafka/topic-plan.ts';
-import { topicFor } from '../../libs/kafka/topics.ts';
+import { holdTopicOf } from '../../libs/kafka/topic-plan.ts';
 import { runService } from '../../libs/service/run-service.ts';
 import { createTrail } from '../../libs/trail/trail.ts';
 import { loadCategoryRegistry } from './categories.ts';
@@ -24,38 +22,17 @@ import { createRouterStore } from './store.ts';
 
 const HOUR_MS = 3_600_000;
 
-function holdTopicFor(dc: string): string {
-  return `${topicFor(dc, 'notify.event')}.router.held`;
-}
-
-/** The hold topic gets notify.event's partition count, so held events keep their per-key order. */
-async function ensureHoldTopic(kafka: Kafka, dc: string): Promise<string> {
-  const topic = holdTopicFor(dc);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    if ((await admin.listTopics()).includes(topic)) return topic;
-    const metadata = await admin.fetchTopicMetadata({ topics: [topicFor(dc, 'notify.event')] });
-    const numPartitions = metadata.topics[0]?.partitions.length ?? 1;
-    const configEntries = Object.entries(OWNED_TOPIC_CONFIG.hold).map(([name, value]) => ({ name, value }));
-    await createTopicsWithLeaders(admin, [{ topic, numPartitions, configEntries }]);
-    return topic;
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 await runService({
   name: 'router',
   httpPort: ROUTER_HTTP_PORT,
   spec: routerSpec,
   migrations: join(import.meta.dirname, 'migrations'),
-  async start({ config, db, kafka, log, registry, consume, onShutdown }) {
+  async start({ config, db, log, registry, consume, onShutdown }) {
     const categories = await loadCategoryRegistry(config.CATEGORY_REGISTRY);
     log.info({ categories: [...categories.keys()] }, 'category registry loaded');
     // runService gives a pool to every service with migrations.
     const store = createRouterStore(db!);
-    const holdTopic = await ensureHoldTopic(kafka, config.TIDINGS_DC);
+    const holdTopic = holdTopicOf(config.TIDINGS_DC);
     // Processed events are the router's dedup ledger: kept as long as a replay may reach back.
     const prune = setInterval(() => {
       store

@@ -27,6 +27,7 @@ import type { NotifyEmailSend } from '../../libs/schemas/types.generated.ts';
 import { outgoingMail } from '../../services/email/outgoing-mail.ts';
 import { createSmtpTransport } from '../../services/email/smtp-transport.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -155,6 +156,7 @@ export async function run(): Promise<Record<string, unknown>> {
       1,
     );
     await createStreamTopics(kafka, dc, ['notify.email-send'], 6);
+    await applyTestTopicPlan(kafka, dc, { services: ['email'] });
     const port = await freePort();
     const child = spawn(
       process.execPath,

@@ -20,6 +20,7 @@ import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { PublishItem } from '../../libs/publish/publish.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -107,6 +108,7 @@ export async function run(): Promise<Record<string, unknown>> {
       3,
     );
     await createStreamTopics(kafka, dc, ['notify.web'], 6);
+    await applyTestTopicPlan(kafka, dc, { services: ['inbox'] });
     const port = await freePort();
     const apiPort = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'inbox', 'main.ts')], {

@@ -21,6 +21,7 @@ import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { Meta, NotifyEvent, NotifyWebInput } from '../../libs/schemas/types.generated.ts';
 import {
+  createConsumerTopics,
   createStreamTopics,
   deleteDcTopics,
   quietLog,
@@ -46,6 +47,7 @@ export async function run(): Promise<Record<string, unknown>> {
     ['notify.event', 'notify.web', 'notify.checkpoint', 'bench.raw-out'],
     PARTITIONS,
   );
+  await createConsumerTopics(kafka, dc, { stream: 'notify.event', service: 'bench' });
   try {
     await fill(kafka, serde, dc, input);
     const raw: number[] = [];

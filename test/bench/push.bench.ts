@@ -17,6 +17,7 @@ import type { PublishItem } from '../../libs/publish/publish.ts';
 import { createFcmClient } from '../../services/push/fcm-client.ts';
 import { startFcmEmulator } from '../fcm-emulator/emulator.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -71,6 +72,7 @@ export async function run(): Promise<Record<string, unknown>> {
       3,
     );
     await createStreamTopics(kafka, dc, ['notify.push'], 6);
+    await applyTestTopicPlan(kafka, dc, { services: ['push'] });
     const port = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'push', 'main.ts')], {
       env: serviceEnv(dc, port, {

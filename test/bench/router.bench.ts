@@ -43,7 +43,7 @@ import { createPool } from '../../libs/db/pool.ts';
 import { createProducer } from '../../libs/kafka/client.ts';
 import { createConsumerRuntime, type RecordHandler } from '../../libs/kafka/consumer-runtime.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
-import { localPartitions } from '../../libs/kafka/topic-plan.ts';
+import { LOCAL_MAX_PARTITIONS, localPartitions } from '../../libs/kafka/topic-plan.ts';
 import { readRanges } from '../../libs/kafka/topic-reader.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
@@ -53,6 +53,8 @@ import { loadCategoryRegistry } from '../../services/router/categories.ts';
 import { userHandler } from '../../services/router/people-materializer.ts';
 import { createRouterStore, type RouterStore } from '../../services/router/store.ts';
 import {
+  applyTestTopicPlan,
+  createConsumerTopics,
   deleteDcTopics,
   eventually,
   quietLog,
@@ -77,14 +79,6 @@ const REBUILD_ROUNDS = Number(process.env.BENCH_ROUTER_REBUILD_ROUNDS ?? 3);
 const CHUNK = 5_000;
 const TICK_MS = 50;
 const DAY = 86_400_000;
-const STREAMS = [
-  'notify.event',
-  'notify.user',
-  'notify.erasure',
-  'notify.preference-change',
-  'notify.checkpoint',
-  'notify.status',
-];
 const CHANNELS = ['notify.web', 'notify.email', 'notify.push'];
 const ROUTER_MAIN = join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts');
 
@@ -100,7 +94,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const input = topicFor(dc, 'notify.event');
   const router = routerProcess(dc, schema);
   try {
-    await createTopics(kafka, dc, [...STREAMS, ...CHANNELS]);
+    await applyTestTopicPlan(kafka, dc, { services: ['router'], maxPartitions: LOCAL_MAX_PARTITIONS });
     await createRawTopics(kafka, dc);
     await publishUsers(publisher, categories);
     const perRecord = await rebuild(kafka, dc, db, 'per_record', (store) => ({
@@ -213,16 +207,6 @@ export async function run(): Promise<Record<string, unknown>> {
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await db.end();
   }
-}
-
-/** Each stream with its production partition count. */
-async function createTopics(kafka: Kafka, dc: string, streams: readonly string[]): Promise<void> {
-  await withAdmin(kafka, (admin) =>
-    createTopicsWithLeaders(
-      admin,
-      streams.map((stream) => ({ topic: topicFor(dc, stream), numPartitions: localPartitions(stream) })),
-    ),
-  );
 }
 
 /** The baseline's sinks: one per channel, with the channel topic's partitions. */
@@ -622,6 +606,7 @@ async function rebuild(
     stream: 'notify.user',
     handler: measured.handler,
   });
+  await createConsumerTopics(kafka, dc, { stream: 'notify.user', service: 'bench' });
   try {
     const backendsBefore = await backendCpuMs(db, applicationName);
     const cpuBefore = processCpuMs();

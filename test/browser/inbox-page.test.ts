@@ -13,14 +13,20 @@ import pg from 'pg';
 import { type Browser, chromium } from 'playwright-core';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import {
-  createStreamTopics,
+  applyTestTopicPlan,
   deleteDcTopics,
   eventually,
   testKafka,
   testPublisher,
   uniqueDc,
 } from '../integration/harness.ts';
-import { type InboxProcess, inboxToken, startInbox, webRecord } from '../integration/inbox-process.ts';
+import {
+  INBOX_RETRY_DELAYS_MS,
+  type InboxProcess,
+  inboxToken,
+  startInbox,
+  webRecord,
+} from '../integration/inbox-process.ts';
 
 const OUTPUT = join(import.meta.dirname, 'output');
 const kafka = testKafka('eqiad');
@@ -33,13 +39,7 @@ let browser: Browser;
 
 before(async () => {
   await mkdir(OUTPUT, { recursive: true });
-  await createStreamTopics(kafka, dc, [
-    'notify.web',
-    'notify.inbox-state',
-    'notify.user',
-    'notify.checkpoint',
-    'notify.status',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['inbox'], retryDelaysMs: INBOX_RETRY_DELAYS_MS });
   inbox = await startInbox({ dc, schema });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',

@@ -11,9 +11,11 @@ import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
 import { type FcmEmulator, startFcmEmulator } from '../fcm-emulator/emulator.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
+  retryDelaysVar,
   type ServiceProcess,
   startService,
   testKafka,
@@ -28,6 +30,7 @@ const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const dc = uniqueDc();
 const schema = `push_${dc}`;
 const publisher = testPublisher(dc, 'test');
+const RETRY_DELAYS_MS = [200, 400];
 const running: ServiceProcess[] = [];
 let emulator: FcmEmulator;
 
@@ -40,6 +43,7 @@ before(async () => {
     2,
   );
   await createStreamTopics(kafka, dc, ['notify.push'], 1);
+  await applyTestTopicPlan(kafka, dc, { services: ['push'], retryDelaysMs: RETRY_DELAYS_MS });
 });
 after(async () => {
   for (const push of running) await push.stop('SIGKILL');
@@ -55,7 +59,7 @@ async function startPush(): Promise<ServiceProcess> {
     DATABASE_SCHEMA: schema,
     CONSUMER_SESSION_TIMEOUT: '6s',
     CHECKPOINT_INTERVAL: '500ms',
-    RETRY_DELAYS: '200ms,400ms',
+    RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
     FCM_PROJECT_ID: 'tidings-test',
     FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
     FCM_EMULATOR_CA: emulator.caFile,

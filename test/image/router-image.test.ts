@@ -15,10 +15,9 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
-import { TOPIC_PLAN } from '../../libs/kafka/topic-plan.ts';
 import {
+  applyTestTopicPlan,
   BROKERS,
-  createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
@@ -40,11 +39,7 @@ const buildah = (...args: string[]) =>
   execFileSync('buildah', [...BUILDAH, ...args], { encoding: 'utf8' }).trim();
 
 before(async () => {
-  await createStreamTopics(
-    kafka,
-    dc,
-    TOPIC_PLAN.map((d) => d.stream),
-  );
+  await applyTestTopicPlan(kafka, dc, { services: ['router'] });
   buildah('from', '--name', container, IMAGE);
 });
 

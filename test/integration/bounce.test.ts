@@ -38,7 +38,7 @@ import { releaseDue } from '../../services/bounce/suppression-ledger.ts';
 import { signWebhook } from '../../services/bounce/webhook.ts';
 import { startSmtpSink } from '../smtp-sink/sink.ts';
 import {
-  createStreamTopics,
+  applyTestTopicPlan,
   deleteDcTopics,
   eventually,
   freePort,
@@ -46,6 +46,7 @@ import {
   quietLog,
   REGISTRY_URL,
   readTopic,
+  retryDelaysVar,
   serviceEnv,
   testKafka,
   testPublisher,
@@ -65,6 +66,7 @@ const WEBHOOK_SECRET = randomBytes(24).toString('hex');
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const HOUR = 3_600_000;
 const SOFT_THRESHOLD = 3;
+const RETRY_DELAYS_MS = [200];
 
 const dc = uniqueDc();
 const schema = `bounce_${dc}`;
@@ -73,23 +75,15 @@ let child: ChildProcess;
 const ports = { ops: 0, smtp: 0, webhook: 0, admin: 0 };
 
 before(async () => {
-  await createStreamTopics(kafka, dc, [
-    'notify.bounce',
-    'notify.suppression',
-    'notify.preference-change',
-    'notify.checkpoint',
-    'notify.email-send',
-    'notify.user',
-    'notify.erasure',
-    'notify.status',
-  ]);
+  // The end-to-end test runs an email sender in this datacenter too.
+  await applyTestTopicPlan(kafka, dc, { services: ['bounce', 'email'], retryDelaysMs: RETRY_DELAYS_MS });
   for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
   child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'bounce', 'main.ts')], {
     env: serviceEnv(dc, ports.ops, {
       DATABASE_SCHEMA: schema,
       CONSUMER_SESSION_TIMEOUT: '6s',
       CHECKPOINT_INTERVAL: '500ms',
-      RETRY_DELAYS: '200ms',
+      RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
       VERP_DOMAIN: DOMAIN,
       VERP_KEYS,
       BOUNCE_SMTP_PORT: String(ports.smtp),
@@ -584,6 +578,7 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       env: serviceEnv(dc, emailPort, {
         EMAIL_SIDES: 'sender',
         DATABASE_SCHEMA: emailSchema,
+        RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
         CONSUMER_SESSION_TIMEOUT: '6s',
         CHECKPOINT_INTERVAL: '500ms',
         SMTP_URL: `smtp://${sink.host}:${sink.port}`,

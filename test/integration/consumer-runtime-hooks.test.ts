@@ -19,6 +19,7 @@ import type { StreamName } from '../../libs/schemas/catalog.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { StreamRecords } from '../../libs/schemas/types.generated.ts';
 import {
+  createConsumerTopics,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -34,6 +35,7 @@ const kafka = testKafka('eqiad');
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const producer = createProducer(kafka);
 const dcs: string[] = [];
+const RETRY_DELAYS_MS = [300];
 
 before(() => producer.connect());
 after(async () => {
@@ -50,6 +52,9 @@ async function newDc(): Promise<string> {
     ['notify.event', 'notify.user', 'notify.preference-change', 'notify.checkpoint'],
     1,
   );
+  for (const stream of ['notify.event', 'notify.user', 'notify.preference-change']) {
+    await createConsumerTopics(kafka, dc, { stream, service: 'rt', retryDelaysMs: RETRY_DELAYS_MS });
+  }
   return dc;
 }
 
@@ -105,7 +110,7 @@ function runtimeFor<S extends StreamName, B>(
     dcs: [dc],
     stream,
     handler,
-    retryDelaysMs: [300],
+    retryDelaysMs: RETRY_DELAYS_MS,
   });
 }
 

@@ -28,6 +28,7 @@ import { createSerde } from '../../libs/schemas/serde.ts';
 import { liftHandler, suppressedAmong, suppressionHandler } from '../../services/email/suppressions.ts';
 import { devicesOf, erasureHandler, subscriptionHandler } from '../../services/push/subscriptions.ts';
 import {
+  createConsumerTopics,
   eventually,
   failoverGroups,
   quietLog,
@@ -100,6 +101,9 @@ async function consumeAll(
       }),
     };
   });
+  for (const g of groups) {
+    await createConsumerTopics(kafka, 'eqiad', { stream: g.stream, service, retryDelaysMs: [RETRY_MS] });
+  }
   for (const r of runtimes) await r.runtime.start();
   try {
     const caughtUp = async () => {

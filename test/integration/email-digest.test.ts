@@ -45,7 +45,7 @@ import { cleanUp } from '../../services/email/pending-store.ts';
 import { DEFAULT_TEMPLATE_DIR } from '../../services/email/render.ts';
 import { parseKeyRing, signUnsubscribeToken } from '../../services/email/unsubscribe-token.ts';
 import {
-  createStreamTopics,
+  applyTestTopicPlan,
   deleteDcTopics,
   eventually,
   freePort,
@@ -137,14 +137,7 @@ async function startInProcess(): Promise<void> {
 }
 
 before(async () => {
-  await createStreamTopics(kafka, dc, [
-    'notify.email',
-    'notify.email-send',
-    'notify.preference-change',
-    'notify.checkpoint',
-    'notify.inbox-state',
-    'notify.status',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['email'] });
   // The shipped templates plus a category whose template names a partial that does not exist.
   templateDir = await mkdtemp(join(tmpdir(), 'email-templates-'));
   await cp(DEFAULT_TEMPLATE_DIR, templateDir, { recursive: true });
@@ -789,13 +782,7 @@ describe('the email process', () => {
     // assigner expects every member to subscribe to the same topics.
     await stopInProcess();
     const processDc = uniqueDc();
-    await createStreamTopics(kafka, processDc, [
-      'notify.email',
-      'notify.email-send',
-      'notify.checkpoint',
-      'notify.inbox-state',
-      'notify.status',
-    ]);
+    await applyTestTopicPlan(kafka, processDc, { services: ['email'] });
     const port = await freePort();
     const unsubscribe = await freePort();
     child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')], {

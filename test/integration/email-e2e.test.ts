@@ -16,7 +16,7 @@ import { topicFor } from '../../libs/kafka/topics.ts';
 import { parseVerpKeyring, verifyReturnPath } from '../../libs/mail/verp.ts';
 import { headerValues, type SmtpSink, startSmtpSink } from '../smtp-sink/sink.ts';
 import {
-  createStreamTopics,
+  applyTestTopicPlan,
   deleteDcTopics,
   eventually,
   freePort,
@@ -54,21 +54,7 @@ async function start(service: 'router' | 'email', extra: Record<string, string>)
 
 before(async () => {
   sink = await startSmtpSink();
-  await createStreamTopics(kafka, dc, [
-    'notify.event',
-    'notify.user',
-    'notify.preference-change',
-    'notify.web',
-    'notify.email',
-    'notify.push',
-    'notify.email-send',
-    'notify.suppression',
-    'notify.bounce',
-    'notify.erasure',
-    'notify.checkpoint',
-    'notify.inbox-state',
-    'notify.status',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['router', 'email'] });
   await start('router', {});
   const unsubscribePort = await freePort();
   await start('email', {

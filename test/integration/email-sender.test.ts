@@ -33,6 +33,7 @@ import {
   startSmtpSink,
 } from '../smtp-sink/sink.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
@@ -42,6 +43,7 @@ import {
   quietLog,
   REGISTRY_URL,
   readTopic,
+  retryDelaysVar,
   runTidings,
   serviceEnv,
   streamAndRetryTopics,
@@ -53,6 +55,7 @@ import {
 } from './harness.ts';
 
 const kafka = testKafka('eqiad');
+const SENDER_RETRY_DELAYS_MS = [300, 1_000, 2_000];
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const children = new Set<ChildProcess>();
@@ -81,6 +84,7 @@ async function setUp(sinkOptions: SmtpSinkOptions = {}): Promise<Setup> {
   const schema = `email_${dc}`;
   await createStreamTopics(kafka, dc, ['notify.email-send', 'notify.suppression', 'notify.bounce'], 2);
   await createStreamTopics(kafka, dc, ['notify.checkpoint', 'notify.erasure', 'notify.status'], 1);
+  await applyTestTopicPlan(kafka, dc, { services: ['email'], retryDelaysMs: SENDER_RETRY_DELAYS_MS });
   const publisher = testPublisher(dc, 'test');
   const sink = await startSmtpSink(sinkOptions);
   cleanups.push(async () => {
@@ -110,7 +114,7 @@ async function spawnSender(setup: Setup, env: Record<string, string> = {}): Prom
         DATABASE_SCHEMA: setup.schema,
         CONSUMER_SESSION_TIMEOUT: '6s',
         CHECKPOINT_INTERVAL: '500ms',
-        RETRY_DELAYS: '300ms,1s,2s',
+        RETRY_DELAYS: retryDelaysVar(SENDER_RETRY_DELAYS_MS),
         SMTP_URL: `smtp://${setup.sink.host}:${setup.sink.port}`,
         SMTP_TIMEOUT: '5s',
         VERP_DOMAIN,

@@ -18,11 +18,12 @@ import type { RecordInput } from '../../libs/schemas/types.generated.ts';
 import { sendIdOf } from '../../services/email/message.ts';
 import { type SmtpSink, startSmtpSink } from '../smtp-sink/sink.ts';
 import {
+  applyTestTopicPlan,
   BROKERS,
-  createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
+  retryDelaysVar,
   runTidings,
   type ServiceProcess,
   startService,
@@ -38,6 +39,7 @@ const kafka = testKafka('eqiad');
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 1 });
 const dc = uniqueDc();
 const schema = `email_${dc}`;
+const RETRY_DELAYS_MS = [300, 1_000, 2_000];
 const publisher = testPublisher(dc, 'test');
 const run = randomBytes(4).toString('hex');
 const EVENT = `ev-${run}`;
@@ -57,7 +59,7 @@ async function startEmail(): Promise<void> {
       DATABASE_SCHEMA: schema,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
       CONSUMER_SESSION_TIMEOUT: '6s',
-      RETRY_DELAYS: '300ms,1s,2s',
+      RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
       EMAIL_UNSUBSCRIBE_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       EMAIL_UNSUBSCRIBE_PORT: String(unsubscribe),
       EMAIL_UNSUBSCRIBE_URL: `http://127.0.0.1:${unsubscribe}/unsubscribe`,
@@ -75,17 +77,7 @@ async function startEmail(): Promise<void> {
 }
 
 before(async () => {
-  await createStreamTopics(kafka, dc, [
-    'notify.email',
-    'notify.email-send',
-    'notify.inbox-state',
-    'notify.preference-change',
-    'notify.suppression',
-    'notify.bounce',
-    'notify.erasure',
-    'notify.checkpoint',
-    'notify.status',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['email'], retryDelaysMs: RETRY_DELAYS_MS });
   sink = await startSmtpSink({
     refuseRecipient(address) {
       if (address.startsWith('gus@')) return [550, '5.1.1 <gus@example.org>: no such user'];

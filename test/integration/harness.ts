@@ -11,16 +11,27 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { DEFAULT_SCHEMA_REGISTRY_URL, LOCAL_BROKERS } from '../../libs/config/common.ts';
-import { createKafka } from '../../libs/kafka/client.ts';
+import { createKafka, withAdmin } from '../../libs/kafka/client.ts';
+import { DEFAULT_RETRY_DELAYS_MS } from '../../libs/kafka/retry-policy.ts';
 import { createTopicsWithLeaders } from '../../libs/kafka/topic-admin.ts';
+import {
+  applyTopicPlan,
+  consumerOwnedTopics,
+  desiredTopics,
+  ownedTopics,
+  readTopics,
+  TOPIC_PLAN,
+} from '../../libs/kafka/topic-plan.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createPublisher, type Publisher } from '../../libs/publish/publish.ts';
 
 export const BROKERS = { eqiad: [...LOCAL_BROKERS.eqiad], codfw: [...LOCAL_BROKERS.codfw] } as const;
 export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL ?? DEFAULT_SCHEMA_REGISTRY_URL;
+
+export { withAdmin };
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -32,21 +43,14 @@ export function testKafka(cluster: keyof typeof BROKERS = 'eqiad'): Kafka {
   return createKafka({ clientId: 'tidings-test', brokers: BROKERS[cluster] });
 }
 
-export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** Partitions of a test's topics unless it asks for others: enough to show per-partition behaviour. */
+const TEST_PARTITIONS = 3;
 
 export async function createStreamTopics(
   kafka: Kafka,
   dc: string,
   streams: readonly string[],
-  numPartitions = 3,
+  numPartitions = TEST_PARTITIONS,
 ): Promise<string[]> {
   const topics = streams.map((s) => topicFor(dc, s));
   await withAdmin(kafka, (admin) =>
@@ -56,6 +60,66 @@ export async function createStreamTopics(
     ),
   );
   return topics;
+}
+
+/**
+ * The topic plan applied to a test datacenter, as `make stack-init` applies it to eqiad: every
+ * stream, and the retry, dead-letter and owned topics of `services` (every service by default)
+ * for `retryDelaysMs`, the RETRY_DELAYS the test runs them with. Services never create topics, so a
+ * test starts them only after this. Topics made before (a stream with a partition count of the
+ * test's own) keep their partitions.
+ */
+export async function applyTestTopicPlan(
+  kafka: Kafka,
+  dc: string,
+  {
+    services,
+    retryDelaysMs = DEFAULT_RETRY_DELAYS_MS,
+    maxPartitions = TEST_PARTITIONS,
+  }: { services?: readonly string[]; retryDelaysMs?: readonly number[]; maxPartitions?: number } = {},
+): Promise<void> {
+  const desired = [
+    ...desiredTopics([dc], 1, TOPIC_PLAN, maxPartitions),
+    ...ownedTopics([dc], 1, { retryDelaysMs, maxPartitions, services }),
+  ];
+  await withAdmin(kafka, async (admin) => {
+    const existing = await readTopics(
+      admin,
+      desired.map((d) => d.topic),
+    );
+    await applyTopicPlan(admin, desired, existing);
+  });
+}
+
+/**
+ * The retry and dead-letter topics of a test's own consumer (a service name the plan does not
+ * list), for `retryDelaysMs` (default: the default RETRY_DELAYS), which the runtime requires at
+ * start, with its stream's partitions; topics that exist are left alone.
+ */
+export async function createConsumerTopics(
+  kafka: Kafka,
+  dc: string,
+  consumer: { stream: string; service: string; retryDelaysMs?: readonly number[] },
+): Promise<void> {
+  const { stream, service, retryDelaysMs = DEFAULT_RETRY_DELAYS_MS } = consumer;
+  await withAdmin(kafka, async (admin) => {
+    const present = new Set(await admin.listTopics());
+    const main = topicFor(dc, stream);
+    const numPartitions = present.has(main)
+      ? ((await admin.fetchTopicMetadata({ topics: [main] })).topics[0]?.partitions.length ?? TEST_PARTITIONS)
+      : TEST_PARTITIONS;
+    const missing = consumerOwnedTopics(dc, stream, service, retryDelaysMs).filter(
+      (t) => !present.has(t.topic),
+    );
+    await createTopicsWithLeaders(
+      admin,
+      missing.map((t) => ({
+        topic: t.topic,
+        numPartitions,
+        configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+      })),
+    );
+  });
 }
 
 /** Deletes every topic of a test datacenter (its streams, retry and dead-letter topics). */
@@ -145,6 +209,16 @@ export function serviceEnv(dc: string, port: number, extra: Record<string, strin
   };
 }
 
+/** The retry and dead-letter topics of the relay fixture (fixtures/relay-service.ts) named `name`. */
+export function relayTopics(kafka: Kafka, dc: string, name = 'relay'): Promise<void> {
+  return createConsumerTopics(kafka, dc, { stream: 'notify.event', service: name });
+}
+
+/** RETRY_DELAYS for a service process, from the delays a test applied the topic plan for. */
+export function retryDelaysVar(delaysMs: readonly number[]): string {
+  return delaysMs.map((ms) => `${ms}ms`).join(',');
+}
+
 /** The publisher library as an upstream app would use it, writing under a test's own DC prefix. */
 export function testPublisher(dc: string, producer: string): Publisher {
   return createPublisher({ brokers: BROKERS.eqiad, dc, registryUrl: REGISTRY_URL, producer });
@@ -181,7 +255,7 @@ export async function isCommitted(kafka: Kafka, group: string, topics: readonly 
 
 /**
  * Waits until `group` has committed every partition of `topics` up to its log end. `topics` may be
- * a function, asked again on every try, for lists that grow (retry topics are created on demand).
+ * a function, asked again on every try, for lists that grow.
  */
 export async function untilCommitted(
   kafka: Kafka,
@@ -200,7 +274,7 @@ export async function untilCommitted(
   );
 }
 
-/** A stream's topic under `dc` and the retry topics `service` has created for it so far. */
+/** A stream's topic under `dc` and the retry topics `service` has for it. */
 export async function streamAndRetryTopics(
   kafka: Kafka,
   dc: string,

@@ -9,10 +9,12 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { NotificationInput, RecordInput } from '../../libs/schemas/types.generated.ts';
 import { parseTokenKeyRing, signInboxToken } from '../../services/inbox/token.ts';
-import { eventually, freePort, serviceEnv } from './harness.ts';
+import { eventually, freePort, retryDelaysVar, serviceEnv } from './harness.ts';
 
 export const INBOX_KEYS = `k1:${randomBytes(32).toString('base64')}`;
 export const inboxRing = parseTokenKeyRing(INBOX_KEYS);
+/** The inbox's RETRY_DELAYS in tests: short, so a retried record is back at once. */
+export const INBOX_RETRY_DELAYS_MS: readonly number[] = [200];
 
 export interface InboxProcess {
   child: ChildProcess;
@@ -49,7 +51,7 @@ export async function startInbox({
         INBOX_CONSUMER_GROUP: group,
         CONSUMER_SESSION_TIMEOUT: '6s',
         CHECKPOINT_INTERVAL: '500ms',
-        RETRY_DELAYS: '200ms',
+        RETRY_DELAYS: retryDelaysVar(INBOX_RETRY_DELAYS_MS),
         ...env,
       }),
       stdio: ['ignore', 'inherit', 'inherit'],

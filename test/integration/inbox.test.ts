@@ -21,8 +21,8 @@ import { createSerde } from '../../libs/schemas/serde.ts';
 import type { NotifyInboxState } from '../../libs/schemas/types.generated.ts';
 import { signInboxToken, TOKEN_AUDIENCE } from '../../services/inbox/token.ts';
 import {
+  applyTestTopicPlan,
   BROKERS,
-  createStreamTopics,
   deleteDcTopics,
   eventually,
   REGISTRY_URL,
@@ -35,7 +35,14 @@ import {
   untilCommitted,
   withAdmin,
 } from './harness.ts';
-import { type InboxProcess, inboxRing, inboxToken, startInbox, webRecord } from './inbox-process.ts';
+import {
+  INBOX_RETRY_DELAYS_MS,
+  type InboxProcess,
+  inboxRing,
+  inboxToken,
+  startInbox,
+  webRecord,
+} from './inbox-process.ts';
 
 const HOUR = 3_600_000;
 const kafka = testKafka('eqiad');
@@ -44,12 +51,11 @@ const serde = createSerde({ registryUrl: REGISTRY_URL });
 const dc = uniqueDc();
 const schema = `inbox_${dc}`;
 const publisher = testPublisher(dc, 'test');
-const STREAMS = ['notify.web', 'notify.inbox-state', 'notify.user', 'notify.checkpoint', 'notify.status'];
 const cleanups: (() => Promise<unknown>)[] = [];
 let inbox: InboxProcess;
 
 before(async () => {
-  await createStreamTopics(kafka, dc, STREAMS);
+  await applyTestTopicPlan(kafka, dc, { services: ['inbox'], retryDelaysMs: INBOX_RETRY_DELAYS_MS });
   inbox = await startInbox({ dc, schema, env: { INBOX_MAX_PER_PERSON: '10', INBOX_BUNDLE_WINDOW: '1h' } });
 });
 
@@ -542,6 +548,16 @@ describe('read state across datacenters (real eqiad and codfw topics)', () => {
   const codfwKafka = testKafka('codfw');
 
   before(async () => {
+    // The stack's eqiad and codfw prefixes have the plan's retry topics, not the test's delays'.
+    for (const [cluster, prefix] of [
+      [kafka, 'eqiad'],
+      [codfwKafka, 'codfw'],
+    ] as const) {
+      await applyTestTopicPlan(cluster, prefix, {
+        services: ['inbox'],
+        retryDelaysMs: INBOX_RETRY_DELAYS_MS,
+      });
+    }
     inboxes.push(
       await startInbox({ dc: 'eqiad', schema: schemas[0], group, env: { TIDINGS_DCS: 'eqiad,codfw' } }),
       await startInbox({ dc: 'codfw', schema: schemas[1], group, env: codfwEnv }),

@@ -16,12 +16,14 @@ import { topicFor } from '../../libs/kafka/topics.ts';
 import type { Publisher, PublishItem } from '../../libs/publish/publish.ts';
 import { type FcmEmulator, startFcmEmulator } from '../fcm-emulator/emulator.ts';
 import {
+  applyTestTopicPlan,
   createStreamTopics,
   deleteDcTopics,
   eventually,
   groupLag,
   metricValue,
   readTopic,
+  retryDelaysVar,
   type ServiceProcess,
   startService,
   streamAndRetryTopics,
@@ -34,6 +36,7 @@ import {
 import { notification, subscription, tokenHash } from './push-fixture.ts';
 
 const kafka = testKafka('eqiad');
+const PUSH_RETRY_DELAYS_MS = [200, 400];
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const children = new Set<ChildProcess>();
 const cleanups: (() => Promise<void>)[] = [];
@@ -65,6 +68,7 @@ async function startPush(env: Record<string, string>, pushPartitions = 1): Promi
     2,
   );
   await createStreamTopics(kafka, dc, ['notify.push'], pushPartitions);
+  await applyTestTopicPlan(kafka, dc, { services: ['push'], retryDelaysMs: PUSH_RETRY_DELAYS_MS });
   const publisher = testPublisher(dc, 'test');
   cleanups.push(async () => {
     await publisher.close();
@@ -80,7 +84,7 @@ async function spawnPush(dc: string, env: Record<string, string>): Promise<Servi
     DATABASE_SCHEMA: `push_${dc}`,
     CONSUMER_SESSION_TIMEOUT: '6s',
     CHECKPOINT_INTERVAL: '500ms',
-    RETRY_DELAYS: '200ms,400ms',
+    RETRY_DELAYS: retryDelaysVar(PUSH_RETRY_DELAYS_MS),
     FCM_PROJECT_ID: 'tidings-test',
     FCM_EMULATOR: `${emulator.host}:${emulator.port}`,
     FCM_EMULATOR_CA: emulator.caFile,

@@ -23,7 +23,7 @@ import type { Notification, RecordInput } from '../../libs/schemas/types.generat
 import { notificationId } from '../../services/router/notification-id.ts';
 import { BATCH_QUERIES, throttleParams, typeVolumeParams } from '../../services/router/store.ts';
 import {
-  createStreamTopics,
+  applyTestTopicPlan,
   deleteDcTopics,
   eventually,
   freePort,
@@ -68,17 +68,7 @@ async function startRouter(): Promise<void> {
 }
 
 before(async () => {
-  await createStreamTopics(kafka, dc, [
-    'notify.event',
-    'notify.user',
-    'notify.erasure',
-    'notify.preference-change',
-    'notify.web',
-    'notify.email',
-    'notify.push',
-    'notify.checkpoint',
-    'notify.status',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['router'] });
   await startRouter();
 });
 

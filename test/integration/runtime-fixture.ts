@@ -10,11 +10,12 @@ import {
   type ConsumerRuntimeOptions,
   createConsumerRuntime,
   type RecordHandler,
+  RUNTIME_DEFAULTS,
 } from '../../libs/kafka/consumer-runtime.ts';
 import { topicFor } from '../../libs/kafka/topics.ts';
 import { createSerde } from '../../libs/schemas/serde.ts';
 import type { NotifyEvent } from '../../libs/schemas/types.generated.ts';
-import { quietLog, REGISTRY_URL } from './harness.ts';
+import { createConsumerTopics, quietLog, REGISTRY_URL } from './harness.ts';
 
 export const serde = createSerde({ registryUrl: REGISTRY_URL });
 
@@ -59,14 +60,17 @@ export async function produceRaw(
 
 export type EventRuntimeOptions = Partial<ConsumerRuntimeOptions<'notify.event', unknown>>;
 
-/** A started runtime of service `rt` on `<dc>.notify.event`, with short retry delays and checkpoints. */
+/**
+ * A started runtime of service `rt` on `<dc>.notify.event`, with short retry delays and checkpoints,
+ * and the retry and dead-letter topics it requires.
+ */
 export async function startEventRuntime<B = undefined>(
   kafka: Kafka,
   dc: string,
   handler: RecordHandler<NotifyEvent, B>,
   extra: Partial<ConsumerRuntimeOptions<'notify.event', B>> = {},
 ): Promise<ConsumerRuntime> {
-  const runtime = createConsumerRuntime<'notify.event', B>({
+  const options: ConsumerRuntimeOptions<'notify.event', B> = {
     kafka,
     codec: serde,
     log: quietLog,
@@ -79,7 +83,13 @@ export async function startEventRuntime<B = undefined>(
     retryDelaysMs: [300, 600],
     checkpointIntervalMs: 200,
     ...extra,
+  };
+  await createConsumerTopics(kafka, dc, {
+    stream: 'notify.event',
+    service: options.service,
+    retryDelaysMs: options.retryDelaysMs ?? RUNTIME_DEFAULTS.retryDelaysMs,
   });
+  const runtime = createConsumerRuntime<'notify.event', B>(options);
   await runtime.start();
   return runtime;
 }

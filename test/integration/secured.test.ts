@@ -37,6 +37,7 @@ import {
   freePort,
   REGISTRY_URL,
   readTopic,
+  relayTopics,
   runTidingsWith,
   serviceEnv,
   uniqueDc,
@@ -142,6 +143,7 @@ for (const [name, listener] of Object.entries(LISTENERS)) {
         ['notify.event', 'notify.preference-change', 'notify.checkpoint'],
         2,
       );
+      await relayTopics(kafka, dc, group);
       const publisher = createPublisher({
         brokers: [listener.brokers],
         dc,
@@ -359,6 +361,7 @@ describe('the schema registry over TLS with basic auth', () => {
     const dc = uniqueDc();
     cleanups.push(() => deleteDcTopics(kafka, dc));
     await createStreamTopics(kafka, dc, ['notify.event', 'notify.preference-change', 'notify.checkpoint'], 1);
+    await relayTopics(kafka, dc, `${dc}-relay`);
     const publisher = createPublisher({
       brokers: BROKERS.eqiad,
       dc,

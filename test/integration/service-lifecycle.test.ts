@@ -19,6 +19,7 @@ import {
   freePort,
   REGISTRY_URL,
   readTopic,
+  relayTopics,
   serviceEnv,
   testKafka,
   uniqueDc,
@@ -42,6 +43,7 @@ async function setup(records: number): Promise<string> {
   const dc = uniqueDc();
   dcs.push(dc);
   await createStreamTopics(kafka, dc, ['notify.event', 'notify.preference-change', 'notify.checkpoint'], 2);
+  await relayTopics(kafka, dc);
   const messages = await Promise.all(
     Array.from({ length: records }, async (_, i) => ({
       key: `e${i}`,

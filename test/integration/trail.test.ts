@@ -15,8 +15,8 @@ import { topicFor } from '../../libs/kafka/topics.ts';
 import type { RecordInput } from '../../libs/schemas/types.generated.ts';
 import { notificationId } from '../../services/router/notification-id.ts';
 import {
+  applyTestTopicPlan,
   BROKERS,
-  createStreamTopics,
   deleteDcTopics,
   eventually,
   freePort,
@@ -60,17 +60,7 @@ async function stopRouter(): Promise<void> {
 }
 
 before(async () => {
-  await createStreamTopics(kafka, dc, [
-    'notify.event',
-    'notify.user',
-    'notify.preference-change',
-    'notify.web',
-    'notify.email',
-    'notify.push',
-    'notify.checkpoint',
-    'notify.status',
-    'notify.erasure',
-  ]);
+  await applyTestTopicPlan(kafka, dc, { services: ['router'] });
   await startRouter();
 });
 

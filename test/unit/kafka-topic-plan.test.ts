@@ -6,6 +6,7 @@ import {
   declaredPartitions,
   desiredTopics,
   type ExistingTopic,
+  holdTopicOf,
   isCompacted,
   LOCAL_MAX_PARTITIONS,
   localPartitions,
@@ -13,6 +14,8 @@ import {
   plannedGroup,
   plannedGroupTopics,
   planTopic,
+  rawSmtpDeadLetterTopic,
+  serviceWrites,
   TOPIC_PLAN,
 } from '../../libs/kafka/topic-plan.ts';
 import { STREAMS } from '../../libs/schemas/catalog.ts';
@@ -116,8 +119,40 @@ describe('topics services own', () => {
   });
 
   test("the router's hold topic and bounce's raw SMTP dead letters are declared", () => {
-    assert.equal(named('eqiad.notify.event.router.held')?.partitions, declaredPartitions('notify.event'));
-    assert.equal(named('eqiad.notify.bounce.bounce-smtp.dlq')?.partitions, 1);
+    assert.equal(named(holdTopicOf('eqiad'))?.partitions, declaredPartitions('notify.event'));
+    assert.equal(named('eqiad.notify.event.router.held')?.stream, 'notify.event');
+    assert.equal(named(rawSmtpDeadLetterTopic('eqiad'))?.partitions, 1);
+    assert.equal(named('eqiad.notify.bounce.bounce-smtp.dlq')?.stream, 'notify.bounce');
+  });
+
+  test("narrowed to services, only theirs: a test datacenter's router gets no bounce topics", () => {
+    const router = ownedTopics(['t1'], 1, { services: ['router'], retryDelaysMs: [200] }).map((t) => t.topic);
+    assert.ok(router.includes('t1.notify.event.router.retry-200ms'));
+    assert.ok(router.includes('t1.notify.event.router.held'));
+    assert.ok(!router.some((t) => t.includes('.bounce')));
+    assert.deepEqual(
+      router.filter((t) => !t.endsWith('.held')).sort(),
+      CONSUMERS.filter((c) => c.service === 'router')
+        .flatMap((c) => [`t1.${c.stream}.router.retry-200ms`, `t1.${c.stream}.router.dlq`])
+        .sort(),
+    );
+  });
+
+  test('what a service writes by the plan is all the plan creates for it', () => {
+    const creates = new Set([
+      ...desiredTopics(['eqiad', 'codfw'], 1).map((t) => t.topic),
+      ...ownedTopics(['eqiad', 'codfw'], 1).map((t) => t.topic),
+    ]);
+    for (const service of new Set(CONSUMERS.map((c) => c.service))) {
+      const writes = serviceWrites(service, 'eqiad', DEFAULT_RETRY_DELAYS_MS);
+      for (const topic of writes) assert.ok(creates.has(topic), `${service} writes ${topic}: planned`);
+    }
+    const router = serviceWrites('router', 'eqiad', DEFAULT_RETRY_DELAYS_MS);
+    assert.ok(router.includes('eqiad.notify.event.router.held'));
+    assert.ok(router.includes('eqiad.notify.checkpoint'));
+    assert.ok(router.includes('eqiad.notify.erasure.router.dlq'));
+    assert.ok(serviceWrites('bounce', 'eqiad', [1_000]).includes('eqiad.notify.bounce.bounce-smtp.dlq'));
+    assert.deepEqual(serviceWrites('relay', 'eqiad', [1_000]), []);
   });
 });
 
