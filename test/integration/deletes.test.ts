@@ -102,7 +102,7 @@ async function consumeAll(
     };
   });
   for (const g of groups) {
-    await createConsumerTopics(kafka, 'eqiad', { stream: g.stream, service, retryDelaysMs: [RETRY_MS] });
+    await createConsumerTopics(kafka, dc, { stream: g.stream, service: name, retryDelaysMs: [RETRY_MS] });
   }
   for (const r of runtimes) await r.runtime.start();
   try {
