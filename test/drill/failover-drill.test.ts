@@ -23,9 +23,7 @@
  * and addresses are this run's own, so earlier records on those topics change nothing asserted.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Kafka } from 'kafkajs';
@@ -50,7 +48,10 @@ import {
   metricValue,
   REGISTRY_URL,
   runTidings,
+  type ServiceProcess,
+  spawnService,
   stackCtl,
+  stopServices,
   testKafka,
   untilCommitted,
   withAdmin,
@@ -86,49 +87,38 @@ const serde = createSerde({ registryUrl: REGISTRY_URL });
 const secret = (fill: number) => Buffer.alloc(32, fill).toString('base64');
 let sink: SmtpSink;
 let eqiadStopped = false;
-const services = new Set<ChildProcess>();
-
-interface Service {
-  child: ChildProcess;
-  port: number;
-}
-
-async function startService(name: 'router' | 'email', dc: 'eqiad' | 'codfw'): Promise<Service> {
+/** A service of `dc` on that datacenter's own cluster, as it would run there. */
+async function startDrillService(name: 'router' | 'email', dc: 'eqiad' | 'codfw'): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'services', name, 'main.ts')], {
-    env: {
-      ...process.env,
-      TIDINGS_DC: dc,
-      TIDINGS_DCS: 'eqiad,codfw',
-      KAFKA_BROKERS: BROKERS[dc].join(','),
-      SCHEMA_REGISTRY_URL: REGISTRY_URL,
-      HTTP_PORT: String(port),
-      DATABASE_SCHEMA: SCHEMAS[name],
-      LOG_LEVEL: 'error',
-      CHECKPOINT_INTERVAL: '1s',
-      // Caught-up checkpoints well before the kill (60 s by default, longer than the drill waits).
-      CHECKPOINT_CAUGHT_UP_INTERVAL: '2s',
-      CONSUMER_SESSION_TIMEOUT: '6s',
-      SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
-      SMTP_MAX_CONNECTIONS: String(SMTP_CONNECTIONS),
-      VERP_DOMAIN: 'bounces.drill.example.org',
-      VERP_KEYS: `1:${secret(1)}`,
-      EMAIL_UNSUBSCRIBE_KEYS: `k1:${secret(2)}`,
-      EMAIL_UNSUBSCRIBE_URL: 'https://drill.example.org/unsubscribe',
-      EMAIL_UNSUBSCRIBE_PORT: String(await freePort()),
+  return spawnService(
+    name,
+    dc,
+    {},
+    {
+      port,
+      env: {
+        ...process.env,
+        TIDINGS_DC: dc,
+        TIDINGS_DCS: 'eqiad,codfw',
+        KAFKA_BROKERS: BROKERS[dc].join(','),
+        SCHEMA_REGISTRY_URL: REGISTRY_URL,
+        HTTP_PORT: String(port),
+        DATABASE_SCHEMA: SCHEMAS[name],
+        LOG_LEVEL: 'error',
+        CHECKPOINT_INTERVAL: '1s',
+        // Caught-up checkpoints well before the kill (60 s by default, longer than the drill waits).
+        CHECKPOINT_CAUGHT_UP_INTERVAL: '2s',
+        CONSUMER_SESSION_TIMEOUT: '6s',
+        SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+        SMTP_MAX_CONNECTIONS: String(SMTP_CONNECTIONS),
+        VERP_DOMAIN: 'bounces.drill.example.org',
+        VERP_KEYS: `1:${secret(1)}`,
+        EMAIL_UNSUBSCRIBE_KEYS: `k1:${secret(2)}`,
+        EMAIL_UNSUBSCRIBE_URL: 'https://drill.example.org/unsubscribe',
+        EMAIL_UNSUBSCRIBE_PORT: String(await freePort()),
+      },
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  services.add(child);
-  child.once('exit', () => services.delete(child));
-  return { child, port };
-}
-
-async function stopService(service: Service, signal: NodeJS.Signals): Promise<void> {
-  const { child } = service;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill(signal);
-  await once(child, 'exit');
+  );
 }
 
 /** `tidings failover` from eqiad to codfw of every planned group: a plan, unless given --execute. */
@@ -257,7 +247,7 @@ async function whereAreTheMissing(expected: ReadonlySet<string>): Promise<string
 }
 
 /** Once every given service answers /readyz with 200. */
-function allReady(...list: Service[]): Promise<true> {
+function allReady(...list: ServiceProcess[]): Promise<true> {
   return eventually(
     async () => {
       for (const { port } of list) {
@@ -278,7 +268,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const child of services) child.kill('SIGKILL');
+  await stopServices('SIGKILL');
   await publisher.close().catch(() => undefined);
   if (eqiadStopped) {
     await stackCtl('start', 'eqiad');
@@ -302,8 +292,8 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
       },
     })),
   );
-  let router = await startService('router', 'eqiad');
-  let email = await startService('email', 'eqiad');
+  let router = await startDrillService('router', 'eqiad');
+  let email = await startDrillService('email', 'eqiad');
   await eventually(
     async () => {
       const { rows } = await db
@@ -367,8 +357,8 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
   ).catch((error: Error) => {
     throw new Error(`${error.message} (none yet: ${unplanned.join(', ')})`);
   });
-  await stopService(router, 'SIGKILL');
-  await stopService(email, 'SIGKILL');
+  await router.stop('SIGKILL');
+  await email.stop('SIGKILL');
   const killedAt = Date.now();
   const deliveredByEqiad = deliveredSendIds().length;
   // The claims eqiad's sender left unconfirmed: the only mail codfw may send a second time.
@@ -425,8 +415,8 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
   }
   const reread = await rereadBefore(moves, killedAt);
 
-  router = await startService('router', 'codfw');
-  email = await startService('email', 'codfw');
+  router = await startDrillService('router', 'codfw');
+  email = await startDrillService('email', 'codfw');
   await allReady(router, email);
   const codfwReady = Date.now();
   const firstDelivery = await eventually(
@@ -522,6 +512,6 @@ test('failover from eqiad to codfw: every event reaches its recipients; a second
     duplicateEvents > 0,
     'the margin made codfw re-read events eqiad had handled, and it skipped them',
   );
-  await stopService(router, 'SIGTERM');
-  await stopService(email, 'SIGTERM');
+  await router.stop('SIGTERM');
+  await email.stop('SIGTERM');
 });

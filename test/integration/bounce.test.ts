@@ -11,9 +11,7 @@
  * can release anything: that is the driven clock.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -47,7 +45,8 @@ import {
   REGISTRY_URL,
   readTopic,
   retryDelaysVar,
-  serviceEnv,
+  startService,
+  stopServices,
   testKafka,
   testPublisher,
   traceStories,
@@ -71,15 +70,16 @@ const RETRY_DELAYS_MS = [200];
 const dc = uniqueDc();
 const schema = `bounce_${dc}`;
 const run = randomBytes(3).toString('hex');
-let child: ChildProcess;
 const ports = { ops: 0, smtp: 0, webhook: 0, admin: 0 };
 
 before(async () => {
   // The end-to-end test runs an email sender in this datacenter too.
   await applyTestTopicPlan(kafka, dc, { services: ['bounce', 'email'], retryDelaysMs: RETRY_DELAYS_MS });
   for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
-  child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'bounce', 'main.ts')], {
-    env: serviceEnv(dc, ports.ops, {
+  await startService(
+    'bounce',
+    dc,
+    {
       DATABASE_SCHEMA: schema,
       CONSUMER_SESSION_TIMEOUT: '6s',
       CHECKPOINT_INTERVAL: '500ms',
@@ -94,33 +94,13 @@ before(async () => {
       BOUNCE_SOFT_THRESHOLD: String(SOFT_THRESHOLD),
       BOUNCE_SOFT_WINDOW: '1h',
       BOUNCE_SOFT_COOLDOWN: '1h',
-    }),
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  await eventually(
-    async () => {
-      if (child.exitCode !== null)
-        throw new Error(`bounce exited with ${child.exitCode} before it was ready`);
-      const res = await fetch(`http://127.0.0.1:${ports.ops}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
     },
-    'bounce to be ready',
-    60_000,
+    { port: ports.ops },
   );
 });
 
-/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
-async function stop(process: ChildProcess): Promise<void> {
-  if (process.exitCode !== null || process.signalCode !== null) return;
-  const exited = once(process, 'exit');
-  process.kill('SIGTERM');
-  const timer = setTimeout(() => process.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 after(async () => {
-  if (child) await stop(child);
+  await stopServices();
   await deleteDcTopics(kafka, dc).catch(() => undefined);
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await admin.end();
@@ -570,36 +550,19 @@ test("the sender's own records are applied too, and a redelivered record is not 
 test('end to end: a DSN for mail the email sender sent suppresses the address, and the sender then skips it', async () => {
   const sink = await startSmtpSink();
   const emailSchema = `email_${dc}`;
-  const emailPort = await freePort();
-  const email = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')],
-    {
-      env: serviceEnv(dc, emailPort, {
-        EMAIL_SIDES: 'sender',
-        DATABASE_SCHEMA: emailSchema,
-        RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
-        CONSUMER_SESSION_TIMEOUT: '6s',
-        CHECKPOINT_INTERVAL: '500ms',
-        SMTP_URL: `smtp://${sink.host}:${sink.port}`,
-        VERP_DOMAIN: DOMAIN,
-        VERP_KEYS,
-      }),
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
+  const email = await startService('email', dc, {
+    EMAIL_SIDES: 'sender',
+    DATABASE_SCHEMA: emailSchema,
+    RETRY_DELAYS: retryDelaysVar(RETRY_DELAYS_MS),
+    CONSUMER_SESSION_TIMEOUT: '6s',
+    CHECKPOINT_INTERVAL: '500ms',
+    SMTP_URL: `smtp://${sink.host}:${sink.port}`,
+    VERP_DOMAIN: DOMAIN,
+    VERP_KEYS,
+  });
+  const emailPort = email.port;
   const publisher = testPublisher(dc, 'test');
   try {
-    await eventually(
-      async () => {
-        if (email.exitCode !== null)
-          throw new Error(`email exited with ${email.exitCode} before it was ready`);
-        const res = await fetch(`http://127.0.0.1:${emailPort}/readyz`).catch(() => undefined);
-        return res?.status === 200 ? true : undefined;
-      },
-      'the email sender to be ready',
-      60_000,
-    );
     const to = address('ivan');
     const hash = addressHash(to);
     const notificationOf = new Map<string, string>();
@@ -683,7 +646,7 @@ test('end to end: a DSN for mail the email sender sent suppresses the address, a
       'sender suppressed address-suppressed',
     ]);
   } finally {
-    await stop(email);
+    await email.stop();
     await publisher.close();
     await sink.stop();
     await admin.query(`DROP SCHEMA IF EXISTS ${emailSchema} CASCADE`);

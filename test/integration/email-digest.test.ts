@@ -9,9 +9,7 @@
  * without waiting for it. One test spawns main.ts itself to show the production wiring.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +51,8 @@ import {
   REGISTRY_URL,
   readTopic,
   serviceEnv,
+  spawnService,
+  stopServices,
   testKafka,
   testPublisher,
   uniqueDc,
@@ -769,13 +769,7 @@ describe('one-click unsubscribe', () => {
 });
 
 describe('the email process', () => {
-  let child: ChildProcess | undefined;
-  after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  });
+  after(() => stopServices());
 
   test('main.ts with EMAIL_SIDES=digest mails and serves unsubscribe', async () => {
     // Both would join consumer group "email" on one cluster with different topics: KafkaJS's
@@ -783,19 +777,15 @@ describe('the email process', () => {
     await stopInProcess();
     const processDc = uniqueDc();
     await applyTestTopicPlan(kafka, processDc, { services: ['email'] });
-    const port = await freePort();
     const unsubscribe = await freePort();
-    child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')], {
-      env: serviceEnv(processDc, port, {
-        EMAIL_SIDES: 'digest',
-        DATABASE_SCHEMA: `email_${processDc}`,
-        EMAIL_UNSUBSCRIBE_KEYS: KEYS,
-        EMAIL_UNSUBSCRIBE_PORT: String(unsubscribe),
-        EMAIL_UNSUBSCRIBE_URL: `http://127.0.0.1:${unsubscribe}/unsubscribe`,
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
-        CONSUMER_SESSION_TIMEOUT: '6s',
-      }),
-      stdio: ['ignore', 'inherit', 'inherit'],
+    const email = await spawnService('email', processDc, {
+      EMAIL_SIDES: 'digest',
+      DATABASE_SCHEMA: `email_${processDc}`,
+      EMAIL_UNSUBSCRIBE_KEYS: KEYS,
+      EMAIL_UNSUBSCRIBE_PORT: String(unsubscribe),
+      EMAIL_UNSUBSCRIBE_URL: `http://127.0.0.1:${unsubscribe}/unsubscribe`,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
+      CONSUMER_SESSION_TIMEOUT: '6s',
     });
     const processPublisher = testPublisher(processDc, 'test');
     try {
@@ -810,12 +800,11 @@ describe('the email process', () => {
       assert.equal(mail.recipient_id, 'u-process');
       const link = /^<([^>]+)>/.exec(mail.headers['List-Unsubscribe'] ?? '')?.[1] ?? '';
       assert.equal((await fetch(link)).status, 200);
-      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${email.port}/metrics`)).text();
       assert.match(metrics, /tidings_email_digest_outcomes_total\{outcome="instant"[^}]*\} 1/);
     } finally {
       await processPublisher.close();
-      child.kill('SIGTERM');
-      await once(child, 'exit');
+      await email.stop();
       await deleteDcTopics(kafka, processDc);
       await admin.query(`DROP SCHEMA IF EXISTS email_${processDc} CASCADE`);
     }

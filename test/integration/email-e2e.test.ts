@@ -6,9 +6,6 @@
  * other categories still are.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
@@ -21,13 +18,13 @@ import {
   eventually,
   freePort,
   readTopic,
-  serviceEnv,
+  spawnService,
+  stopServices,
   testKafka,
   testPublisher,
   uniqueDc,
 } from './harness.ts';
 
-const root = join(import.meta.dirname, '..', '..');
 const kafka = testKafka('eqiad');
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const dc = uniqueDc();
@@ -36,20 +33,15 @@ const publisher = testPublisher(dc, 'test');
 const secret = (fill: number) => Buffer.alloc(32, fill).toString('base64');
 const VERP_KEYS = `2:${secret(7)}`;
 const VERP_DOMAIN = 'bounces.e2e.example.org';
-const children: ChildProcess[] = [];
 let sink: SmtpSink;
 
 async function start(service: 'router' | 'email', extra: Record<string, string>): Promise<void> {
-  const child = spawn(process.execPath, [join(root, 'services', service, 'main.ts')], {
-    env: serviceEnv(dc, await freePort(), {
-      DATABASE_SCHEMA: schemas[service],
-      LOG_LEVEL: 'error',
-      CONSUMER_SESSION_TIMEOUT: '6s',
-      ...extra,
-    }),
-    stdio: ['ignore', 'inherit', 'inherit'],
+  await spawnService(service, dc, {
+    DATABASE_SCHEMA: schemas[service],
+    LOG_LEVEL: 'error',
+    CONSUMER_SESSION_TIMEOUT: '6s',
+    ...extra,
   });
-  children.push(child);
 }
 
 before(async () => {
@@ -68,12 +60,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  }
+  await stopServices();
   await publisher.close();
   await sink.stop();
   await deleteDcTopics(kafka, dc);

@@ -7,9 +7,7 @@
  * next one starts, or a leftover member would be handed the next test's partitions.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +35,6 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
-  freePort,
   groupLag,
   metricValue,
   quietLog,
@@ -45,7 +42,9 @@ import {
   readTopic,
   retryDelaysVar,
   runTidings,
-  serviceEnv,
+  type ServiceProcess,
+  startService,
+  stopServices,
   streamAndRetryTopics,
   testKafka,
   testPublisher,
@@ -58,7 +57,6 @@ const kafka = testKafka('eqiad');
 const SENDER_RETRY_DELAYS_MS = [300, 1_000, 2_000];
 const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 2 });
 const serde = createSerde({ registryUrl: REGISTRY_URL });
-const children = new Set<ChildProcess>();
 const cleanups: (() => Promise<void>)[] = [];
 
 const VERP_KEYS = `3:${randomBytes(32).toString('base64')}`;
@@ -66,7 +64,7 @@ const VERP_DOMAIN = 'bounces.example.org';
 const FROM = 'Wiki <wiki@mail.example.org>';
 
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await stopServices('SIGKILL');
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   await db.end();
 });
@@ -96,65 +94,27 @@ async function setUp(sinkOptions: SmtpSinkOptions = {}): Promise<Setup> {
   return { dc, schema, publisher, sink };
 }
 
-interface Sender {
-  port: number;
-  child: ChildProcess;
-  /** Everything the process wrote to stdout and stderr. */
-  output(): string;
-}
-
-async function spawnSender(setup: Setup, env: Record<string, string> = {}): Promise<Sender> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', 'email', 'main.ts')],
+async function spawnSender(setup: Setup, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const sender = await startService(
+    'email',
+    setup.dc,
     {
-      env: serviceEnv(setup.dc, port, {
-        EMAIL_SIDES: 'sender',
-        DATABASE_SCHEMA: setup.schema,
-        CONSUMER_SESSION_TIMEOUT: '6s',
-        CHECKPOINT_INTERVAL: '500ms',
-        RETRY_DELAYS: retryDelaysVar(SENDER_RETRY_DELAYS_MS),
-        SMTP_URL: `smtp://${setup.sink.host}:${setup.sink.port}`,
-        SMTP_TIMEOUT: '5s',
-        VERP_DOMAIN,
-        VERP_KEYS,
-        EMAIL_SMTP_PROBE_INTERVAL: '300ms',
-        ...env,
-      }),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      EMAIL_SIDES: 'sender',
+      DATABASE_SCHEMA: setup.schema,
+      CONSUMER_SESSION_TIMEOUT: '6s',
+      CHECKPOINT_INTERVAL: '500ms',
+      RETRY_DELAYS: retryDelaysVar(SENDER_RETRY_DELAYS_MS),
+      SMTP_URL: `smtp://${setup.sink.host}:${setup.sink.port}`,
+      SMTP_TIMEOUT: '5s',
+      VERP_DOMAIN,
+      VERP_KEYS,
+      EMAIL_SMTP_PROBE_INTERVAL: '300ms',
+      ...env,
     },
+    { capture: true },
   );
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanups.push(() => stop(child));
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`email exited with ${child.exitCode}:\n${output}`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    },
-    'the email sender to be ready',
-    60_000,
-  );
-  return { port, child, output: () => output };
-}
-
-/** SIGTERM, and SIGKILL if it does not drain in time: a group member left behind would take partitions. */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  cleanups.push(() => sender.stop());
+  return sender;
 }
 
 function emailSend(to: string, overrides: Partial<NotifyEmailSendInput> = {}): NotifyEmailSendInput {
@@ -255,7 +215,7 @@ const settle = (ms = 1_500) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('email sender, delivering', () => {
   let setup: Setup;
-  let sender: Sender;
+  let sender: ServiceProcess;
   before(async () => {
     setup = await setUp({
       refuseRecipient: (address) =>
@@ -263,7 +223,7 @@ describe('email sender, delivering', () => {
     });
     sender = await spawnSender(setup);
   });
-  after(() => stop(sender.child));
+  after(() => sender.stop());
 
   test('a message arrives with Message-ID, the record’s List-Unsubscribe headers, a VERP envelope sender and its send id', async () => {
     const record = emailSend('alice@example.org');
@@ -390,7 +350,7 @@ describe('email sender, SMTP down for a while', () => {
     await settle();
     assert.equal(copies(setup.sink).get(record.send_id), 1);
     assert.equal(await deadLetters(setup.dc), 0);
-    await stop(sender.child);
+    await sender.stop();
   });
 });
 
@@ -406,8 +366,7 @@ describe('email sender, killed mid-batch', () => {
     const atMostOnce = new Set(records.filter((r) => r.delivery === 'at_most_once').map((r) => r.send_id));
     await publish(setup, records);
     await eventually(() => (setup.sink.received.length >= 60 ? true : undefined), 'some mail to arrive');
-    first.child.kill('SIGKILL');
-    await once(first.child, 'exit');
+    await first.stop('SIGKILL');
     const atKill = setup.sink.received.length;
     assert.ok(atKill < records.length, `all ${atKill} arrived before the kill; the test proves nothing`);
     const { rows } = await db.query<{ send_id: string }>(
@@ -456,7 +415,7 @@ describe('email sender, killed mid-batch', () => {
         at_most_once_not_sent: missing.length,
       }),
     );
-    await stop(second.child);
+    await second.stop();
   });
 });
 
@@ -503,7 +462,7 @@ describe('email sender, bad credentials', () => {
       .match(/SMTP misconfiguration \(auth\): [^"]*check the SMTP user and password/g);
     assert.equal(logged?.length, 1, 'logged once for the period, with what to fix');
     assert.ok(!sender.output().includes(password), 'the password never reaches the log');
-    await stop(sender.child);
+    await sender.stop();
   });
 });
 
@@ -538,7 +497,7 @@ describe('email sender, daily cap', () => {
       rows.map((r) => r.sent),
       [3],
     );
-    await stop(first.child);
+    await first.stop();
 
     const second = await spawnSender(setup, { EMAIL_SEND_DAILY_CAPS: '10' });
     await arrived(setup.sink, [sent.send_id, ...fresh.map((r) => r.send_id)]);
@@ -546,7 +505,7 @@ describe('email sender, daily cap', () => {
     await settle();
     assert.equal(setup.sink.received.length, 4);
     for (const [id, n] of copies(setup.sink)) assert.equal(n, 1, `${id} arrived ${n} times`);
-    await stop(second.child);
+    await second.stop();
   });
 });
 
@@ -643,14 +602,14 @@ describe('email sender, DKIM', () => {
     const signedOld = emailSend('signedOld@example.org');
     await publish(setup, [signedOld]);
     await arrived(setup.sink, [signedOld.send_id]);
-    await stop(sender.child);
+    await sender.stop();
     // During: the new selector is published and signs; the old one stays in the ring (and in DNS).
     const rotating = `${next},${old}`;
     sender = await spawnSender(setup, { DKIM_DOMAIN, DKIM_KEYS: rotating });
     const signedNew = emailSend('signedNew@example.org');
     await publish(setup, [signedNew]);
     await arrived(setup.sink, [signedNew.send_id]);
-    await stop(sender.child);
+    await sender.stop();
 
     const zone = await publishedRecords(rotating);
     assert.deepEqual(
@@ -701,6 +660,6 @@ describe('email sender, DKIM', () => {
     );
     assert.match(sender.output(), /DKIM d=mail\.example\.net does not align/);
     assert.match(sender.output(), /return-path domain bounces\.example\.com does not align/);
-    await stop(sender.child);
+    await sender.stop();
   });
 });

@@ -415,51 +415,103 @@ export function stackCtl(action: 'start' | 'stop' | 'restart', part: string): Pr
 export interface ServiceProcess {
   port: number;
   child: ChildProcess;
+  /** What it wrote to stdout and stderr, when spawned with `capture`. */
+  output(): string;
+  /** Its exit code once it exited (null when a signal ended it). */
+  exited: Promise<number | null>;
   /** SIGTERM (or `signal`), and SIGKILL if it has not drained in 15 s; resolves once it exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+export interface SpawnOptions {
+  /** Keep its output for `output()` instead of passing it through to the test's. */
+  capture?: boolean;
+  /** Its ops port; a free one by default. */
+  port?: number;
+  /** The whole environment, for a process that is not one of this stack's test datacenters. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const running = new Set<ServiceProcess>();
+
 /**
- * Starts `services/<name>/main.ts` as a process of its own datacenter `dc` on a free ops port, with
- * `env` on top of serviceEnv, and resolves once its /readyz says ready.
+ * Spawns `services/<program>/main.ts` (or `program` itself, a path to a fixture) as a process of
+ * datacenter `dc` with `env` on top of serviceEnv, without waiting for it to be ready: for tests
+ * that watch it fail to start. stopServices() ends whatever is still running.
  */
-export async function startService(
-  name: string,
+export async function spawnService(
+  program: string,
   dc: string,
   env: Record<string, string> = {},
-  { readyTimeoutMs = 60_000 }: { readyTimeoutMs?: number } = {},
+  options: SpawnOptions = {},
 ): Promise<ServiceProcess> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', name, 'main.ts')],
-    {
-      env: serviceEnv(dc, port, env),
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
+  const port = options.port ?? (await freePort());
+  const script = program.includes('/')
+    ? program
+    : join(import.meta.dirname, '..', '..', 'services', program, 'main.ts');
+  const child = spawn(process.execPath, [script], {
+    env: options.env ?? serviceEnv(dc, port, env),
+    stdio: ['ignore', options.capture ? 'pipe' : 'inherit', options.capture ? 'pipe' : 'inherit'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk;
   };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    running.delete(service);
+  };
+  const service: ServiceProcess = { port, child, output: () => output, exited, stop };
+  running.add(service);
+  void exited.then(() => running.delete(service));
+  return service;
+}
+
+/** Ends every service process this test file started that is still running. */
+export async function stopServices(signal?: NodeJS.Signals): Promise<void> {
+  await Promise.all([...running].map((s) => s.stop(signal)));
+}
+
+/** Resolves once its /readyz says ready; rejects (with its output, if captured) if it exits first. */
+export async function untilReady(service: ServiceProcess, name: string, timeoutMs = 60_000): Promise<void> {
+  await eventually(
+    async () => {
+      const { exitCode } = service.child;
+      if (exitCode !== null)
+        throw new Error(`${name} exited with ${exitCode} before it was ready\n${service.output()}`);
+      const res = await fetch(`http://127.0.0.1:${service.port}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    `${name} to be ready`,
+    timeoutMs,
+  );
+}
+
+/**
+ * Starts `services/<program>/main.ts` (or a fixture at path `program`) as a process of its own
+ * datacenter `dc` on a free ops port, with `env` on top of serviceEnv, and resolves once its
+ * /readyz says ready; a process that does not get there is killed.
+ */
+export async function startService(
+  program: string,
+  dc: string,
+  env: Record<string, string> = {},
+  { readyTimeoutMs = 60_000, ...options }: SpawnOptions & { readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const service = await spawnService(program, dc, env, options);
   try {
-    await eventually(
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`${name} exited with ${child.exitCode} before it was ready`);
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-        return res?.status === 200 ? true : undefined;
-      },
-      `${name} to be ready`,
-      readyTimeoutMs,
-    );
+    await untilReady(service, program, readyTimeoutMs);
   } catch (error) {
-    await stop('SIGKILL');
+    await service.stop('SIGKILL');
     throw error;
   }
-  return { port, child, stop };
+  return service;
 }

@@ -9,8 +9,6 @@
  * server, so a small HTTPS proxy in front of it (with the stack's CA) demands the credentials.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
@@ -34,12 +32,13 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
-  freePort,
   REGISTRY_URL,
   readTopic,
   relayTopics,
   runTidingsWith,
-  serviceEnv,
+  type ServiceProcess,
+  spawnService,
+  stopServices,
   uniqueDc,
   withAdmin,
 } from './harness.ts';
@@ -79,50 +78,26 @@ const LISTENERS: Record<string, Listener> = {
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const scratch = mkdtempSync(join(tmpdir(), 'tidings-secured-'));
 const cleanups: (() => Promise<void>)[] = [];
-const children = new Set<ChildProcess>();
 
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await stopServices('SIGKILL');
   for (const cleanup of cleanups) await cleanup();
   rmSync(scratch, { recursive: true, force: true });
 });
 
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
 /** The relay fixture (a runService service: notify.event in, notify.preference-change out). */
-async function startRelay(
+function startRelay(
   dc: string,
   group: string,
   brokers: string,
   env: Record<string, string>,
-): Promise<Started> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'relay-service.ts')], {
-    env: serviceEnv(dc, port, {
-      KAFKA_BROKERS: brokers,
-      RELAY_NAME: group,
-      CHECKPOINT_INTERVAL: '500ms',
-      ...env,
-    }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = once(child, 'exit').then(([code]) => {
-    children.delete(child);
-    return code as number | null;
-  });
-  return { child, output: () => output, exited };
+): Promise<ServiceProcess> {
+  return spawnService(
+    join(import.meta.dirname, 'fixtures', 'relay-service.ts'),
+    dc,
+    { KAFKA_BROKERS: brokers, RELAY_NAME: group, CHECKPOINT_INTERVAL: '500ms', ...env },
+    { capture: true },
+  );
 }
 
 for (const [name, listener] of Object.entries(LISTENERS)) {

@@ -4,9 +4,7 @@
  * endpoints answer while it runs.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createProducer } from '../../libs/kafka/client.ts';
@@ -16,11 +14,13 @@ import {
   createStreamTopics,
   deleteDcTopics,
   eventually,
-  freePort,
   REGISTRY_URL,
   readTopic,
   relayTopics,
-  serviceEnv,
+  type ServiceProcess,
+  type SpawnOptions,
+  spawnService,
+  stopServices,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -30,11 +30,10 @@ const kafka = testKafka('eqiad');
 const serde = createSerde({ registryUrl: REGISTRY_URL });
 const producer = createProducer(kafka);
 const dcs: string[] = [];
-const children = new Set<ChildProcess>();
 
 before(() => producer.connect());
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await stopServices('SIGKILL');
   await producer.disconnect();
   for (const dc of dcs) await deleteDcTopics(kafka, dc);
 });
@@ -60,24 +59,24 @@ async function setup(records: number): Promise<string> {
   return dc;
 }
 
-async function startRelay(
+const RELAY = join(import.meta.dirname, 'fixtures', 'relay-service.ts');
+
+function startRelay(
   dc: string,
   env: Record<string, string>,
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'relay-service.ts')], {
-    env: serviceEnv(dc, port, {
+  options: SpawnOptions = {},
+): Promise<ServiceProcess> {
+  return spawnService(
+    RELAY,
+    dc,
+    {
       CHECKPOINT_INTERVAL: '500ms',
       // A killed member holds its partitions until its session expires; keep that short here.
       CONSUMER_SESSION_TIMEOUT: '6s',
       ...env,
-    }),
-    stdio: ['ignore', 'inherit', 'pipe'],
-  });
-  children.add(child);
-  child.stderr?.pipe(process.stderr);
-  child.on('exit', () => children.delete(child));
-  return { child, port };
+    },
+    options,
+  );
 }
 
 async function outputs(dc: string, atLeast: number): Promise<string[]> {
@@ -123,8 +122,7 @@ describe('a service process', () => {
     const dc = await setup(records);
     const first = await startRelay(dc, { RELAY_DELAY: '25ms', CONSUMER_CONCURRENCY: '2' });
     const early = await outputs(dc, 10);
-    first.child.kill('SIGKILL');
-    await once(first.child, 'exit');
+    await first.stop('SIGKILL');
     const committedAtKill = await committed(dc, 'relay');
     assert.ok(
       committedAtKill < records,
@@ -134,8 +132,7 @@ describe('a service process', () => {
     const second = await startRelay(dc, {});
     await allCommitted(dc, records);
     const all = await outputs(dc, await endOffset(dc));
-    second.child.kill('SIGTERM');
-    await once(second.child, 'exit');
+    await second.stop('SIGTERM');
 
     const seen = new Set(all);
     for (let i = 0; i < records; i++) assert.ok(seen.has(`e${i}`), `e${i} reached the output`);
@@ -144,16 +141,13 @@ describe('a service process', () => {
   });
 
   test('an invalid configuration stops start-up with exit 2 and names every variable to fix', async () => {
-    const { child } = await startRelay('eqiad', {
-      HTTP_PORT: 'abc',
-      TIDINGS_DCS: 'codfw',
-      RETRY_DELAYS: '1s,soon',
-    });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const [code] = await once(child, 'exit');
+    const relay = await startRelay(
+      'eqiad',
+      { HTTP_PORT: 'abc', TIDINGS_DCS: 'codfw', RETRY_DELAYS: '1s,soon' },
+      { capture: true },
+    );
+    const code = await relay.exited;
+    const stderr = relay.output();
     assert.equal(code, 2);
     assert.match(stderr, /HTTP_PORT/);
     assert.match(stderr, /RETRY_DELAYS/);
@@ -182,7 +176,7 @@ describe('a service process', () => {
 
     await outputs(dc, 20);
     first.child.kill('SIGTERM');
-    const [code] = await once(first.child, 'exit');
+    const code = await first.exited;
     assert.equal(code, 0, 'a clean shutdown exits 0');
     const committedAtStop = await committed(dc, 'relay');
     assert.ok(committedAtStop < records, 'it stopped mid-stream rather than finishing the topic');
@@ -190,8 +184,7 @@ describe('a service process', () => {
     const second = await startRelay(dc, {});
     await allCommitted(dc, records);
     const all = await outputs(dc, await endOffset(dc));
-    second.child.kill('SIGTERM');
-    await once(second.child, 'exit');
+    await second.stop('SIGTERM');
 
     assert.equal(all.length, records, 'every record was emitted exactly once across the restart');
     assert.equal(new Set(all).size, records);

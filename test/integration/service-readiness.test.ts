@@ -4,19 +4,16 @@
  * the image on a loaded machine: /readyz answered 200 while its main consumer was still joining.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { eventually, freePort, serviceEnv, uniqueDc } from './harness.ts';
+import { eventually, spawnService, uniqueDc } from './harness.ts';
 
 test('/readyz answers 503 until start() is done, then 200', async () => {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'slow-start-service.ts')], {
-    env: serviceEnv(uniqueDc(), port),
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const exited = once(child, 'exit');
+  const service = await spawnService(
+    join(import.meta.dirname, 'fixtures', 'slow-start-service.ts'),
+    uniqueDc(),
+  );
+  const { port } = service;
   try {
     const starting = await eventually(
       async () => {
@@ -31,7 +28,7 @@ test('/readyz answers 503 until start() is done, then 200', async () => {
     assert.equal(starting.status, 503);
     assert.deepEqual(starting.body.checks['start-up'], { ok: false, detail: 'starting' });
 
-    child.kill('SIGUSR2');
+    service.child.kill('SIGUSR2');
     await eventually(
       // A kept-alive connection the server closes as it is reused resets: ask again.
       async () =>
@@ -42,7 +39,6 @@ test('/readyz answers 503 until start() is done, then 200', async () => {
       60_000,
     );
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await service.stop();
   }
 });

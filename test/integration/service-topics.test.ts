@@ -3,9 +3,6 @@
  * service refuses to start and names every topic it writes that is missing, and the fix.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from '../../libs/config/common.ts';
@@ -15,8 +12,7 @@ import {
   applyTestTopicPlan,
   deleteDcTopics,
   eventually,
-  freePort,
-  serviceEnv,
+  spawnService,
   testKafka,
   uniqueDc,
   withAdmin,
@@ -42,37 +38,23 @@ test('a router without its hold topic and a retry topic exits at start, naming b
     return gone.some((t) => present.includes(t)) ? undefined : true;
   }, 'the deleted topics to be gone');
 
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts')],
-    {
-      env: serviceEnv(dc, port, { DATABASE_SCHEMA: schema }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-  }
+  const router = await spawnService('router', dc, { DATABASE_SCHEMA: schema }, { capture: true });
   // Before services stopped creating topics this router became ready instead: fail then, not hang.
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
   const ready = eventually(
     async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return false;
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      if (router.child.exitCode !== null || router.child.signalCode !== null) return false;
+      const res = await fetch(`http://127.0.0.1:${router.port}/readyz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     },
     'the router to exit or be ready',
     60_000,
   );
-  if (await Promise.race([exited.then(() => false), ready])) {
-    child.kill('SIGKILL');
+  if (await Promise.race([router.exited.then(() => false), ready])) {
+    await router.stop('SIGKILL');
     assert.fail(`the router started without ${gone.join(', ')}`);
   }
-  assert.equal(await exited, 1, output);
+  const output = router.output();
+  assert.equal(await router.exited, 1, output);
   assert.match(output, /router failed to start/);
   for (const topic of gone) assert.ok(output.includes(topic), `names ${topic}: ${output}`);
   assert.ok(output.includes(`tidings topics apply --dc ${dc}`), output);

@@ -4,8 +4,6 @@
  * from it; a replay of the same events adds no step to any story.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,9 +17,9 @@ import {
   BROKERS,
   deleteDcTopics,
   eventually,
-  freePort,
   runTidings,
-  serviceEnv,
+  spawnService,
+  stopServices,
   type TracedStory,
   testKafka,
   testPublisher,
@@ -36,27 +34,15 @@ const db = new pg.Pool({ connectionString: DEFAULT_DATABASE_URL, max: 1 });
 const dc = uniqueDc();
 const schema = `router_${dc}`;
 const publisher = testPublisher(dc, 'test');
-let router: ChildProcess | undefined;
-
-async function startRouter(): Promise<void> {
-  router = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'services', 'router', 'main.ts')], {
-    env: serviceEnv(dc, await freePort(), {
-      DATABASE_SCHEMA: schema,
-      LOG_LEVEL: 'fatal',
-      CONSUMER_SESSION_TIMEOUT: '6s',
-      // One name per switch: the router produces no push at all, and says so in the trail.
-      ROUTER_EMIT_PUSH: 'false',
-      ROUTER_CHATTY_CAP: '25',
-    }),
-    stdio: ['ignore', 'inherit', 'inherit'],
+function startRouter() {
+  return spawnService('router', dc, {
+    DATABASE_SCHEMA: schema,
+    LOG_LEVEL: 'fatal',
+    CONSUMER_SESSION_TIMEOUT: '6s',
+    // One name per switch: the router produces no push at all, and says so in the trail.
+    ROUTER_EMIT_PUSH: 'false',
+    ROUTER_CHATTY_CAP: '25',
   });
-}
-
-async function stopRouter(): Promise<void> {
-  if (router && router.exitCode === null && router.signalCode === null) {
-    router.kill('SIGTERM');
-    await once(router, 'exit');
-  }
 }
 
 before(async () => {
@@ -65,7 +51,7 @@ before(async () => {
 });
 
 after(async () => {
-  await stopRouter();
+  await stopServices();
   await publisher.close();
   await deleteDcTopics(kafka, dc);
   await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -252,7 +238,7 @@ describe('delivery trail from the router', () => {
 
   test('a replay of every event adds no step to any story', async () => {
     const before = await trace('--user', 'ann');
-    await stopRouter();
+    await stopServices();
     const replay = await tidings(
       'replay',
       '--group',
