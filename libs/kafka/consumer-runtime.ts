@@ -441,21 +441,18 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
   ): Promise<Decided | null> {
-    // What the handler emitted: the encodes, and where each goes. Closures rather than methods:
-    // handlers destructure their context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
-    const encoded: Promise<Buffer>[] = [];
-    const targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
-    /** Which of them are sent even if the handler then fails (EmitOptions.evenIfFailed). */
-    const evenIfFailed: number[] = [];
+    // What the handler emitted, in order. Closures rather than methods: handlers destructure their
+    // context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
+    const emitted: Emitted[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
-        if (options.evenIfFailed) evenIfFailed.push(encoded.length);
-        encoded.push(codec.encode(outStream, value));
-        targets.push({
+        emitted.push({
+          value: codec.encode(outStream, value),
           topic: options.topic ?? topicFor(dc, outStream),
           key: options.key ?? null,
           headers: options.headers ?? {},
+          evenIfFailed: options.evenIfFailed === true,
         });
       },
       derivedMeta(outStream, id) {
@@ -477,13 +474,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       // A handler that finished synchronously costs no extra turn of the event loop.
       const running = run(context);
       if (running) await running;
-      ready = encoded.length === 0 ? [] : outbound(await Promise.all(encoded), targets);
+      // Most records emit one: awaiting its encode alone spares a Promise.all per record.
+      if (emitted.length === 0) ready = [];
+      else if (emitted.length === 1) ready = outbound(emitted, [await emitted[0]!.value]);
+      else ready = outbound(emitted, await Promise.all(emitted.map((e) => e.value)));
     } catch (error) {
       // An encoding failure here (a registry that is down) fails the batch, which is fetched again.
-      const told = outbound(
-        await Promise.all(evenIfFailed.map((i) => encoded[i]!)),
-        evenIfFailed.map((i) => targets[i]!),
-      );
+      const sentAnyway = emitted.filter((e) => e.evenIfFailed);
+      const told = outbound(sentAnyway, await Promise.all(sentAnyway.map((e) => e.value)));
       if (error instanceof DeferredRecordError) {
         // Nothing commits for a deferred record, so nothing waits for these: it comes back anyway.
         if (told.length > 0)
@@ -691,11 +689,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         failure ??= { error };
         settledOne();
       };
+      const decideFailed = (error: unknown) => {
+        decidedOne();
+        failed(error);
+      };
       for (const item of decoded) {
         const { message } = item;
-        const offset = BigInt(message.offset);
         const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
-        tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
+        const position = tracker.begin(BigInt(message.offset), {
+          timestamp: Number(message.timestamp),
+          eventTime,
+        });
         const key =
           (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
         // Synchronous up to the handler: a record is one async step, not three.
@@ -738,10 +742,11 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
             permanent: true,
           });
         };
-        const durable = (decided: Decided) => {
-          if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
-          outcomes[decided.outcome]++;
-          tracker.finish(offset);
+        let outcome: Outcome = 'ok';
+        const durable = () => {
+          if (outcome === 'ok' && item.record) succeeded.push(item.record);
+          outcomes[outcome]++;
+          tracker.finish(position);
           // A failed commit fails the batch at its last commit, which chains after this one.
           if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
           settledOne();
@@ -750,16 +755,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         const settle = (decided: Decided | null) => {
           decidedOne();
           if (decided) {
-            decided.durable.then(() => durable(decided), failed);
+            outcome = decided.outcome;
+            decided.durable.then(durable, failed);
           } else {
             stoppedEarly = true;
             settledOne();
           }
         };
-        limiter.run(key, decide).then(settle, (error: unknown) => {
-          decidedOne();
-          failed(error);
-        });
+        limiter.submit(key, decide, settle, decideFailed);
       }
       metrics.inFlight.set(labels, limiter.active());
       await settled.promise;
@@ -931,12 +934,18 @@ function definedOnly<O extends object>(options: O): Partial<O> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<O>;
 }
 
-function outbound(
-  values: readonly Buffer[],
-  targets: readonly { topic: string; key: string | null; headers: IHeaders }[],
-): OutboundRecord[] {
-  return values.map((value, i) => {
-    const { topic, key, headers } = targets[i]!;
-    return { topic, message: { key, value, headers } };
-  });
+/** A record a handler emitted: its encoding under way, where it goes, and whether it goes even if the handler fails. */
+interface Emitted {
+  value: Promise<Buffer>;
+  topic: string;
+  key: string | null;
+  headers: IHeaders;
+  evenIfFailed: boolean;
+}
+
+function outbound(emitted: readonly Emitted[], values: readonly Buffer[]): OutboundRecord[] {
+  return emitted.map(({ topic, key, headers }, i) => ({
+    topic,
+    message: { key, value: values[i]!, headers },
+  }));
 }
