@@ -693,6 +693,24 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         decidedOne();
         failed(error);
       };
+      // Records that joined one outbox request share its promise: one reaction per request rather
+      // than per record, the records' callbacks in the order they came, as reactions would run.
+      let waiting: { durable: Promise<void>; callbacks: (() => void)[] } | null = null;
+      const whenDurable = (durable: Promise<void>, callback: () => void) => {
+        if (waiting?.durable !== durable) {
+          const request = { durable, callbacks: [] as (() => void)[] };
+          waiting = request;
+          durable.then(
+            () => {
+              for (const settle of request.callbacks) settle();
+            },
+            (error: unknown) => {
+              for (let i = 0; i < request.callbacks.length; i++) failed(error);
+            },
+          );
+        }
+        waiting.callbacks.push(callback);
+      };
       for (const item of decoded) {
         const { message } = item;
         const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
@@ -756,7 +774,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           decidedOne();
           if (decided) {
             outcome = decided.outcome;
-            decided.durable.then(durable, failed);
+            whenDurable(decided.durable, durable);
           } else {
             stoppedEarly = true;
             settledOne();
