@@ -9,6 +9,7 @@
  *
  * After the first record of a stream and writer id, encode and decode are synchronous work behind
  * a cached lookup: no registry call, no schema parsing, no allocation beyond the record.
+ * encodeSync and decodeSync do that work without the promise, for callers that run once per record.
  */
 import type avro from 'avsc';
 import { avroType, type StreamName, streamSchema } from './catalog.ts';
