@@ -437,27 +437,29 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { outcome: 'dead_lettered', durable };
   }
 
-  async function handleOne(
+  /**
+   * Runs the handler on one record and decides it. Synchronous when the handler is and every emit
+   * encoded at once (the schema id known, codec.encodeSync): no promise and no turn of the event
+   * loop for the usual record; otherwise it waits in `handledLater`.
+   */
+  function handleOne(
     record: ConsumedRecord<T | null>,
     message: KafkaMessage,
     batchContext: B,
     run: (context: HandlerContext<B>) => Promise<void> | void,
-  ): Promise<Decided | null> {
-    // What the handler emitted: the encodes, and where each goes. Closures rather than methods:
-    // handlers destructure their context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
-    const encoded: Promise<Buffer>[] = [];
-    const targets: { topic: string; key: string | null; headers: IHeaders }[] = [];
-    /** Which of them are sent even if the handler then fails (EmitOptions.evenIfFailed). */
-    const evenIfFailed: number[] = [];
+  ): Decided | null | Promise<Decided | null> {
+    // What the handler emitted, in order. Closures rather than methods: handlers destructure their
+    // context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
+    const emitted: Emitted[] = [];
     const context: HandlerContext<B> = {
       batch: batchContext,
       emit(outStream, value, options = {}) {
-        if (options.evenIfFailed) evenIfFailed.push(encoded.length);
-        encoded.push(codec.encode(outStream, value));
-        targets.push({
+        emitted.push({
+          value: encodeNow(outStream, value),
           topic: options.topic ?? topicFor(dc, outStream),
           key: options.key ?? null,
           headers: options.headers ?? {},
+          evenIfFailed: options.evenIfFailed === true,
         });
       },
       derivedMeta(outStream, id) {
@@ -473,45 +475,86 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       },
       hold: pauses.hold,
     };
-    let ready: OutboundRecord[];
     const started = performance.now();
+    let running: Promise<void> | void;
     try {
-      // A handler that finished synchronously costs no extra turn of the event loop.
-      const running = run(context);
-      if (running) await running;
-      ready = encoded.length === 0 ? [] : outbound(await Promise.all(encoded), targets);
+      running = run(context);
     } catch (error) {
-      // An encoding failure here (a registry that is down) fails the batch, which is fetched again.
-      const told = outbound(
-        await Promise.all(evenIfFailed.map((i) => encoded[i]!)),
-        evenIfFailed.map((i) => targets[i]!),
-      );
-      if (error instanceof DeferredRecordError) {
-        // Nothing commits for a deferred record, so nothing waits for these: it comes back anyway.
-        if (told.length > 0)
-          outbox
-            .send(told)
-            .catch((err: unknown) => log.warn({ err }, 'sending a deferred record’s outputs failed'));
-        return null;
-      }
-      const rejected = error instanceof RejectedRecordError;
-      return fail(
-        {
-          message,
-          topic: record.topic,
-          partition: record.partition,
-          attempt: record.attempt,
-          kind: rejected ? `rejected:${error.reason}` : 'handler',
-          error,
-          permanent: rejected,
-        },
-        told,
-      );
+      metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
+      return handlerFailed(record, message, emitted, error);
+    }
+    if (running || !emitted.every(isEncoded)) return handledLater(record, message, emitted, running, started);
+    metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
+    return { outcome: 'ok', durable: outbox.send(outbound(emitted, emitted.map(encodedValue))) };
+  }
+
+  /** The rest of handleOne for a handler that returned a promise or an emit still encoding. */
+  async function handledLater(
+    record: ConsumedRecord<T | null>,
+    message: KafkaMessage,
+    emitted: readonly Emitted[],
+    running: Promise<void> | void,
+    started: number,
+  ): Promise<Decided | null> {
+    let ready: OutboundRecord[];
+    try {
+      if (running) await running;
+      ready = outbound(emitted, await Promise.all(emitted.map((e) => e.value)));
+    } catch (error) {
+      return handlerFailed(record, message, emitted, error);
     } finally {
       metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
     }
     // A failed send is not the record's fault: it propagates and the batch is fetched again.
     return { outcome: 'ok', durable: outbox.send(ready) };
+  }
+
+  /** A handler (or one of its encodes) failed: the record is deferred, retried or dead-lettered. */
+  async function handlerFailed(
+    record: ConsumedRecord<T | null>,
+    message: KafkaMessage,
+    emitted: readonly Emitted[],
+    error: unknown,
+  ): Promise<Decided | null> {
+    // An encoding failure here (a registry that is down) fails the batch, which is fetched again.
+    const sentAnyway = emitted.filter((e) => e.evenIfFailed);
+    const told = outbound(sentAnyway, await Promise.all(sentAnyway.map((e) => e.value)));
+    if (error instanceof DeferredRecordError) {
+      // Nothing commits for a deferred record, so nothing waits for these: it comes back anyway.
+      if (told.length > 0)
+        outbox
+          .send(told)
+          .catch((err: unknown) => log.warn({ err }, 'sending a deferred record’s outputs failed'));
+      return null;
+    }
+    const rejected = error instanceof RejectedRecordError;
+    return fail(
+      {
+        message,
+        topic: record.topic,
+        partition: record.partition,
+        attempt: record.attempt,
+        kind: rejected ? `rejected:${error.reason}` : 'handler',
+        error,
+        permanent: rejected,
+      },
+      told,
+    );
+  }
+
+  /**
+   * Encodes at once when the codec can (encodeSync), else starts the encode. Never throws: an emit
+   * that fails to encode fails the record once its handler is done, as a rejected encode does.
+   */
+  function encodeNow<O extends StreamName>(stream: O, value: StreamInputs[O]): Buffer | Promise<Buffer> {
+    try {
+      return codec.encodeSync?.(stream, value) ?? codec.encode(stream, value);
+    } catch (error) {
+      const failed = Promise.reject(error);
+      // Awaited only if the handler succeeds or sends it even if it fails; not an unhandled rejection.
+      failed.catch(() => undefined);
+      return failed;
+    }
   }
 
   // The steps of one fetched batch, in order: due → decode → prepare → handle → commit → resolve.
@@ -561,7 +604,9 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         continue;
       }
       try {
-        const value = (await codec.decode(stream, message.value)) as T;
+        // At once once the writer schema is known: an await per record would cost a turn each.
+        const value = (codec.decodeSync?.(stream, message.value) ??
+          (await codec.decode(stream, message.value))) as T;
         decoded.push({ message, record: consumedRecord(message, value, attempt) });
       } catch (error) {
         // A registry that is down is not the record's fault: fail the batch, it is fetched again.
@@ -693,11 +738,35 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         failure ??= { error };
         settledOne();
       };
+      const decideFailed = (error: unknown) => {
+        decidedOne();
+        failed(error);
+      };
+      // Records that joined one outbox request share its promise: one reaction per request rather
+      // than per record, the records' callbacks in the order they came, as reactions would run.
+      let waiting: { durable: Promise<void>; callbacks: (() => void)[] } | null = null;
+      const whenDurable = (durable: Promise<void>, callback: () => void) => {
+        if (waiting?.durable !== durable) {
+          const request = { durable, callbacks: [] as (() => void)[] };
+          waiting = request;
+          durable.then(
+            () => {
+              for (const settle of request.callbacks) settle();
+            },
+            (error: unknown) => {
+              for (let i = 0; i < request.callbacks.length; i++) failed(error);
+            },
+          );
+        }
+        waiting.callbacks.push(callback);
+      };
       for (const item of decoded) {
         const { message } = item;
-        const offset = BigInt(message.offset);
         const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
-        tracker.begin(offset, { timestamp: Number(message.timestamp), eventTime });
+        const position = tracker.begin(BigInt(message.offset), {
+          timestamp: Number(message.timestamp),
+          eventTime,
+        });
         const key =
           (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
         // Synchronous up to the handler: a record is one async step, not three.
@@ -740,10 +809,11 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
             permanent: true,
           });
         };
-        const durable = (decided: Decided) => {
-          if (decided.outcome === 'ok' && item.record) succeeded.push(item.record);
-          outcomes[decided.outcome]++;
-          tracker.finish(offset);
+        let outcome: Outcome = 'ok';
+        const durable = () => {
+          if (outcome === 'ok' && item.record) succeeded.push(item.record);
+          outcomes[outcome]++;
+          tracker.finish(position);
           // A failed commit fails the batch at its last commit, which chains after this one.
           if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
           settledOne();
@@ -752,16 +822,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         const settle = (decided: Decided | null) => {
           decidedOne();
           if (decided) {
-            decided.durable.then(() => durable(decided), failed);
+            outcome = decided.outcome;
+            whenDurable(decided.durable, durable);
           } else {
             stoppedEarly = true;
             settledOne();
           }
         };
-        limiter.run(key, decide).then(settle, (error: unknown) => {
-          decidedOne();
-          failed(error);
-        });
+        limiter.submit(key, decide, settle, decideFailed);
       }
       metrics.inFlight.set(labels, limiter.active());
       await settled.promise;
@@ -889,12 +957,21 @@ function definedOnly<O extends object>(options: O): Partial<O> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<O>;
 }
 
-function outbound(
-  values: readonly Buffer[],
-  targets: readonly { topic: string; key: string | null; headers: IHeaders }[],
-): OutboundRecord[] {
-  return values.map((value, i) => {
-    const { topic, key, headers } = targets[i]!;
-    return { topic, message: { key, value, headers } };
-  });
+/** A record a handler emitted: its bytes (or their encoding under way), where it goes, and whether it goes even if the handler fails. */
+interface Emitted {
+  value: Buffer | Promise<Buffer>;
+  topic: string;
+  key: string | null;
+  headers: IHeaders;
+  evenIfFailed: boolean;
+}
+
+const isEncoded = (e: Emitted): boolean => Buffer.isBuffer(e.value);
+const encodedValue = (e: Emitted): Buffer => e.value as Buffer;
+
+function outbound(emitted: readonly Emitted[], values: readonly Buffer[]): OutboundRecord[] {
+  return emitted.map(({ topic, key, headers }, i) => ({
+    topic,
+    message: { key, value: values[i]!, headers },
+  }));
 }

@@ -4,20 +4,28 @@
  * order to keep.
  *
  * It runs once per consumed record, so it keeps queues of jobs rather than chains of promises:
- * one promise per task (the one handed back), where chaining each key's tail cost five and made
- * the limiter a tenth of the runtime's per-record time.
+ * chaining each key's tail cost five promises per task and made the limiter a tenth of the
+ * runtime's per-record time. `submit` reports through callbacks and costs one promise per task
+ * (the task's own result); `run` adds the promise it hands back.
  */
 export interface KeyedLimiter {
   /** `task` may also finish synchronously (return its value): it still runs in its turn. */
   run<T>(key: string | null, task: () => T | Promise<T>): Promise<T>;
+  /** As `run`, but tells the task's value or error to `onValue` or `onError` instead of a promise. */
+  submit<T>(
+    key: string | null,
+    task: () => T | Promise<T>,
+    onValue: (value: T) => void,
+    onError: (error: unknown) => void,
+  ): void;
   active(): number;
 }
 
 interface Job {
   key: string | null;
   task: () => unknown;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
+  onValue: (value: unknown) => void;
+  onError: (error: unknown) => void;
 }
 
 export function createKeyedLimiter(limit: number): KeyedLimiter {
@@ -43,11 +51,11 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
     }
     Promise.resolve(result).then(
       (value) => {
-        job.resolve(value);
+        job.onValue(value);
         finished(job);
       },
       (error: unknown) => {
-        job.reject(error);
+        job.onError(error);
         finished(job);
       },
     );
@@ -77,20 +85,28 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
     else schedule(queue.shift()!);
   }
 
+  function submit<T>(
+    key: string | null,
+    task: () => T | Promise<T>,
+    onValue: (value: T) => void,
+    onError: (error: unknown) => void,
+  ): void {
+    const job: Job = { key, task, onValue: onValue as (value: unknown) => void, onError };
+    if (key !== null) {
+      const queue = behind.get(key);
+      if (queue === NONE) behind.set(key, [job]);
+      else if (queue) queue.push(job);
+      else behind.set(key, NONE);
+      if (queue) return;
+    }
+    schedule(job);
+  }
+
   return {
     run<T>(key: string | null, task: () => T | Promise<T>): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        const job: Job = { key, task, resolve: resolve as (value: unknown) => void, reject };
-        if (key !== null) {
-          const queue = behind.get(key);
-          if (queue === NONE) behind.set(key, [job]);
-          else if (queue) queue.push(job);
-          else behind.set(key, NONE);
-          if (queue) return;
-        }
-        schedule(job);
-      });
+      return new Promise<T>((resolve, reject) => submit(key, task, resolve, reject));
     },
+    submit,
     active() {
       return running;
     },

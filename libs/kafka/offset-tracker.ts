@@ -11,15 +11,16 @@ export interface Committable<D> {
   data: D;
 }
 
-interface Entry<D> {
-  offset: bigint;
-  data: D;
+/** A record begun and not yet finished; `begin` hands it out and `finish` takes it back. */
+export interface Position<D> {
+  readonly offset: bigint;
+  readonly data: D;
   done: boolean;
 }
 
 export interface OffsetTracker<D> {
-  begin(offset: bigint, data: D): void;
-  finish(offset: bigint): void;
+  begin(offset: bigint, data: D): Position<D>;
+  finish(position: Position<D>): void;
   /** Drops finished records from the head and returns what may be committed, if anything moved. */
   advance(): Committable<D> | null;
   inFlight(): number;
@@ -27,10 +28,10 @@ export interface OffsetTracker<D> {
 
 export function createOffsetTracker<D>(): OffsetTracker<D> {
   // Offsets begin in increasing order (they come from one partition's log), so a queue keeps the
-  // lowest unfinished record at its head and advancing is amortised O(1).
-  const queue: Entry<D>[] = [];
+  // lowest unfinished record at its head and advancing is amortised O(1). A record is finished
+  // through the position it began with: no look-up by offset, once per record.
+  const queue: Position<D>[] = [];
   let head = 0;
-  const byOffset = new Map<bigint, Entry<D>>();
 
   return {
     begin(offset, data) {
@@ -38,20 +39,17 @@ export function createOffsetTracker<D>(): OffsetTracker<D> {
       if (last && offset <= last.offset) {
         throw new Error(`offset ${offset} began after ${last.offset}: offsets must increase`);
       }
-      const entry = { offset, data, done: false };
-      queue.push(entry);
-      byOffset.set(offset, entry);
+      const position = { offset, data, done: false };
+      queue.push(position);
+      return position;
     },
-    finish(offset) {
-      const entry = byOffset.get(offset);
-      if (!entry) throw new Error(`offset ${offset} finished but never began`);
-      entry.done = true;
+    finish(position) {
+      position.done = true;
     },
     advance() {
-      let last: Entry<D> | undefined;
+      let last: Position<D> | undefined;
       while (head < queue.length && queue[head]!.done) {
         last = queue[head]!;
-        byOffset.delete(last.offset);
         head++;
       }
       if (head > 1024 && head * 2 > queue.length) {

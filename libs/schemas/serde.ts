@@ -9,6 +9,7 @@
  *
  * After the first record of a stream and writer id, encode and decode are synchronous work behind
  * a cached lookup: no registry call, no schema parsing, no allocation beyond the record.
+ * encodeSync and decodeSync do that work without the promise, for callers that run once per record.
  */
 import type avro from 'avsc';
 import { avroType, type StreamName, streamSchema } from './catalog.ts';
@@ -40,6 +41,10 @@ export class SerdeError extends Error {
 export interface Serde {
   encode<S extends StreamName>(stream: S, value: StreamInputs[S]): Promise<Buffer>;
   decode<S extends StreamName>(stream: S, bytes: Buffer): Promise<StreamRecords[S]>;
+  /** encode without a promise: undefined until our schema id for the stream is known. */
+  encodeSync<S extends StreamName>(stream: S, value: StreamInputs[S]): Buffer | undefined;
+  /** decode without a promise: undefined until the record's writer schema is known. */
+  decodeSync<S extends StreamName>(stream: S, bytes: Buffer): StreamRecords[S] | undefined;
   /** The registry id of our schema for the stream; fails if it was never registered. */
   schemaId(stream: StreamName): Promise<number>;
 }
@@ -149,52 +154,82 @@ export function createSerde(options: SerdeOptions): Serde {
     return read;
   }
 
+  /** Our encoding of `value`, framed with `id` (validation and size limits included). */
+  function framed(stream: StreamName, value: unknown, id: number): Buffer {
+    const { type } = streamSchema(stream);
+    if (!type.isValid(value, { noUndeclaredFields: true })) {
+      const problems = recordProblems(type, value);
+      throw new SerdeError('invalid', `invalid ${stream} record: ${problems.join('; ')}`, problems);
+    }
+    // The body is written into the scratch buffer and copied out once (toBuffer would allocate
+    // and copy it twice); nothing awaits in between, so encodes never share the scratch.
+    let end = type.encode(value, scratch, HEADER_BYTES);
+    if (end < 0) {
+      scratch = Buffer.allocUnsafe(2 ** Math.ceil(Math.log2(scratch.length - end)));
+      end = type.encode(value, scratch, HEADER_BYTES);
+    }
+    const tooBig = sizeProblem(end - HEADER_BYTES, maxRecordBytes);
+    if (tooBig) throw new SerdeError('invalid', `invalid ${stream} record: ${tooBig}`, [tooBig]);
+    const bytes = Buffer.allocUnsafe(end);
+    scratch.copy(bytes, HEADER_BYTES, HEADER_BYTES, end);
+    bytes[0] = MAGIC;
+    bytes.writeUInt32BE(id, 1);
+    return bytes;
+  }
+
+  /** The writer schema id of `bytes`, once its header is checked. */
+  function writerId(bytes: Buffer): number {
+    if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC) {
+      throw new SerdeError(
+        'malformed',
+        bytes.length < HEADER_BYTES
+          ? `record of ${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte schema header`
+          : `record starts with byte ${bytes[0]}, not the magic byte ${MAGIC}`,
+      );
+    }
+    return bytes.readUInt32BE(1);
+  }
+
+  function readWith(read: Reader, bytes: Buffer, id: number): unknown {
+    try {
+      return read(bytes.subarray(HEADER_BYTES));
+    } catch (error) {
+      if (error instanceof SerdeError) throw error;
+      throw new SerdeError(
+        'malformed',
+        `Avro body does not decode with schema id ${id}: ${(error as Error).message}`,
+      );
+    }
+  }
+
   return {
     schemaId,
 
     async encode(stream, value) {
-      const { type } = streamSchema(stream);
-      if (!type.isValid(value, { noUndeclaredFields: true })) {
-        const problems = recordProblems(type, value);
-        throw new SerdeError('invalid', `invalid ${stream} record: ${problems.join('; ')}`, problems);
-      }
-      // The body is written into the scratch buffer and copied out once (toBuffer would allocate
-      // and copy it twice); nothing awaits before the copy, so encodes never share the scratch.
-      let end = type.encode(value, scratch, HEADER_BYTES);
-      if (end < 0) {
-        scratch = Buffer.allocUnsafe(2 ** Math.ceil(Math.log2(scratch.length - end)));
-        end = type.encode(value, scratch, HEADER_BYTES);
-      }
-      const tooBig = sizeProblem(end - HEADER_BYTES, maxRecordBytes);
-      if (tooBig) throw new SerdeError('invalid', `invalid ${stream} record: ${tooBig}`, [tooBig]);
-      const framed = Buffer.allocUnsafe(end);
-      scratch.copy(framed, HEADER_BYTES, HEADER_BYTES, end);
-      const id = ownIds.get(stream) ?? (await schemaId(stream));
-      framed[0] = MAGIC;
-      framed.writeUInt32BE(id, 1);
-      return framed;
+      // Validated and encoded before the id is looked up: an invalid record fails even while the
+      // registry is unreachable.
+      const known = ownIds.get(stream);
+      if (known !== undefined) return framed(stream, value, known);
+      const bytes = framed(stream, value, 0);
+      bytes.writeUInt32BE(await schemaId(stream), 1);
+      return bytes;
+    },
+
+    encodeSync(stream, value) {
+      const id = ownIds.get(stream);
+      return id === undefined ? undefined : framed(stream, value, id);
     },
 
     async decode(stream, bytes) {
-      if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC) {
-        throw new SerdeError(
-          'malformed',
-          bytes.length < HEADER_BYTES
-            ? `record of ${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte schema header`
-            : `record starts with byte ${bytes[0]}, not the magic byte ${MAGIC}`,
-        );
-      }
-      const id = bytes.readUInt32BE(1);
+      const id = writerId(bytes);
       const read = readers.get(stream)?.get(id) ?? (await reader(stream, id));
-      try {
-        return read(bytes.subarray(HEADER_BYTES)) as StreamRecords[typeof stream];
-      } catch (error) {
-        if (error instanceof SerdeError) throw error;
-        throw new SerdeError(
-          'malformed',
-          `Avro body does not decode with schema id ${id}: ${(error as Error).message}`,
-        );
-      }
+      return readWith(read, bytes, id) as StreamRecords[typeof stream];
+    },
+
+    decodeSync(stream, bytes) {
+      const id = writerId(bytes);
+      const read = readers.get(stream)?.get(id);
+      return read === undefined ? undefined : (readWith(read, bytes, id) as StreamRecords[typeof stream]);
     },
   };
 }

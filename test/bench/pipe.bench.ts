@@ -10,7 +10,9 @@
  * Rounds alternate raw and runtime over fresh consumer groups; the report gives medians and the
  * ratios runtime/raw and runtime/raw+avro (goal 0.8), and the process's CPU time per record of
  * raw+avro and runtime with their ratio, which the machine's other load moves much less than the
- * rates. BENCH_PIPE_RECORDS sets the record count (default 50,000).
+ * rates. Rates and CPU time are both taken from a pipe's first record to its last commit (start,
+ * group join and stop are left out). BENCH_PIPE_RECORDS sets the record count (default 50,000),
+ * BENCH_PIPE_ROUNDS the rounds (default 3).
  */
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
@@ -29,7 +31,7 @@ import {
   testKafka,
   uniqueDc,
 } from '../integration/harness.ts';
-import { committedAll, rawPipe } from './raw-pipe.ts';
+import { type PipeRun, pipeWindow, rawPipe } from './raw-pipe.ts';
 import { median, round } from './stats.ts';
 
 const RECORDS = Number(process.env.BENCH_PIPE_RECORDS ?? 50_000);
@@ -50,46 +52,47 @@ export async function run(): Promise<Record<string, unknown>> {
   await createConsumerTopics(kafka, dc, { stream: 'notify.event', service: 'bench' });
   try {
     await fill(kafka, serde, dc, input);
-    const raw: number[] = [];
-    // CPU time of this process per record, pipe by pipe: on a machine shared with other work the
-    // rates swing with the load, the CPU a record costs much less.
-    const rawAvroCpu: number[] = [];
-    const runtimeCpu: number[] = [];
-    const rawAvro: number[] = [];
-    const runtime: number[] = [];
+    const raw: PipeRun[] = [];
+    const rawAvro: PipeRun[] = [];
+    const runtime: PipeRun[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const pipe = { kafka, input, records: RECORDS, partitions: PARTITIONS };
       raw.push(await rawPipe({ ...pipe, output: topicFor(dc, 'bench.raw-out') }));
       rawAvro.push(
-        await cpuOf(rawAvroCpu, () =>
-          rawPipe({ ...pipe, output: topicFor(dc, 'notify.web'), transform: toWebRecords(serde) }),
-        ),
+        await rawPipe({ ...pipe, output: topicFor(dc, 'notify.web'), transform: toWebRecords(serde) }),
       );
-      runtime.push(await cpuOf(runtimeCpu, () => runtimePipe(kafka, serde, dc)));
+      runtime.push(await runtimePipe(kafka, serde, dc));
       console.log(
-        `round ${round + 1}: raw ${Math.round(raw.at(-1)!)}, raw+avro ${Math.round(rawAvro.at(-1)!)}, ` +
-          `runtime ${Math.round(runtime.at(-1)!)} records/s`,
+        `round ${round + 1}: raw ${Math.round(raw.at(-1)!.perSecond)}, raw+avro ${Math.round(rawAvro.at(-1)!.perSecond)}, ` +
+          `runtime ${Math.round(runtime.at(-1)!.perSecond)} records/s; CPU per record raw+avro ` +
+          `${round1(rawAvro.at(-1)!.cpuUsPerRecord)} µs, runtime ${round1(runtime.at(-1)!.cpuUsPerRecord)} µs`,
       );
     }
-    const rawMedian = median(raw);
-    const rawAvroMedian = median(rawAvro);
-    const runtimeMedian = median(runtime);
+    const rates = (runs: PipeRun[]) => runs.map((r) => Math.round(r.perSecond));
+    // CPU time of this process per record, pipe by pipe: on a machine shared with other work the
+    // rates swing with the load, the CPU a record costs much less.
+    const cpu = (runs: PipeRun[]) => runs.map((r) => round1(r.cpuUsPerRecord));
+    const rawMedian = median(rates(raw));
+    const rawAvroMedian = median(rates(rawAvro));
+    const runtimeMedian = median(rates(runtime));
     return {
       records: RECORDS,
       partitions: PARTITIONS,
       rounds: ROUNDS,
-      raw_records_per_s: raw.map((v) => Math.round(v)),
-      runtime_records_per_s: runtime.map((v) => Math.round(v)),
-      raw_avro_records_per_s: rawAvro.map((v) => Math.round(v)),
+      raw_records_per_s: rates(raw),
+      runtime_records_per_s: rates(runtime),
+      raw_avro_records_per_s: rates(rawAvro),
       raw_median_records_per_s: Math.round(rawMedian),
       raw_avro_median_records_per_s: Math.round(rawAvroMedian),
       runtime_median_records_per_s: Math.round(runtimeMedian),
       ratio_runtime_to_raw: round(runtimeMedian / rawMedian),
       ratio_runtime_to_raw_avro: round(runtimeMedian / rawAvroMedian),
       goal_ratio: 0.8,
-      raw_avro_cpu_us_per_record: rawAvroCpu.map((v) => round(v, 1)),
-      runtime_cpu_us_per_record: runtimeCpu.map((v) => round(v, 1)),
-      ratio_cpu_raw_avro_to_runtime: round(median(rawAvroCpu) / median(runtimeCpu)),
+      raw_avro_cpu_us_per_record: cpu(rawAvro),
+      runtime_cpu_us_per_record: cpu(runtime),
+      raw_avro_median_cpu_us_per_record: median(cpu(rawAvro)),
+      runtime_median_cpu_us_per_record: median(cpu(runtime)),
+      ratio_cpu_raw_avro_to_runtime: round(median(cpu(rawAvro)) / median(cpu(runtime))),
     };
   } finally {
     await deleteDcTopics(kafka, dc);
@@ -98,14 +101,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
 type Serde = ReturnType<typeof createSerde>;
 
-/** Runs `pipe`, adding the process's CPU time per record (µs, user + system) to `into`. */
-async function cpuOf(into: number[], pipe: () => Promise<number>): Promise<number> {
-  const before = process.cpuUsage();
-  const rate = await pipe();
-  const used = process.cpuUsage(before);
-  into.push((used.user + used.system) / RECORDS);
-  return rate;
-}
+const round1 = (value: number) => round(value, 1);
 
 /** The derived record both the raw+avro pipe and the runtime's handler produce. */
 function webRecord(e: NotifyEvent, recipient: string, meta?: Meta): NotifyWebInput {
@@ -185,9 +181,9 @@ function toWebRecords(serde: Serde): (messages: KafkaMessage[]) => Promise<Messa
     );
 }
 
-async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<number> {
+async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<PipeRun> {
   const group = `bench-runtime-${randomUUID()}`;
-  let started = 0;
+  const window = pipeWindow(kafka, group, topicFor(dc, 'notify.event'), RECORDS);
   const runtime = createConsumerRuntime<'notify.event'>({
     kafka,
     codec: serde,
@@ -201,7 +197,7 @@ async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<numb
     partitionsConsumedConcurrently: PARTITIONS,
     handler: {
       handle(record, ctx) {
-        if (!started) started = performance.now();
+        window.first();
         for (const recipient of record.value.recipients) {
           ctx.emit('notify.web', webRecord(record.value, recipient, ctx.derivedMeta('notify.web')), {
             key: recipient,
@@ -211,7 +207,7 @@ async function runtimePipe(kafka: Kafka, serde: Serde, dc: string): Promise<numb
     },
   });
   await runtime.start();
-  const done = await committedAll(kafka, group, topicFor(dc, 'notify.event'), RECORDS);
+  const run = await window.done();
   await runtime.stop();
-  return RECORDS / ((done - started) / 1000);
+  return run;
 }

@@ -25,8 +25,38 @@ export interface RawPipeOptions {
   produce?: (messages: KafkaMessage[]) => TopicMessages[][];
 }
 
-/** Records per second from the first batch received to the last offset committed. */
-export async function rawPipe(options: RawPipeOptions): Promise<number> {
+/**
+ * A pipe's run from its first record received to its last offset committed: records per second,
+ * and this process's CPU time per record (µs, user + system). Connecting, joining the group and
+ * stopping are left out of both: they cost the same whatever the number of records.
+ */
+export interface PipeRun {
+  perSecond: number;
+  cpuUsPerRecord: number;
+}
+
+/** Marks a pipe's first record (`first`, any number of times) and measures up to its last commit. */
+export function pipeWindow(kafka: Kafka, group: string, topic: string, records: number) {
+  let started = 0;
+  let cpu: NodeJS.CpuUsage | undefined;
+  return {
+    first() {
+      if (started) return;
+      started = performance.now();
+      cpu = process.cpuUsage();
+    },
+    async done(): Promise<PipeRun> {
+      const done = await committedAll(kafka, group, topic, records);
+      const used = process.cpuUsage(cpu);
+      return {
+        perSecond: records / ((done - started) / 1000),
+        cpuUsPerRecord: (used.user + used.system) / records,
+      };
+    },
+  };
+}
+
+export async function rawPipe(options: RawPipeOptions): Promise<PipeRun> {
   const { kafka, input, output, records, partitions, transform, produce } = options;
   const group = `bench-raw-${randomUUID()}`;
   const producer = createProducer(kafka);
@@ -34,12 +64,12 @@ export async function rawPipe(options: RawPipeOptions): Promise<number> {
   await producer.connect();
   await consumer.connect();
   await consumer.subscribe({ topic: input, fromBeginning: true });
-  let started = 0;
+  const window = pipeWindow(kafka, group, input, records);
   await consumer.run({
     autoCommit: false,
     partitionsConsumedConcurrently: partitions,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
-      if (!started) started = performance.now();
+      window.first();
       if (produce) {
         for (const topicMessages of produce(batch.messages))
           await producer.sendBatch({ acks: -1, topicMessages });
@@ -62,10 +92,10 @@ export async function rawPipe(options: RawPipeOptions): Promise<number> {
       });
     },
   });
-  const done = await committedAll(kafka, group, input, records);
+  const run = await window.done();
   await consumer.disconnect();
   await producer.disconnect();
-  return records / ((done - started) / 1000);
+  return run;
 }
 
 /** Resolves with the time at which `group` has committed `records` records of `topic`. */

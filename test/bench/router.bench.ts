@@ -323,7 +323,7 @@ async function rawRouterPipe(
     await producer.disconnect();
   }
 
-  const eventsPerSecond = await rawPipe({
+  const { perSecond: eventsPerSecond } = await rawPipe({
     kafka,
     input,
     output: rawChannel(dc, 'notify.web'),

@@ -163,6 +163,37 @@ describe('consumer runtime', () => {
     }
   });
 
+  test('an emit that does not encode fails its record once the handler returns: retried, then dead-lettered', async () => {
+    const dc = await newDc();
+    // produceRaw encodes with the runtime's serde, so our schema id is known and emits encode at
+    // once (encodeSync): the invalid one throws inside emit, and must fail the record all the same.
+    await produceRaw(dc, [event(dc, 'bad-output'), event(dc, 'fine')]);
+    let tries = 0;
+    let emitReturned = 0;
+    const handled: string[] = [];
+    const runtime = await startRuntime(dc, {
+      handle(record, { emit }) {
+        if (record.value.event_id !== 'bad-output') {
+          handled.push(record.value.event_id);
+          return;
+        }
+        tries++;
+        emit('notify.event', { event_id: 42 } as unknown as NotifyEvent);
+        emitReturned++;
+      },
+    });
+    try {
+      const [dead] = await readTopic(kafka, dlqTopic(dc, 'notify.event', 'rt'), (m) => m.length >= 1);
+      assert.equal(tries, 3, 'first try plus one per retry delay');
+      assert.equal(emitReturned, 3, 'emit itself never throws into the handler');
+      assert.equal(header(dead!, HEADER.errorKind), 'handler');
+      assert.match(header(dead!, HEADER.errorMessage) ?? '', /invalid notify\.event record/);
+      assert.deepEqual(handled, ['fine']);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
   test('the DLQ breaker pauses consumption when dead letters pile up, and resumes after its cool-down', async () => {
     const dc = await newDc();
     await produceRaw(dc, [

@@ -205,3 +205,29 @@ describe('serde', () => {
     await assert.rejects(serde.schemaId('notify.user'), /notify\.user-value: run "tidings schemas register"/);
   });
 });
+
+describe('encodeSync and decodeSync', () => {
+  test('answer undefined until the schemas are known, then what encode and decode give', async () => {
+    const { serde } = setup();
+    assert.equal(serde.encodeSync('notify.event', event()), undefined, 'our schema id is not known yet');
+    const bytes = await serde.encode('notify.event', event());
+    assert.deepEqual(serde.encodeSync('notify.event', event()), bytes);
+    assert.equal(serde.decodeSync('notify.event', bytes), undefined, 'the writer schema is not known yet');
+    const decoded = await serde.decode('notify.event', bytes);
+    assert.deepEqual(serde.decodeSync('notify.event', bytes), decoded);
+  });
+
+  test('throw what encode and decode reject with, without asking the registry', async () => {
+    const { serde, registry } = setup();
+    await serde.decode('notify.event', await serde.encode('notify.event', event()));
+    registry.state.down = true;
+    assert.throws(
+      () => serde.encodeSync('notify.event', { ...event(), recipients: 'u1' } as unknown as NotifyEventInput),
+      (error: unknown) => error instanceof SerdeError && error.kind === 'invalid',
+    );
+    assert.throws(
+      () => serde.decodeSync('notify.event', Buffer.from([1, 0, 0, 0, 1])),
+      (error: unknown) => error instanceof SerdeError && error.kind === 'malformed',
+    );
+  });
+});
