@@ -6,12 +6,13 @@
  *   categories from the registry) while the router is stopped, then starts the router and times it
  *   from its first channel record to the commit of the last event. The baseline is the raw KafkaJS
  *   pipe of raw-pipe.ts with the same bytes in and out: the round's events (copied to a topic of
- *   their own with notify.event's partitions) in, and for each event the very channel records the
- *   router wrote for it out (to topics with the channel topics' partitions), in requests of at
- *   most a thousand records. The report gives medians over BENCH_ROUTER_ROUNDS (default 2) and the
- *   ratio router/raw (goal 0.5). Each round then publishes as many events again and routes them
- *   with the delivery trail off (DELIVERY_TRAIL=false): the trail's cost is the ratio of the two
- *   rates, in the same run.
+ *   their own with notify.event's partitions) in, and for each event the very records the router
+ *   wrote for it out, its channel records and its notify.status (trail) records (to topics with
+ *   those topics' partitions), in requests of at most a thousand records. Each round then
+ *   publishes as many events again and routes them with the delivery trail off
+ *   (DELIVERY_TRAIL=false), against a baseline writing their channel records only. The report
+ *   gives medians over BENCH_ROUTER_ROUNDS (default 2), the ratios router/raw with the trail on
+ *   and off (goal 0.5), trail on against the channel-only baseline, and trail on/off.
  * latency: with the router running, events go out at BENCH_ROUTER_RATE per second (default 200)
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
@@ -117,18 +118,22 @@ export async function run(): Promise<Record<string, unknown>> {
     const outputRates: number[] = [];
     const trailOffRates: number[] = [];
     const rawOutputs: number[] = [];
+    // The baseline for the trail-off pass: the same events' channel records only.
+    const rawChannelsOnly: number[] = [];
     // notify.status records per channel record: what the trail adds to the router's output.
     const trailPerChannelRecord: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await router.stop();
       const recipients = await publishEvents(publisher, categories, r);
       const total = await withAdmin(kafka, (admin) => endTotal(admin, [input]));
-      const channelEnds = await withAdmin(kafka, (admin) =>
-        endOffsets(
-          admin,
-          CHANNELS.map((c) => topicFor(dc, c)),
-        ),
-      );
+      const outputEnds = () =>
+        withAdmin(kafka, (admin) =>
+          endOffsets(
+            admin,
+            OUTPUTS.map((c) => topicFor(dc, c)),
+          ),
+        );
+      const ends = await outputEnds();
       const pass = await routerPass(kafka, dc, router, total);
       const seconds = pass.ms / 1000;
       routerRates.push(EVENTS / seconds);
@@ -136,12 +141,13 @@ export async function run(): Promise<Record<string, unknown>> {
       outputRates.push(pass.outputs / seconds);
       trailPerChannelRecord.push(pass.trail / pass.outputs);
       await router.stop();
-      const baseline = await rawRouterPipe(kafka, dc, r, channelEnds);
+      const baseline = await rawRouterPipe(kafka, dc, r, ends, { trail: true });
       raw.push(baseline.eventsPerSecond);
       rawOutputs.push(baseline.outputs);
 
       await router.stop();
       await publishEvents(publisher, categories, ROUNDS + r);
+      const offEnds = await outputEnds();
       const trailOff = await routerPass(
         kafka,
         dc,
@@ -150,10 +156,14 @@ export async function run(): Promise<Record<string, unknown>> {
         { DELIVERY_TRAIL: 'false' },
       );
       trailOffRates.push(EVENTS / (trailOff.ms / 1000));
+      await router.stop();
+      const channelsOnly = await rawRouterPipe(kafka, dc, ROUNDS + r, offEnds, { trail: false });
+      rawChannelsOnly.push(channelsOnly.eventsPerSecond);
       console.log(
-        `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} events/s (${baseline.outputs} channel records), router ${Math.round(routerRates.at(-1)!)} ` +
+        `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} events/s (${baseline.outputs} channel and trail records), router ${Math.round(routerRates.at(-1)!)} ` +
           `events/s (${Math.round(recipientRates.at(-1)!)} recipients/s, ${Math.round(outputRates.at(-1)!)} ` +
-          `channel records/s); with the trail off ${Math.round(trailOffRates.at(-1)!)} events/s`,
+          `channel records/s); with the trail off ${Math.round(trailOffRates.at(-1)!)} events/s against raw ` +
+          `${Math.round(channelsOnly.eventsPerSecond)} events/s (${channelsOnly.outputs} channel records)`,
       );
     }
 
@@ -177,15 +187,20 @@ export async function run(): Promise<Record<string, unknown>> {
       rounds: ROUNDS,
       partitions: EVENT_PARTITIONS,
       raw_events_per_s: raw.map(Math.round),
-      raw_channel_records: rawOutputs,
+      raw_records: rawOutputs,
       router_events_per_s: routerRates.map(Math.round),
       router_recipients_per_s: recipientRates.map(Math.round),
       router_channel_records_per_s: outputRates.map(Math.round),
       raw_median_events_per_s: Math.round(rawMedian),
       router_median_events_per_s: Math.round(routerMedian),
       router_median_recipients_per_s: Math.round(median(recipientRates)),
+      raw_channels_only_events_per_s: rawChannelsOnly.map(Math.round),
+      raw_channels_only_median_events_per_s: Math.round(median(rawChannelsOnly)),
+      // Trail on against a baseline writing the same channel and trail records; trail off against
+      // one writing the same channel records; and trail on against that (what earlier runs reported).
       ratio_router_to_raw: round(routerMedian / rawMedian),
-      ratio_router_trail_off_to_raw: round(median(trailOffRates) / rawMedian),
+      ratio_router_trail_off_to_raw: round(median(trailOffRates) / median(rawChannelsOnly)),
+      ratio_router_to_raw_channels_only: round(routerMedian / median(rawChannelsOnly)),
       goal_ratio: 0.5,
       router_trail_off_events_per_s: trailOffRates.map(Math.round),
       router_trail_off_median_events_per_s: Math.round(median(trailOffRates)),
@@ -209,14 +224,17 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-/** The baseline's sinks: one per channel, with the channel topic's partitions. */
-const rawChannel = (dc: string, channel: string) => topicFor(dc, `bench.raw.${channel}`);
+/** What the router writes for an event: its channel records and, with the trail on, its notify.status records. */
+const OUTPUTS = [...CHANNELS, 'notify.status'];
+
+/** The baseline's sinks: one per topic the router writes, with that topic's partitions. */
+const rawChannel = (dc: string, stream: string) => topicFor(dc, `bench.raw.${stream}`);
 
 async function createRawTopics(kafka: Kafka, dc: string): Promise<void> {
   await withAdmin(kafka, (admin) =>
     createTopicsWithLeaders(
       admin,
-      CHANNELS.map((c) => ({ topic: rawChannel(dc, c), numPartitions: localPartitions(c) })),
+      OUTPUTS.map((c) => ({ topic: rawChannel(dc, c), numPartitions: localPartitions(c) })),
     ),
   );
 }
@@ -266,37 +284,50 @@ function requests(records: readonly { topic: string; message: Message }[]): Topi
   return out;
 }
 
+/** The event a record the router wrote is for (a trail record of no event has none). */
+async function eventIdOf(
+  serde: ReturnType<typeof createSerde>,
+  stream: string,
+  value: Buffer,
+): Promise<string | undefined> {
+  if (stream === 'notify.status') return (await serde.decode('notify.status', value)).event_id ?? undefined;
+  return (await serde.decode(stream as 'notify.web', value)).notification.event_id;
+}
+
 /**
  * The raw KafkaJS pipe with the router's bytes in and out: round `r`'s events, copied (untimed)
- * to a topic of their own in their partitions, in; for each event the channel records the router
- * wrote for it (read after `channelEnds`), out. Events per second, and how many records it wrote.
+ * to a topic of their own in their partitions, in; for each event the records the router wrote
+ * for it (read from `ends`, the topics' ends before its pass), out: its channel records and, when
+ * `trail`, its notify.status records too. Events per second, and how many records it wrote.
  */
 async function rawRouterPipe(
   kafka: Kafka,
   dc: string,
   r: number,
-  channelEnds: ReadonlyMap<string, number>,
+  ends: ReadonlyMap<string, number>,
+  { trail }: { trail: boolean },
 ): Promise<{ eventsPerSecond: number; outputs: number }> {
   const serde = createSerde({ registryUrl: REGISTRY_URL });
   const prefix = `bench-r${r}-`;
   const outputs = new Map<string, { topic: string; message: Message }[]>();
   let outputCount = 0;
   const decodes: Promise<void>[] = [];
+  const written = trail ? OUTPUTS : CHANNELS;
   await readFrom(
     kafka,
-    CHANNELS.map((c) => topicFor(dc, c)),
-    channelEnds,
+    written.map((c) => topicFor(dc, c)),
+    ends,
     (topic, _partition, m) => {
-      const channel = CHANNELS.find((c) => topic === topicFor(dc, c))!;
+      const stream = written.find((c) => topic === topicFor(dc, c))!;
       decodes.push(
-        serde.decode(channel as 'notify.web', m.value!).then(({ notification }) => {
-          if (!notification.event_id.startsWith(prefix)) return;
-          const list = outputs.get(notification.event_id) ?? [];
+        eventIdOf(serde, stream, m.value!).then((eventId) => {
+          if (!eventId?.startsWith(prefix)) return;
+          const list = outputs.get(eventId) ?? [];
           list.push({
-            topic: rawChannel(dc, channel),
+            topic: rawChannel(dc, stream),
             message: { key: m.key, value: m.value, headers: m.headers },
           });
-          outputs.set(notification.event_id, list);
+          outputs.set(eventId, list);
           outputCount++;
         }),
       );
@@ -304,7 +335,7 @@ async function rawRouterPipe(
   );
   await Promise.all(decodes);
 
-  const input = topicFor(dc, `bench.raw-in-${r}`);
+  const input = topicFor(dc, `bench.raw-in-${r}${trail ? '-trail' : ''}`);
   await withAdmin(kafka, (admin) =>
     createTopicsWithLeaders(admin, [{ topic: input, numPartitions: EVENT_PARTITIONS }]),
   );
