@@ -49,8 +49,10 @@ dev: install up stack-init
 	bash deploy/local/dev.sh
 
 # Pure logic, no stack: the local-stack defaults are the unshifted ones whatever TIDINGS_PORT_OFFSET says.
+# In a random order, files and the tests within them, so none depends on another's running first;
+# the summary prints the seed, and --test-random-seed=<seed> replays a failing order.
 test-unit: install
-	TIDINGS_PORT_OFFSET= $(NODE) --test --test-reporter=spec 'test/unit/**/*.test.ts'
+	TIDINGS_PORT_OFFSET= $(NODE) --test --test-reporter=spec --test-randomize 'test/unit/**/*.test.ts'
 
 test-integration: install
 	$(NODE) --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 'test/integration/**/*.test.ts'

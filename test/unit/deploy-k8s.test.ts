@@ -36,7 +36,7 @@ function rendered(): Manifest[] {
   const docs = [...baseFiles()]
     .filter(([name]) => name !== 'kustomization.yaml')
     .flatMap(([, text]) => parseAllDocuments(text).map((d) => d.toJS() as Manifest));
-  return [dcConfig, ...docs];
+  return [structuredClone(dcConfig), ...docs];
 }
 
 const find = (ms: Manifest[], kind: string, name: string) => {

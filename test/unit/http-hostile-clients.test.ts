@@ -32,10 +32,9 @@ function client(port: number): { socket: Socket; received: () => string; closed:
   return { socket, received: () => text, closed };
 }
 
-let ops: OpsServer;
-let webhook: Listening;
-before(async () => {
-  ops = await startOpsServer({
+/** An ops server of its own for a test that fills its connections, so the others never meet them. */
+function startOps(): Promise<OpsServer> {
+  return startOpsServer({
     port: 0,
     host: '127.0.0.1',
     registry: new Registry(),
@@ -43,6 +42,12 @@ before(async () => {
     log,
     limits: LIMITS,
   });
+}
+
+let ops: OpsServer;
+let webhook: Listening;
+before(async () => {
+  ops = await startOps();
   webhook = await startWebhookServer({
     host: '127.0.0.1',
     port: 0,
@@ -88,12 +93,17 @@ describe('slow and oversize requests', { timeout: 20_000 }, () => {
   });
 
   test('connections past the limit are dropped as they arrive', async () => {
-    const held = [client(ops.port), client(ops.port), client(ops.port)];
-    for (const c of held) await once(c.socket, 'connect');
-    const extra = client(ops.port);
-    await extra.closed;
-    assert.equal(extra.received(), '', 'dropped without an answer');
-    for (const c of held) c.socket.destroy();
+    const full = await startOps();
+    const held = [client(full.port), client(full.port), client(full.port)];
+    try {
+      for (const c of held) await once(c.socket, 'connect');
+      const extra = client(full.port);
+      await extra.closed;
+      assert.equal(extra.received(), '', 'dropped without an answer');
+    } finally {
+      for (const c of held) c.socket.destroy();
+      await full.close();
+    }
   });
 });
 
