@@ -1,7 +1,7 @@
 /**
  * notify.event → notify.web | notify.email | notify.push, one record per person and channel, keyed
- * by recipient. Per fetched batch, all at once: one query for the event ids already processed and
- * one each for the people, throttle counts and type volumes (prefetch.ts); each event is
+ * by recipient. Per fetched batch, one statement reads the event ids already processed, the people,
+ * throttle counts and type volumes (prefetch.ts, store.ts); each event is
  * routed (route.ts) and its records emitted. Once Kafka acknowledged them, afterDurable stores in
  * one transaction which events are done and what the throttles and the chatty guard counted: an
  * event is never marked done before its notifications are durable.
@@ -55,19 +55,17 @@ export function eventHandler(opts: EventHandlerOptions): RecordHandler<NotifyEve
   const { store, registry, policy, cap, origin, metrics, now = Date.now } = opts;
   return {
     async prepareBatch(records) {
-      // Both reads go out at once: one round trip instead of two. Duplicates are rare (replays,
-      // redeliveries), so loading their people too costs less than waiting for the dedup answer.
-      const keys = batchKeys(
-        records.map((r) => r.value),
-        registry,
-        cap,
+      // Duplicates are rare (replays, redeliveries), so loading their people too costs less than
+      // a second round trip after the dedup answer.
+      const loaded = await store.loadBatch(
+        batchKeys(
+          records.map((r) => r.value),
+          registry,
+          cap,
+        ),
       );
-      const [processed, loaded] = await Promise.all([
-        store.processedAmong(keys.eventIds),
-        store.loadBatch(keys),
-      ]);
       return {
-        dedup: createDedupLedger(processed),
+        dedup: createDedupLedger(loaded.processed),
         throttle: createThrottleLedger(loaded.throttleCounts),
         chatty: createChattyGuard(cap, loaded.typeVolumes),
         recipients: loaded.recipients,

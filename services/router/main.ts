@@ -54,6 +54,7 @@ await runService({
     });
     await consume({
       stream: 'notify.event',
+      partitionsConsumedConcurrently: config.ROUTER_CONCURRENT_PARTITIONS,
       handler: eventHandler({
         store,
         registry: categories,

@@ -17,8 +17,8 @@ import { anEvent, aRecipient, DAY, NOW, registry } from './router-fixtures.ts';
 function fakeStore(processed: string[] = []) {
   const recorded: BatchOutcome[] = [];
   const store: RouterStore = {
-    processedAmong: async (ids) => ids.filter((id) => processed.includes(id)),
-    loadBatch: async ({ recipientIds }) => ({
+    loadBatch: async ({ eventIds, recipientIds }) => ({
+      processed: eventIds.filter((id) => processed.includes(id)),
       recipients: new Map(recipientIds.map((id) => [id, aRecipient({ userId: id })])),
       throttleCounts: [],
       typeVolumes: [],
