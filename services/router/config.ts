@@ -30,6 +30,11 @@ export const routerSpec = {
     min: 1,
     help: 'notify.event partitions whose fetched batches are routed at once',
   }),
+  ROUTER_LOOKUP_SLICE: int({
+    default: 500,
+    min: 1,
+    help: 'events per Postgres look-up; the next slice is looked up while the current one is routed',
+  }),
   ROUTER_EMIT_PUSH: bool({
     default: true,
     help: 'false: the router produces no push notifications at all (nothing is kept to send later); push stays up',
