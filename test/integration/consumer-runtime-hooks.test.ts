@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createProducer } from '../../libs/kafka/client.ts';
 import {
+  type ConsumerRuntime,
   createConsumerRuntime,
   type RecordHandler,
   RejectedRecordError,
@@ -118,6 +119,19 @@ function runtimeFor<S extends StreamName, B>(
   });
 }
 
+/** Runs the runtime until `count` records of `source` are committed, and stops it. */
+async function runUntilCommitted(runtime: ConsumerRuntime, source: string, count: number): Promise<void> {
+  await runtime.start();
+  try {
+    await eventually(
+      async () => ((await sum(source, 'committed')) === count ? true : undefined),
+      'a full commit',
+    );
+  } finally {
+    await runtime.stop();
+  }
+}
+
 describe('consumer runtime hooks', () => {
   test('afterDurable sees its outputs acknowledged and the offsets not yet committed; a failure reruns the batch', async () => {
     const dc = await newDc();
@@ -156,15 +170,7 @@ describe('consumer runtime hooks', () => {
         }
       },
     });
-    await runtime.start();
-    try {
-      await eventually(
-        async () => ((await sum(source, 'committed')) === ids.length ? true : undefined),
-        'a full commit',
-      );
-    } finally {
-      await runtime.stop();
-    }
+    await runUntilCommitted(runtime, source, ids.length);
     const first = hooked[0]!;
     assert.ok(first.outputs >= first.ids.length, 'the batch outputs were in Kafka when the hook ran');
     assert.equal(first.committed, 0, 'nothing was committed before the hook succeeded');
@@ -260,15 +266,7 @@ describe('consumer runtime hooks', () => {
       },
       { prepareSlice: 3 },
     );
-    await runtime.start();
-    try {
-      await eventually(
-        async () => ((await sum(source, 'committed')) === ids.length ? true : undefined),
-        'a full commit',
-      );
-    } finally {
-      await runtime.stop();
-    }
+    await runUntilCommitted(runtime, source, ids.length);
     assert.ok(
       prepared.every((s) => s.ids.length <= 3),
       `slices of at most 3: ${prepared.map((s) => s.ids.join(','))}`,
