@@ -71,10 +71,8 @@ export function explainCommand(program: Command): void {
       try {
         const store = createRouterStore(pool);
         const keys = batchKeys([{ ...event, recipients: [userId] }], categories, chattyCapOf(routerConfig));
-        const [processed, loaded] = await Promise.all([
-          store.processedAmong([eventId]),
-          store.loadBatch(keys),
-        ]);
+        const loaded = await store.loadBatch(keys);
+        const { processed } = loaded;
         const now = Date.now();
         const rows: Record<string, string>[] = [
           gate(

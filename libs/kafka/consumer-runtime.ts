@@ -102,9 +102,14 @@ export interface HandlerContext<B> {
 export interface RecordHandler<T, B = undefined> {
   /**
    * Runs once per fetched batch before its records are handled, e.g. one query for all recipients.
-   * Never while the consumer is held: a held batch is left for after the hold.
+   * Never while the consumer is held: a held batch is left for after the hold. With the runtime's
+   * prepareSlice option it runs once per slice of the batch, the next slice's call starting while
+   * the current slice's records are handled and sent: it gets the context the previous slice's call
+   * returned (whose records may still be running) and returns the one for its own slice; afterDurable
+   * gets the last slice's. A handler whose context accumulates batch state (dedup, counters)
+   * therefore extends `previous` rather than starting over.
    */
-  prepareBatch?(records: readonly ConsumedRecord<T>[]): Promise<B>;
+  prepareBatch?(records: readonly ConsumedRecord<T>[], previous?: B): Promise<B>;
   handle(record: ConsumedRecord<T>, context: HandlerContext<B>): Promise<void> | void;
   /**
    * For compacted streams: receives tombstones (null values), which are dead-lettered without it.
@@ -199,6 +204,13 @@ export interface ConsumerRuntimeOptions<S extends StreamName, B> {
   caughtUpIntervalMs?: number;
   commitIntervalMs?: number;
   partitionsConsumedConcurrently?: number;
+  /**
+   * Records per prepareBatch call (default: the whole fetched batch). The first slice's look-up is
+   * waited for; each later one overlaps the handling and sends of the slice before it, so a handler
+   * whose prepareBatch waits on a database is not idle during it. Offsets, order per key and
+   * afterDurable stay per fetched batch.
+   */
+  prepareSlice?: number;
   /** How long the group waits for a silent member (e.g. a killed process) before reassigning its partitions. */
   sessionTimeoutMs?: number;
   probeIntervalMs?: number;
@@ -278,6 +290,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     caughtUpIntervalMs,
     commitIntervalMs,
     partitionsConsumedConcurrently,
+    prepareSlice,
     sessionTimeoutMs,
     probeIntervalMs,
     topicRefreshIntervalMs,
@@ -617,15 +630,29 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return decoded;
   }
 
-  async function prepare(good: readonly ConsumedRecord<T>[]): Promise<{ context?: B; error?: unknown }> {
-    if (!handler.prepareBatch || good.length === 0) return {};
+  /** `left`: not prepared because a stop or a hold came first; its records are left unfinished. */
+  type Prepared = { context?: B; error?: unknown; left?: true };
+
+  /** A slice without records to prepare keeps the previous slice's context; a failed one fails the rest. */
+  async function prepare(good: readonly ConsumedRecord<T>[], previous: Prepared): Promise<Prepared> {
+    if (!handler.prepareBatch || good.length === 0 || previous.error !== undefined) return previous;
     metrics.batchesPrepared.inc(labels);
     try {
-      return { context: await handler.prepareBatch(good) };
+      return { context: await handler.prepareBatch(good, previous.context) };
     } catch (error) {
       return { error };
     }
   }
+
+  /** The fetched batch cut into prepareSlice-sized runs of records. */
+  function slicesOf(decoded: readonly DecodedItem<T>[]): DecodedItem<T>[][] {
+    const size = prepareSlice ?? decoded.length;
+    const slices: DecodedItem<T>[][] = [];
+    for (let start = 0; start < decoded.length; start += size)
+      slices.push(decoded.slice(start, start + size));
+    return slices;
+  }
+  const goodOf = (items: readonly DecodedItem<T>[]) => items.flatMap((d) => (d.record ? [d.record] : []));
 
   /**
    * Heartbeats while the batch runs, so a batch longer than the session timeout (a slow relay under
@@ -707,17 +734,14 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
 
     const { take, nextDue } = dueCount(payload);
     const decoded = await decode(payload, payload.batch.messages.slice(0, take));
-    const good = decoded.flatMap((d) => (d.record ? [d.record] : []));
+    const slices = slicesOf(decoded);
     const alive = keepAlive(payload);
     let stoppedEarly = false;
     const succeeded: ConsumedRecord<T>[] = [];
     let failure: { error: unknown } | undefined;
-    let prepared: { context?: B; error?: unknown } = {};
+    let lastContext: B | undefined;
     let rebalance: unknown = null;
     try {
-      prepared = await prepare(good);
-      const batchContext = prepared.context as B;
-
       // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
       // after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds the
       // commit below it.
@@ -760,82 +784,99 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         }
         waiting.callbacks.push(callback);
       };
-      for (const item of decoded) {
-        const { message } = item;
-        const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
-        const position = tracker.begin(BigInt(message.offset), {
-          timestamp: Number(message.timestamp),
-          eventTime,
-        });
-        const key =
-          (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
-        // Synchronous up to the handler: a record is one async step, not three.
-        const decide = (): Decided | null | Promise<Decided | null> => {
-          if (
-            stopping ||
-            pauses.isHalted() ||
-            alive.rebalancing() ||
-            !payload.isRunning() ||
-            payload.isStale()
-          )
-            return null;
-          const { record, tombstone } = item;
-          if (tombstone && handler.handleTombstone) {
-            return handleOne(tombstone, message, batchContext, (ctx) =>
-              handler.handleTombstone?.(tombstone, ctx),
-            );
-          }
-          if (record && prepared.error === undefined) {
-            return handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
-          }
-          if (record) {
+      let next = prepare(goodOf(slices[0] ?? []), {});
+      for (let s = 0; s < slices.length; s++) {
+        const slicePrepared = await next;
+        // afterDurable gets the context of the last slice whose records were handled.
+        if (!slicePrepared.left && slicePrepared.error === undefined) lastContext = slicePrepared.context;
+        const batchContext = slicePrepared.context as B;
+        // Started before this slice's records are queued: its look-up overlaps their handling.
+        if (s + 1 < slices.length) {
+          next =
+            stopping || pauses.isHalted() || slicePrepared.left
+              ? Promise.resolve({ left: true })
+              : prepare(goodOf(slices[s + 1]!), slicePrepared);
+        }
+        for (const item of slices[s]!) {
+          const { message } = item;
+          const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
+          const position = tracker.begin(BigInt(message.offset), {
+            timestamp: Number(message.timestamp),
+            eventTime,
+          });
+          const key =
+            (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
+          // Synchronous up to the handler: a record is one async step, not three.
+          const decide = (): Decided | null | Promise<Decided | null> => {
+            if (
+              slicePrepared.left ||
+              stopping ||
+              pauses.isHalted() ||
+              alive.rebalancing() ||
+              !payload.isRunning() ||
+              payload.isStale()
+            )
+              return null;
+            const { record, tombstone } = item;
+            if (tombstone && handler.handleTombstone) {
+              return handleOne(tombstone, message, batchContext, (ctx) =>
+                handler.handleTombstone?.(tombstone, ctx),
+              );
+            }
+            if (record && slicePrepared.error === undefined) {
+              return handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
+            }
+            if (record) {
+              return fail({
+                message,
+                topic,
+                partition,
+                attempt: record.attempt,
+                kind: 'handler',
+                error: slicePrepared.error,
+                permanent: false,
+              });
+            }
             return fail({
               message,
               topic,
               partition,
-              attempt: record.attempt,
-              kind: 'handler',
-              error: prepared.error,
-              permanent: false,
+              attempt: 0,
+              kind: decodeFailureKind(item.error) ?? 'malformed',
+              error: item.error,
+              permanent: true,
             });
-          }
-          return fail({
-            message,
-            topic,
-            partition,
-            attempt: 0,
-            kind: decodeFailureKind(item.error) ?? 'malformed',
-            error: item.error,
-            permanent: true,
-          });
-        };
-        let outcome: Outcome = 'ok';
-        const durable = () => {
-          if (outcome === 'ok' && item.record) succeeded.push(item.record);
-          outcomes[outcome]++;
-          tracker.finish(position);
-          // A failed commit fails the batch at its last commit, which chains after this one.
-          if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
-          settledOne();
-        };
-        // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
-        const settle = (decided: Decided | null) => {
-          decidedOne();
-          if (decided) {
-            outcome = decided.outcome;
-            whenDurable(decided.durable, durable);
-          } else {
-            stoppedEarly = true;
+          };
+          let outcome: Outcome = 'ok';
+          const durable = () => {
+            if (outcome === 'ok' && item.record) succeeded.push(item.record);
+            outcomes[outcome]++;
+            tracker.finish(position);
+            // A failed commit fails the batch at its last commit, which chains after this one.
+            if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs)
+              void commit().catch(() => {});
             settledOne();
-          }
-        };
-        limiter.submit(key, decide, settle, decideFailed);
+          };
+          // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
+          const settle = (decided: Decided | null) => {
+            decidedOne();
+            if (decided) {
+              outcome = decided.outcome;
+              whenDurable(decided.durable, durable);
+            } else {
+              stoppedEarly = true;
+              settledOne();
+            }
+          };
+          limiter.submit(key, decide, settle, decideFailed);
+        }
       }
       metrics.inFlight.set(labels, limiter.active());
       await settled.promise;
       // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
       // still runs for the records that are durable, or they would be handled (and emitted) again.
-      if (handler.afterDurable && succeeded.length > 0) await handler.afterDurable(succeeded, batchContext);
+      if (handler.afterDurable && succeeded.length > 0)
+        await handler.afterDurable(succeeded, lastContext as B);
       await commit();
     } finally {
       rebalance = alive.stop();

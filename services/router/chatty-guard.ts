@@ -39,6 +39,8 @@ export interface ChattyGuard {
   admit(type: string, eventTime: number, fanOut: number): ChattyVerdict;
   /** Fan-out seen in this batch, held or not, to add to the stored volumes. */
   increments(): TypeVolume[];
+  /** Volumes loaded for a later slice of the same batch; a key already loaded keeps its volume. */
+  addStored(stored: Iterable<TypeVolume>): void;
 }
 
 export function typeVolumeKey(cap: ChattyCap, type: string, eventTime: number): TypeVolumeKey {
@@ -64,5 +66,11 @@ export function createChattyGuard(cap: ChattyCap, stored: Iterable<TypeVolume>):
       return { held, tripped: held && before <= cap.max };
     },
     increments: () => [...added.values()],
+    addStored(more) {
+      for (const v of more) {
+        const k = typeVolumeKeyText(v);
+        if (!storedVolumes.has(k)) storedVolumes.set(k, v.fanOut);
+      }
+    },
   };
 }

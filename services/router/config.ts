@@ -1,6 +1,7 @@
 /** The router's own environment variables, on top of the common and consumer ones. */
 import type { ConfigOf } from '../../libs/config/load.ts';
 import { bool, duration, int, str } from '../../libs/config/vars.ts';
+import { declaredPartitions } from '../../libs/kafka/topic-plan.ts';
 import { DEFAULT_REGISTRY_PATH } from './categories.ts';
 import type { ChattyCap } from './chatty-guard.ts';
 import { DEFAULT_SUNSET_DAYS, type RoutingPolicy } from './route.ts';
@@ -22,6 +23,18 @@ export const routerSpec = {
   }),
   ROUTER_CHATTY_WINDOW: duration({ default: 3_600_000, min: 1_000, help: 'window of the chatty cap' }),
   CATEGORY_REGISTRY: str({ default: DEFAULT_REGISTRY_PATH, help: 'category registry JSON file' }),
+  ROUTER_CONCURRENT_PARTITIONS: int({
+    // Every partition a router can own: a batch waits on Postgres before and after its sends, and
+    // only other partitions' batches keep the process busy meanwhile (docs/architecture.md, Scale).
+    default: declaredPartitions('notify.event'),
+    min: 1,
+    help: 'notify.event partitions whose fetched batches are routed at once',
+  }),
+  ROUTER_LOOKUP_SLICE: int({
+    default: 500,
+    min: 1,
+    help: 'events per Postgres look-up; the next slice is looked up while the current one is routed',
+  }),
   ROUTER_EMIT_PUSH: bool({
     default: true,
     help: 'false: the router produces no push notifications at all (nothing is kept to send later); push stays up',

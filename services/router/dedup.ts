@@ -10,6 +10,8 @@ export interface DedupLedger {
   markProcessed(eventId: string): void;
   /** Ids marked in this batch, to insert into processed_events. */
   newlyProcessed(): string[];
+  /** Ids found in processed_events for a later slice of the same batch. */
+  addStored(eventIds: Iterable<string>): void;
 }
 
 export function createDedupLedger(alreadyProcessed: Iterable<string>): DedupLedger {
@@ -21,5 +23,8 @@ export function createDedupLedger(alreadyProcessed: Iterable<string>): DedupLedg
       if (!stored.has(eventId)) marked.add(eventId);
     },
     newlyProcessed: () => [...marked],
+    addStored: (eventIds) => {
+      for (const id of eventIds) stored.add(id);
+    },
   };
 }

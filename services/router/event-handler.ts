@@ -1,8 +1,8 @@
 /**
  * notify.event → notify.web | notify.email | notify.push, one record per person and channel, keyed
- * by recipient. Per fetched batch, all at once: one query for the event ids already processed and
- * one each for the people, throttle counts and type volumes (prefetch.ts); each event is
- * routed (route.ts) and its records emitted. Once Kafka acknowledged them, afterDurable stores in
+ * by recipient. Per slice of a fetched batch, one statement reads the event ids already processed,
+ * the people, throttle counts and type volumes (prefetch.ts, store.ts), the next slice's while this
+ * one's events are routed; each event is routed (route.ts) and its records emitted. Once Kafka acknowledged them, afterDurable stores in
  * one transaction which events are done and what the throttles and the chatty guard counted: an
  * event is never marked done before its notifications are durable.
  *
@@ -48,29 +48,37 @@ interface EventBatch {
   dedup: DedupLedger;
   throttle: ThrottleLedger;
   chatty: ChattyGuard;
-  recipients: ReadonlyMap<string, Recipient>;
+  recipients: Map<string, Recipient>;
 }
 
 export function eventHandler(opts: EventHandlerOptions): RecordHandler<NotifyEvent, EventBatch> {
   const { store, registry, policy, cap, origin, metrics, now = Date.now } = opts;
   return {
-    async prepareBatch(records) {
-      // Both reads go out at once: one round trip instead of two. Duplicates are rare (replays,
-      // redeliveries), so loading their people too costs less than waiting for the dedup answer.
-      const keys = batchKeys(
-        records.map((r) => r.value),
-        registry,
-        cap,
+    // Called per slice of a fetched batch (prepareSlice in main.ts), the next slice's look-up while
+    // this one's records are routed: later slices add their state to the batch's ledgers, so an
+    // event or a count the batch already saw is judged with what the batch did so far.
+    async prepareBatch(records, previous) {
+      // Duplicates are rare (replays, redeliveries), so loading their people too costs less than
+      // a second round trip after the dedup answer.
+      const loaded = await store.loadBatch(
+        batchKeys(
+          records.map((r) => r.value),
+          registry,
+          cap,
+        ),
       );
-      const [processed, loaded] = await Promise.all([
-        store.processedAmong(keys.eventIds),
-        store.loadBatch(keys),
-      ]);
+      if (previous) {
+        previous.dedup.addStored(loaded.processed);
+        previous.throttle.addStored(loaded.throttleCounts);
+        previous.chatty.addStored(loaded.typeVolumes);
+        for (const [id, recipient] of loaded.recipients) previous.recipients.set(id, recipient);
+        return previous;
+      }
       return {
-        dedup: createDedupLedger(processed),
+        dedup: createDedupLedger(loaded.processed),
         throttle: createThrottleLedger(loaded.throttleCounts),
         chatty: createChattyGuard(cap, loaded.typeVolumes),
-        recipients: loaded.recipients,
+        recipients: new Map(loaded.recipients),
       };
     },
 

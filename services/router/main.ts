@@ -54,6 +54,8 @@ await runService({
     });
     await consume({
       stream: 'notify.event',
+      partitionsConsumedConcurrently: config.ROUTER_CONCURRENT_PARTITIONS,
+      prepareSlice: config.ROUTER_LOOKUP_SLICE,
       handler: eventHandler({
         store,
         registry: categories,

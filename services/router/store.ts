@@ -1,6 +1,6 @@
 /**
  * The router's Postgres state (migrations/0001_init.sql): the reads a fetched batch of events needs,
- * each one query for the whole batch, the writes that follow once the batch's records are durable,
+ * one statement for the whole batch, the writes that follow once the batch's records are durable,
  * and the materialization of notify.user and notify.preference-change.
  *
  * Times are timestamptz in the tables and ms since the epoch here. Keys travel as parallel arrays
@@ -21,30 +21,41 @@ import type { TypeVolume, TypeVolumeKey } from './chatty-guard.ts';
 import type { PreferenceChange, Recipient } from './recipient.ts';
 import type { ThrottleCount, ThrottleKey } from './throttle.ts';
 
-export const BATCH_QUERIES = {
-  processed: 'SELECT event_id FROM processed_events WHERE event_id = ANY($1::text[])',
-  recipients: `
-    SELECT u.user_id, u.email, u.locale, u.timezone,
-           (extract(epoch FROM u.last_active) * 1000)::float8 AS last_active,
-           u.email_frequency, u.muted_agents,
-           (SELECT f.email_frequency FROM email_frequency_changes f WHERE f.user_id = u.user_id) AS frequency_change,
-           u.preferences,
-           COALESCE((SELECT json_agg(json_build_object('category', c.category, 'channel', c.channel,
-                                                       'enabled', c.enabled,
-                                                       'changed_at', extract(epoch FROM c.changed_at) * 1000))
-                     FROM preference_changes c WHERE c.user_id = u.user_id), '[]') AS changes
-    FROM users u
-    WHERE u.user_id = ANY($1::text[]) AND NOT u.erased`,
-  throttleCounts: `
-    SELECT t.recipient_id, t.category, (extract(epoch FROM t.window_start) * 1000)::float8 AS window_start, t.count
-    FROM unnest($1::text[], $2::text[], $3::float8[]) AS k(recipient_id, category, window_ms)
-    JOIN throttle_counts t ON t.recipient_id = k.recipient_id AND t.category = k.category
-                          AND t.window_start = to_timestamp(k.window_ms / 1000)`,
-  typeVolumes: `
-    SELECT v.event_type, (extract(epoch FROM v.window_start) * 1000)::float8 AS window_start, v.fan_out
-    FROM unnest($1::text[], $2::float8[]) AS k(event_type, window_ms)
-    JOIN type_volume v ON v.event_type = k.event_type AND v.window_start = to_timestamp(k.window_ms / 1000)`,
-} as const;
+/**
+ * Everything a fetched batch of events reads, in one statement: one round trip and one pooled
+ * connection per batch, where four queries in parallel took four connections and, with many
+ * partitions' batches at once, queued for the pool. Each part probes a primary key or unique index
+ * and comes back as one aggregated column ($1 event ids; $2 recipient ids; $3–$5 throttle keys;
+ * $6–$7 type-volume keys).
+ */
+export const BATCH_LOOKUP = `
+  SELECT
+    (SELECT coalesce(array_agg(p.event_id), '{}') FROM processed_events p
+     WHERE p.event_id = ANY($1::text[])) AS processed,
+    (SELECT coalesce(json_agg(json_build_object(
+              'user_id', u.user_id, 'email', u.email, 'locale', u.locale, 'timezone', u.timezone,
+              'last_active', (extract(epoch FROM u.last_active) * 1000)::float8,
+              'email_frequency', u.email_frequency, 'muted_agents', u.muted_agents,
+              'frequency_change', (SELECT f.email_frequency FROM email_frequency_changes f WHERE f.user_id = u.user_id),
+              'preferences', u.preferences,
+              'changes', COALESCE((SELECT json_agg(json_build_object('category', c.category, 'channel', c.channel,
+                                                                     'enabled', c.enabled,
+                                                                     'changed_at', extract(epoch FROM c.changed_at) * 1000))
+                                   FROM preference_changes c WHERE c.user_id = u.user_id), '[]'))), '[]')
+     FROM users u
+     WHERE u.user_id = ANY($2::text[]) AND NOT u.erased) AS recipients,
+    (SELECT coalesce(json_agg(json_build_object(
+              'recipientId', t.recipient_id, 'category', t.category,
+              'windowStart', (extract(epoch FROM t.window_start) * 1000)::float8, 'count', t.count)), '[]')
+     FROM unnest($3::text[], $4::text[], $5::float8[]) AS k(recipient_id, category, window_ms)
+     JOIN throttle_counts t ON t.recipient_id = k.recipient_id AND t.category = k.category
+                           AND t.window_start = to_timestamp(k.window_ms / 1000)) AS throttle_counts,
+    (SELECT coalesce(json_agg(json_build_object(
+              'type', v.event_type, 'windowStart', (extract(epoch FROM v.window_start) * 1000)::float8,
+              'fanOut', v.fan_out)), '[]')
+     FROM unnest($6::text[], $7::float8[]) AS k(event_type, window_ms)
+     JOIN type_volume v ON v.event_type = k.event_type
+                       AND v.window_start = to_timestamp(k.window_ms / 1000)) AS type_volumes`;
 
 const RECORD_BATCH = `
   WITH processed AS (
@@ -218,12 +229,13 @@ function byText<T>(items: readonly T[], text: (item: T) => string): T[] {
 }
 
 export interface RouterStore {
-  processedAmong(eventIds: readonly string[]): Promise<string[]>;
+  /** What a fetched batch needs (prefetch.ts batchKeys), in one statement. */
   loadBatch(keys: {
+    eventIds: readonly string[];
     recipientIds: readonly string[];
     throttleKeys: readonly ThrottleKey[];
     typeVolumeKeys: readonly TypeVolumeKey[];
-  }): Promise<Omit<BatchState, 'processed'>>;
+  }): Promise<BatchState>;
   /** One transaction: the events are done, the counters grow by what the batch added. */
   recordBatch(outcome: BatchOutcome): Promise<void>;
   /**
@@ -246,43 +258,26 @@ export interface RouterStore {
 
 export function createRouterStore(pool: pg.Pool): RouterStore {
   return {
-    async processedAmong(eventIds) {
-      if (eventIds.length === 0) return [];
-      const { rows } = await pool.query<{ event_id: string }>(BATCH_QUERIES.processed, [eventIds]);
-      return rows.map((r) => r.event_id);
-    },
-
-    async loadBatch({ recipientIds, throttleKeys, typeVolumeKeys }) {
-      const [people, counts, volumes] = await Promise.all([
-        recipientIds.length === 0
-          ? { rows: [] as RecipientRow[] }
-          : pool.query<RecipientRow>(BATCH_QUERIES.recipients, [recipientIds]),
-        throttleKeys.length === 0
-          ? { rows: [] }
-          : pool.query<{ recipient_id: string; category: string; window_start: number; count: number }>(
-              BATCH_QUERIES.throttleCounts,
-              throttleParams(throttleKeys),
-            ),
-        typeVolumeKeys.length === 0
-          ? { rows: [] }
-          : pool.query<{ event_type: string; window_start: number; fan_out: string }>(
-              BATCH_QUERIES.typeVolumes,
-              typeVolumeParams(typeVolumeKeys),
-            ),
+    async loadBatch({ eventIds, recipientIds, throttleKeys, typeVolumeKeys }) {
+      if (eventIds.length + recipientIds.length + throttleKeys.length + typeVolumeKeys.length === 0)
+        return { processed: [], recipients: new Map(), throttleCounts: [], typeVolumes: [] };
+      const { rows } = await pool.query<{
+        processed: string[];
+        recipients: RecipientRow[];
+        throttle_counts: ThrottleCount[];
+        type_volumes: TypeVolume[];
+      }>(BATCH_LOOKUP, [
+        eventIds,
+        recipientIds,
+        ...throttleParams(throttleKeys),
+        ...typeVolumeParams(typeVolumeKeys),
       ]);
+      const state = rows[0]!;
       return {
-        recipients: new Map(people.rows.map((row) => [row.user_id, toRecipient(row)])),
-        throttleCounts: counts.rows.map((r) => ({
-          recipientId: r.recipient_id,
-          category: r.category,
-          windowStart: r.window_start,
-          count: r.count,
-        })),
-        typeVolumes: volumes.rows.map((r) => ({
-          type: r.event_type,
-          windowStart: r.window_start,
-          fanOut: Number(r.fan_out),
-        })),
+        processed: state.processed,
+        recipients: new Map(state.recipients.map((row) => [row.user_id, toRecipient(row)])),
+        throttleCounts: state.throttle_counts,
+        typeVolumes: state.type_volumes,
       };
     },
 

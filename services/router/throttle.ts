@@ -28,6 +28,11 @@ export interface ThrottleLedger {
   admit(recipientId: string, category: string, rule: ThrottleRule, eventTime: number): boolean;
   /** What this batch admitted, to add to the stored counts. */
   increments(): ThrottleCount[];
+  /**
+   * Counts loaded for a later slice of the same batch. A key already loaded keeps its count: what
+   * this batch admitted on it is in `increments()`, not yet stored, and must not be lost.
+   */
+  addStored(stored: Iterable<ThrottleCount>): void;
 }
 
 export function throttleKey(
@@ -58,5 +63,11 @@ export function createThrottleLedger(stored: Iterable<ThrottleCount>): ThrottleL
       return true;
     },
     increments: () => [...added.values()],
+    addStored(more) {
+      for (const c of more) {
+        const k = throttleKeyText(c);
+        if (!storedCounts.has(k)) storedCounts.set(k, c.count);
+      }
+    },
   };
 }

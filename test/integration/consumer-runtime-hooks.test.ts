@@ -2,7 +2,9 @@
  * The runtime's hooks for stateful handlers, against the real broker: afterDurable runs once the
  * batch's emitted records are acknowledged and before its offsets commit (a failing hook makes the
  * batch run again); tombstones of a compacted stream reach handleTombstone instead of the DLQ; an
- * output emitted evenIfFailed goes out with a failed record's retry or dead letter.
+ * output emitted evenIfFailed goes out with a failed record's retry or dead letter; with
+ * prepareSlice, prepareBatch runs per slice, the next slice's call already under way when the current
+ * slice's records are handled.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -10,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createProducer } from '../../libs/kafka/client.ts';
 import {
+  type ConsumerRuntime,
   createConsumerRuntime,
   type RecordHandler,
   RejectedRecordError,
@@ -99,6 +102,7 @@ function runtimeFor<S extends StreamName, B>(
   dc: string,
   stream: S,
   handler: RecordHandler<StreamRecords[S], B>,
+  options: { prepareSlice?: number } = {},
 ) {
   return createConsumerRuntime<S, B>({
     kafka,
@@ -111,7 +115,21 @@ function runtimeFor<S extends StreamName, B>(
     stream,
     handler,
     retryDelaysMs: RETRY_DELAYS_MS,
+    ...options,
   });
+}
+
+/** Runs the runtime until `count` records of `source` are committed, and stops it. */
+async function runUntilCommitted(runtime: ConsumerRuntime, source: string, count: number): Promise<void> {
+  await runtime.start();
+  try {
+    await eventually(
+      async () => ((await sum(source, 'committed')) === count ? true : undefined),
+      'a full commit',
+    );
+  } finally {
+    await runtime.stop();
+  }
 }
 
 describe('consumer runtime hooks', () => {
@@ -152,15 +170,7 @@ describe('consumer runtime hooks', () => {
         }
       },
     });
-    await runtime.start();
-    try {
-      await eventually(
-        async () => ((await sum(source, 'committed')) === ids.length ? true : undefined),
-        'a full commit',
-      );
-    } finally {
-      await runtime.stop();
-    }
+    await runUntilCommitted(runtime, source, ids.length);
     const first = hooked[0]!;
     assert.ok(first.outputs >= first.ids.length, 'the batch outputs were in Kafka when the hook ran');
     assert.equal(first.committed, 0, 'nothing was committed before the hook succeeded');
@@ -222,6 +232,68 @@ describe('consumer runtime hooks', () => {
       'retried told 0',
       'retried told 1',
     ]);
+  });
+
+  test('prepareSlice: prepareBatch per slice, chained, the next one started before the current slice is handled', async () => {
+    const dc = await newDc();
+    const source = topicFor(dc, 'notify.event');
+    const ids = Array.from({ length: 8 }, (_, i) => `e${i}`);
+    await sendEvents(dc, ids);
+
+    interface Slice {
+      ids: string[];
+      previous: Slice | undefined;
+    }
+    const prepared: Slice[] = [];
+    // For each handled record: its slice, and how many prepareBatch calls had begun by then.
+    const handled: { id: string; slice: Slice; begun: number }[] = [];
+    const hooked: { ids: string[]; batch: Slice }[] = [];
+    const runtime = runtimeFor<'notify.event', Slice>(
+      dc,
+      'notify.event',
+      {
+        async prepareBatch(records, previous) {
+          const slice = { ids: records.map((r) => r.value.event_id), previous };
+          prepared.push(slice);
+          return slice;
+        },
+        handle(record, ctx) {
+          handled.push({ id: record.value.event_id, slice: ctx.batch, begun: prepared.length });
+        },
+        async afterDurable(records, batch) {
+          hooked.push({ ids: records.map((r) => r.value.event_id), batch });
+        },
+      },
+      { prepareSlice: 3 },
+    );
+    await runUntilCommitted(runtime, source, ids.length);
+    assert.ok(
+      prepared.every((s) => s.ids.length <= 3),
+      `slices of at most 3: ${prepared.map((s) => s.ids.join(','))}`,
+    );
+    assert.ok(prepared.length >= 3, 'eight records took three slices or more');
+    assert.ok(
+      prepared.some((s) => s.previous !== undefined),
+      'a later slice got the context of the slice before it',
+    );
+    for (const { id, slice, begun } of handled) {
+      assert.ok(slice.ids.includes(id), `${id} was handled with the context of its own slice`);
+      const index = prepared.indexOf(slice);
+      const nextInBatch = prepared[index + 1]?.previous === slice;
+      if (nextInBatch)
+        assert.ok(begun > index + 1, `the slice after ${id}'s was being prepared while ${id} ran`);
+    }
+    for (const { ids: done, batch } of hooked) {
+      assert.ok(!prepared.some((s) => s.previous === batch), 'afterDurable got the last slice of its batch');
+      let chain: Slice | undefined = batch;
+      const covered: string[] = [];
+      while (chain) {
+        covered.push(...chain.ids);
+        chain = chain.previous;
+      }
+      assert.deepEqual([...done].sort(), [...covered].sort(), 'afterDurable saw every record of the chain');
+    }
+    assert.deepEqual([...new Set(handled.map((h) => h.id))].sort(), [...ids].sort());
   });
 
   test('a tombstone on a compacted stream reaches handleTombstone with its key', async () => {

@@ -191,7 +191,12 @@ describe('newest version wins, whatever the order', () => {
                   .map((op) => store.eraseUser(op.key, op.version.dt)),
               ]);
             });
-            const state = await store.loadBatch({ recipientIds: KEYS, throttleKeys: [], typeVolumeKeys: [] });
+            const state = await store.loadBatch({
+              eventIds: [],
+              recipientIds: KEYS,
+              throttleKeys: [],
+              typeVolumeKeys: [],
+            });
             const actual = new Map(
               [...state.recipients].map(([k, r]) => [
                 k,

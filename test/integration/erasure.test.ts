@@ -104,7 +104,12 @@ async function materialize(
 /** What the router would route to: the person's row, if any, and whether it is a marker. */
 async function stateOf(db: pg.Pool): Promise<{ routable: boolean; marker: boolean }> {
   const store = createRouterStore(db);
-  const batch = await store.loadBatch({ recipientIds: [person], throttleKeys: [], typeVolumeKeys: [] });
+  const batch = await store.loadBatch({
+    eventIds: [],
+    recipientIds: [person],
+    throttleKeys: [],
+    typeVolumeKeys: [],
+  });
   const { rows } = await db.query<{ erased: boolean }>('SELECT erased FROM users WHERE user_id = $1', [
     person,
   ]);

@@ -46,6 +46,7 @@ test('preferences stored in their own table before 0003 are the person’s prefe
   ]);
 
   const { recipients } = await createRouterStore(pool).loadBatch({
+    eventIds: [],
     recipientIds: ['ana', 'ben'],
     throttleKeys: [],
     typeVolumeKeys: [],

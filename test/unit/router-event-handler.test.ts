@@ -17,8 +17,8 @@ import { anEvent, aRecipient, DAY, NOW, registry } from './router-fixtures.ts';
 function fakeStore(processed: string[] = []) {
   const recorded: BatchOutcome[] = [];
   const store: RouterStore = {
-    processedAmong: async (ids) => ids.filter((id) => processed.includes(id)),
-    loadBatch: async ({ recipientIds }) => ({
+    loadBatch: async ({ eventIds, recipientIds }) => ({
+      processed: eventIds.filter((id) => processed.includes(id)),
       recipients: new Map(recipientIds.map((id) => [id, aRecipient({ userId: id })])),
       throttleCounts: [],
       typeVolumes: [],
@@ -66,9 +66,15 @@ function handlerWith(store: RouterStore, { emitPush = true, trail = true, cap = 
   return { handler, metricsRegistry };
 }
 
-async function run(handler: ReturnType<typeof handlerWith>['handler'], events: NotifyEvent[]) {
+type Handler = ReturnType<typeof handlerWith>['handler'];
+type Batch = Awaited<ReturnType<NonNullable<Handler['prepareBatch']>>>;
+
+async function run(handler: Handler, events: NotifyEvent[]) {
   const records = events.map(asRecord);
-  const batch = await handler.prepareBatch!(records);
+  return handleAll(handler, records, await handler.prepareBatch!(records));
+}
+
+async function handleAll(handler: Handler, records: ConsumedRecord<NotifyEvent>[], batch: Batch) {
   const emitted: { stream: string; key: string | null | undefined; topic?: string }[] = [];
   const trail: NotifyStatusInput[] = [];
   for (const record of records) {
@@ -187,5 +193,31 @@ describe('router event handler', () => {
     assert.deepEqual(emitted, [
       { stream: 'notify.event', key: 'ev-1', topic: 'eqiad.notify.event.router.held' },
     ]);
+  });
+  test('a later slice of the batch judges duplicates and throttles with what the earlier slices did', async () => {
+    const { store, recorded } = fakeStore();
+    const { handler } = handlerWith(store);
+    const mention = (id: string) => anEvent({ event_id: id, type: 'mention', category: 'mention' });
+    const first = [mention('m1'), mention('m2')].map(asRecord);
+    const second = [mention('m1'), mention('m3')].map(asRecord);
+    // As the runtime does it at worst: the second slice is loaded before the first is routed.
+    const batch = await handler.prepareBatch!(first);
+    assert.equal(await handler.prepareBatch!(second, batch), batch, 'one batch state for both slices');
+    await handleAll(handler, first, batch);
+    const later = await handleAll(handler, second, batch);
+    assert.deepEqual(story(later.trail), [
+      'u1 email skipped:duplicate-event',
+      'u1 email skipped:throttled',
+      'u1 push skipped:duplicate-event',
+      'u1 push skipped:throttled',
+      'u1 web folded',
+      'u1 web skipped:duplicate-event',
+    ]);
+    await handler.afterDurable!([...first, ...second], batch);
+    assert.deepEqual(recorded[0]?.processed, ['m1', 'm2', 'm3']);
+    assert.deepEqual(
+      recorded[0]?.throttle.map((c) => c.count),
+      [2],
+    );
   });
 });
