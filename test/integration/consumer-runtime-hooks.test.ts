@@ -14,6 +14,7 @@ import { createProducer } from '../../libs/kafka/client.ts';
 import {
   type ConsumerRuntime,
   createConsumerRuntime,
+  DeferredRecordError,
   type RecordHandler,
   RejectedRecordError,
 } from '../../libs/kafka/consumer-runtime.ts';
@@ -294,6 +295,46 @@ describe('consumer runtime hooks', () => {
       assert.deepEqual([...done].sort(), [...covered].sort(), 'afterDurable saw every record of the chain');
     }
     assert.deepEqual([...new Set(handled.map((h) => h.id))].sort(), [...ids].sort());
+  });
+
+  test('prepareSlice: a hold taken in one slice prepares and handles no later slice until it ends; then each record once', async () => {
+    const dc = await newDc();
+    const source = topicFor(dc, 'notify.event');
+    const ids = Array.from({ length: 12 }, (_, i) => `e${i}`);
+    await sendEvents(dc, ids);
+
+    const HOLD_MS = 1_500;
+    let hold: { from: number; until: number } | undefined;
+    const preparedAt: number[] = [];
+    const handledAt: number[] = [];
+    const handled: string[] = [];
+    const runtime = runtimeFor<'notify.event', undefined>(
+      dc,
+      'notify.event',
+      {
+        async prepareBatch() {
+          preparedAt.push(Date.now());
+          return undefined;
+        },
+        handle(record, ctx) {
+          handledAt.push(Date.now());
+          if (!hold) {
+            hold = { from: Date.now(), until: Date.now() + HOLD_MS };
+            ctx.hold('test', { until: hold.until });
+            throw new DeferredRecordError('held');
+          }
+          handled.push(record.value.event_id);
+        },
+      },
+      { prepareSlice: 3 },
+    );
+    await runUntilCommitted(runtime, source, ids.length);
+    assert.ok(hold, 'the first record took the hold');
+    const during = (t: number) => t > hold!.from && t < hold!.until;
+    // The slice after the holding one was being prepared already; none after it may start.
+    assert.deepEqual(preparedAt.filter(during), [], 'no slice was prepared while held');
+    assert.deepEqual(handledAt.filter(during), [], 'no record was handled while held');
+    assert.deepEqual([...handled].sort(), [...ids].sort(), 'after the hold, every record was handled once');
   });
 
   test('a tombstone on a compacted stream reaches handleTombstone with its key', async () => {
