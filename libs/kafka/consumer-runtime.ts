@@ -38,8 +38,8 @@ import { createCaughtUpProbe } from './caught-up-probe.ts';
 import { type Checkpointer, createCheckpointer } from './checkpointer.ts';
 import { createProducer, withAdmin } from './client.ts';
 import { createDlqBreaker, type DlqBreakerOptions } from './dlq-breaker.ts';
-import { createKeyedLimiter } from './keyed-limiter.ts';
-import { createOffsetTracker, type OffsetTracker } from './offset-tracker.ts';
+import { createKeyedLimiter, type TaskRunner } from './keyed-limiter.ts';
+import { createOffsetTracker, type Position } from './offset-tracker.ts';
 import { createOutbox, type OutboundRecord } from './outbox.ts';
 import { createPauseModel, type HoldUntil } from './pause-model.ts';
 import { decodeFailureKind, type RecordCodec } from './record-codec.ts';
@@ -245,18 +245,39 @@ interface Decided {
   durable: Promise<void>;
 }
 
-interface PositionData {
+/**
+ * One fetched record on its way through its batch: what it decoded to (a value, a tombstone, or
+ * why it could not be read), its place in the commit order, and how it was decided. The one object
+ * a record costs the runtime: the limiter, the offset tracker and the outbox's wait all take it.
+ */
+interface RecordTurn<T, B> {
+  message: KafkaMessage;
+  record: ConsumedRecord<T> | null;
+  tombstone: ConsumedRecord<null> | null;
+  /** Why it could not be read; undefined when it was. */
+  error: unknown;
+  key: string | null;
+  /** The Kafka timestamp and the event time (meta.dt) its commit reports to the checkpoints. */
   timestamp: number;
   eventTime: number | null;
+  /** Set as it is queued: its slice's prepareBatch and its place among the partition's offsets. */
+  prepared: Prepared<B> | null;
+  position: Position<RecordTurn<T, B>> | null;
+  outcome: Outcome;
 }
 
-/** One fetched record after decoding: a value, a tombstone, or why it could not be read. */
-interface DecodedItem<T> {
-  message: KafkaMessage;
-  record?: ConsumedRecord<T>;
-  tombstone?: ConsumedRecord<null>;
-  error?: unknown;
+/** A slice's prepareBatch: `left` when a stop or a hold came first, so its records are left unfinished. */
+type Prepared<B> = { context?: B; error?: unknown; left?: true };
+
+/** A slice decoded and prepared, or `broken` by a failure of the codec that is no record's fault. */
+interface ReadySlice<T, B> {
+  turns: RecordTurn<T, B>[];
+  prepared: Prepared<B>;
+  broken?: unknown;
 }
+
+/** Records per slice for a handler without prepareBatch; see slicesOf. */
+const DECODE_SLICE = 256;
 
 interface Failure {
   message: KafkaMessage;
@@ -301,6 +322,17 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
   const log = opts.log.child({ group, stream });
   const metrics = createRuntimeMetrics(registry);
   const labels = { group };
+  const handleSeconds = metrics.handleSeconds.child(group);
+  // Named once per stream rather than once per emitted record.
+  const localTopics = new Map<StreamName, string>();
+  const localTopic = (outStream: StreamName): string => {
+    let name = localTopics.get(outStream);
+    if (name === undefined) {
+      name = topicFor(dc, outStream);
+      localTopics.set(outStream, name);
+    }
+    return name;
+  };
   const heartbeatIntervalMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
 
   const policy = createRetryPolicy({ dc, stream, service, delaysMs: retryDelaysMs });
@@ -459,7 +491,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     record: ConsumedRecord<T | null>,
     message: KafkaMessage,
     batchContext: B,
-    run: (context: HandlerContext<B>) => Promise<void> | void,
+    isTombstone: boolean,
   ): Decided | null | Promise<Decided | null> {
     // What the handler emitted, in order. Closures rather than methods: handlers destructure their
     // context ({ emit, hold }), as KafkaJS's eachBatch payload allows.
@@ -469,7 +501,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       emit(outStream, value, options = {}) {
         emitted.push({
           value: encodeNow(outStream, value),
-          topic: options.topic ?? topicFor(dc, outStream),
+          topic: options.topic ?? localTopic(outStream),
           key: options.key ?? null,
           headers: options.headers ?? {},
           evenIfFailed: options.evenIfFailed === true,
@@ -491,14 +523,16 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     const started = performance.now();
     let running: Promise<void> | void;
     try {
-      running = run(context);
+      running = isTombstone
+        ? handler.handleTombstone?.(record as ConsumedRecord<null>, context)
+        : handler.handle(record as ConsumedRecord<T>, context);
     } catch (error) {
-      metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
+      handleSeconds.observe((performance.now() - started) / 1000);
       return handlerFailed(record, message, emitted, error);
     }
     if (running || !emitted.every(isEncoded)) return handledLater(record, message, emitted, running, started);
-    metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
-    return { outcome: 'ok', durable: outbox.send(outbound(emitted, emitted.map(encodedValue))) };
+    handleSeconds.observe((performance.now() - started) / 1000);
+    return { outcome: 'ok', durable: outbox.send(encodedOutbound(emitted)) };
   }
 
   /** The rest of handleOne for a handler that returned a promise or an emit still encoding. */
@@ -516,7 +550,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     } catch (error) {
       return handlerFailed(record, message, emitted, error);
     } finally {
-      metrics.handleSeconds.observe(labels, (performance.now() - started) / 1000);
+      handleSeconds.observe((performance.now() - started) / 1000);
     }
     // A failed send is not the record's fault: it propagates and the batch is fetched again.
     return { outcome: 'ok', durable: outbox.send(ready) };
@@ -583,58 +617,95 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     return { take: messages.length, nextDue: null };
   }
 
-  async function decode(
+  /**
+   * Decodes a slice's records: at once while the codec knows their writer schemas (codec.decodeSync;
+   * an await per record would cost a turn each, and would delay the next slice's prepareBatch past
+   * the handling it should overlap), else from the first unknown one on, awaiting the registry.
+   * Throws when the registry is down: not the records' fault.
+   */
+  function decode(
     payload: EachBatchPayload,
     messages: readonly KafkaMessage[],
-  ): Promise<DecodedItem<T>[]> {
+  ): RecordTurn<T, B>[] | Promise<RecordTurn<T, B>[]> {
     const { topic, partition } = payload.batch;
     const isRetryTopic = retryTopicSet.has(topic);
     const originDc = parseTopic(topic).dc;
-    const consumedRecord = <V>(message: KafkaMessage, value: V, attempt: number): ConsumedRecord<V> => ({
+    const consumedRecord = <V>(turn: RecordTurn<T, B>, value: V): ConsumedRecord<V> => ({
       topic,
       partition,
-      offset: message.offset,
-      key: message.key ? message.key.toString('utf8') : null,
-      timestamp: Number(message.timestamp),
-      headers: message.headers ?? {},
+      offset: turn.message.offset,
+      key: turn.key,
+      timestamp: turn.timestamp,
+      headers: turn.message.headers ?? {},
       stream,
       originDc,
       value,
-      attempt,
+      attempt: isRetryTopic ? (headerInt(turn.message.headers, HEADER.attempt) ?? 1) : 0,
     });
-    const decoded: DecodedItem<T>[] = [];
-    for (const message of messages) {
-      const attempt = isRetryTopic ? (headerInt(message.headers, HEADER.attempt) ?? 1) : 0;
-      if (!message.value && handler.handleTombstone) {
-        decoded.push({ message, tombstone: consumedRecord(message, null, attempt) });
-        continue;
+    const valueRead = (turn: RecordTurn<T, B>, value: T) => {
+      turn.record = consumedRecord(turn, value);
+      turn.eventTime = (value as { meta?: { dt?: number } }).meta?.dt ?? null;
+    };
+    const unreadable = (turn: RecordTurn<T, B>, error: unknown) => {
+      if (decodeFailureKind(error) === null) throw error;
+      turn.error = error;
+    };
+    /** Reads one record into its turn; a promise when the codec must ask the registry first. */
+    const read = (message: KafkaMessage): { turn: RecordTurn<T, B>; later?: Promise<void> } => {
+      const turn: RecordTurn<T, B> = {
+        message,
+        record: null,
+        tombstone: null,
+        error: undefined,
+        key: message.key ? message.key.toString('utf8') : null,
+        timestamp: Number(message.timestamp),
+        eventTime: null,
+        prepared: null,
+        position: null,
+        outcome: 'ok',
+      };
+      if (!message.value && handler.handleTombstone) turn.tombstone = consumedRecord(turn, null);
+      else if (!message.value)
+        turn.error = new Error('record has no value (tombstone) on a stream that has none');
+      else {
+        const bytes = message.value;
+        try {
+          const value = codec.decodeSync?.(stream, bytes) as T | undefined;
+          if (value !== undefined) valueRead(turn, value);
+          else {
+            const later = codec.decode(stream, bytes).then(
+              (decoded) => valueRead(turn, decoded as T),
+              (error: unknown) => unreadable(turn, error),
+            );
+            return { turn, later };
+          }
+        } catch (error) {
+          unreadable(turn, error);
+        }
       }
-      if (!message.value) {
-        decoded.push({
-          message,
-          error: new Error('record has no value (tombstone) on a stream that has none'),
-        });
-        continue;
-      }
-      try {
-        // At once once the writer schema is known: an await per record would cost a turn each.
-        const value = (codec.decodeSync?.(stream, message.value) ??
-          (await codec.decode(stream, message.value))) as T;
-        decoded.push({ message, record: consumedRecord(message, value, attempt) });
-      } catch (error) {
-        // A registry that is down is not the record's fault: fail the batch, it is fetched again.
-        if (decodeFailureKind(error) === null) throw error;
-        decoded.push({ message, error });
-      }
+      return { turn };
+    };
+    const turns: RecordTurn<T, B>[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const { turn, later } = read(messages[i]!);
+      turns.push(turn);
+      if (later) return readRest(later, i + 1);
     }
-    return decoded;
+    return turns;
+
+    async function readRest(first: Promise<void>, from: number): Promise<RecordTurn<T, B>[]> {
+      await first;
+      for (let i = from; i < messages.length; i++) {
+        const { turn, later } = read(messages[i]!);
+        turns.push(turn);
+        if (later) await later;
+      }
+      return turns;
+    }
   }
 
-  /** `left`: not prepared because a stop or a hold came first; its records are left unfinished. */
-  type Prepared = { context?: B; error?: unknown; left?: true };
-
   /** A slice without records to prepare keeps the previous slice's context; a failed one fails the rest. */
-  async function prepare(good: readonly ConsumedRecord<T>[], previous: Prepared): Promise<Prepared> {
+  async function prepare(good: readonly ConsumedRecord<T>[], previous: Prepared<B>): Promise<Prepared<B>> {
     if (!handler.prepareBatch || good.length === 0 || previous.error !== undefined) return previous;
     metrics.batchesPrepared.inc(labels);
     try {
@@ -644,15 +715,77 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     }
   }
 
-  /** The fetched batch cut into prepareSlice-sized runs of records. */
-  function slicesOf(decoded: readonly DecodedItem<T>[]): DecodedItem<T>[][] {
-    const size = prepareSlice ?? decoded.length;
-    const slices: DecodedItem<T>[][] = [];
-    for (let start = 0; start < decoded.length; start += size)
-      slices.push(decoded.slice(start, start + size));
+  /**
+   * The fetched batch cut into the slices it is decoded, prepared and queued in: prepareSlice
+   * records each, or the whole batch for a prepareBatch that wants it whole. Without prepareBatch,
+   * slices of DECODE_SLICE records, so a large batch's decoded values need not all be alive at once.
+   */
+  function slicesOf(messages: readonly KafkaMessage[]): KafkaMessage[][] {
+    const size = prepareSlice ?? (handler.prepareBatch ? messages.length : DECODE_SLICE);
+    const slices: KafkaMessage[][] = [];
+    for (let start = 0; start < messages.length; start += size)
+      slices.push(messages.slice(start, start + size));
     return slices;
   }
-  const goodOf = (items: readonly DecodedItem<T>[]) => items.flatMap((d) => (d.record ? [d.record] : []));
+
+  /**
+   * Decodes a slice and prepares it. A decoding failure that is not the records' fault (the
+   * registry down) comes back as `broken`: the slice is not handled, and the batch fails once
+   * what is in flight has settled and committed.
+   */
+  async function readySlice(
+    payload: EachBatchPayload,
+    messages: readonly KafkaMessage[],
+    previous: Prepared<B>,
+  ): Promise<ReadySlice<T, B>> {
+    let turns: RecordTurn<T, B>[];
+    try {
+      const decoded = decode(payload, messages);
+      turns = Array.isArray(decoded) ? decoded : await decoded;
+    } catch (error) {
+      return { turns: [], prepared: { left: true }, broken: error };
+    }
+    return { turns, prepared: await prepare(goodOf(turns), previous) };
+  }
+
+  const goodOf = (turns: readonly RecordTurn<T, B>[]) => {
+    const good: ConsumedRecord<T>[] = [];
+    for (const turn of turns) if (turn.record) good.push(turn.record);
+    return good;
+  };
+
+  /** Hands a record to its handler, or routes what cannot be handled to its retry or the DLQ. */
+  function decide(
+    turn: RecordTurn<T, B>,
+    prepared: Prepared<B>,
+    topic: string,
+    partition: number,
+  ): Decided | null | Promise<Decided | null> {
+    const { message, record, tombstone } = turn;
+    const batchContext = prepared.context as B;
+    if (tombstone && handler.handleTombstone) return handleOne(tombstone, message, batchContext, true);
+    if (record && prepared.error === undefined) return handleOne(record, message, batchContext, false);
+    if (record) {
+      return fail({
+        message,
+        topic,
+        partition,
+        attempt: record.attempt,
+        kind: 'handler',
+        error: prepared.error,
+        permanent: false,
+      });
+    }
+    return fail({
+      message,
+      topic,
+      partition,
+      attempt: 0,
+      kind: decodeFailureKind(turn.error) ?? 'malformed',
+      error: turn.error,
+      permanent: true,
+    });
+  }
 
   /**
    * Heartbeats while the batch runs, so a batch longer than the session timeout (a slow relay under
@@ -690,7 +823,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
       return;
     }
 
-    const tracker: OffsetTracker<PositionData> = createOffsetTracker();
+    const tracker = createOffsetTracker<RecordTurn<T, B>>();
     let lastCommit = now();
     let committed: bigint | null = null;
     // Commits are chained so a lower offset can never land after a higher one.
@@ -733,8 +866,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     };
 
     const { take, nextDue } = dueCount(payload);
-    const decoded = await decode(payload, payload.batch.messages.slice(0, take));
-    const slices = slicesOf(decoded);
+    const slices = slicesOf(payload.batch.messages.slice(0, take));
     const alive = keepAlive(payload);
     let stoppedEarly = false;
     const succeeded: ConsumedRecord<T>[] = [];
@@ -742,135 +874,123 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
     let lastContext: B | undefined;
     let rebalance: unknown = null;
     try {
-      // Every record is queued at once; the limiter bounds how many run. A record whose turn comes
-      // after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds the
-      // commit below it.
-      // Counted rather than collected into promises: this runs once per record.
-      let undecided = decoded.length;
-      let unsettled = decoded.length;
+      // Records are queued slice by slice; the limiter bounds how many run. A record whose turn
+      // comes after a stop, a hold, a rebalance or a breaker trip is left unfinished, which holds
+      // the commit below it. Counted rather than collected into promises: this runs once per record.
+      let queued = 0;
+      let undecided = 0;
+      let unsettled = 0;
+      let queueing = true;
       const settled = Promise.withResolvers<void>();
-      if (unsettled === 0) settled.resolve();
       const settledOne = () => {
-        if (--unsettled === 0) settled.resolve();
+        if (--unsettled === 0 && !queueing) settled.resolve();
       };
+      // Once every record queued is decided and no slice is left to queue, nothing more joins from
+      // this batch: send now rather than after the outbox's linger time.
       const decidedOne = () => {
-        // Once every record of the batch is decided nothing more will join from it: send now
-        // rather than after the outbox's linger time.
-        if (--undecided === 0) void outbox.flush().catch(() => undefined);
+        if (--undecided === 0 && !queueing) void outbox.flush().catch(() => undefined);
       };
       const failed = (error: unknown) => {
         failure ??= { error };
         settledOne();
       };
-      const decideFailed = (error: unknown) => {
-        decidedOne();
-        failed(error);
+      /** A record whose outputs (or retry, or dead letter) are in Kafka: it may commit. */
+      const durable = (turn: RecordTurn<T, B>) => {
+        if (turn.outcome === 'ok' && turn.record) succeeded.push(turn.record);
+        outcomes[turn.outcome]++;
+        tracker.finish(turn.position!);
+        // A failed commit fails the batch at its last commit, which chains after this one.
+        if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
+        settledOne();
       };
       // Records that joined one outbox request share its promise: one reaction per request rather
-      // than per record, the records' callbacks in the order they came, as reactions would run.
-      let waiting: { durable: Promise<void>; callbacks: (() => void)[] } | null = null;
-      const whenDurable = (durable: Promise<void>, callback: () => void) => {
-        if (waiting?.durable !== durable) {
-          const request = { durable, callbacks: [] as (() => void)[] };
+      // than per record, the records in the order they came, as reactions would run.
+      let waiting: { durable: Promise<void>; turns: RecordTurn<T, B>[] } | null = null;
+      const whenDurable = (promise: Promise<void>, turn: RecordTurn<T, B>) => {
+        if (waiting?.durable !== promise) {
+          const request = { durable: promise, turns: [] as RecordTurn<T, B>[] };
           waiting = request;
-          durable.then(
+          promise.then(
             () => {
-              for (const settle of request.callbacks) settle();
+              for (const t of request.turns) durable(t);
             },
             (error: unknown) => {
-              for (let i = 0; i < request.callbacks.length; i++) failed(error);
+              for (let i = 0; i < request.turns.length; i++) failed(error);
             },
           );
         }
-        waiting.callbacks.push(callback);
+        waiting.turns.push(turn);
       };
-      let next = prepare(goodOf(slices[0] ?? []), {});
+      // A seek from outside (the runtime never seeks) makes what was fetched stale: checked per
+      // slice, since KafkaJS answers it by serializing the partition's name.
+      let stale = false;
+      // A record is decided in its turn of the limiter: synchronously up to the handler, so it
+      // is one async step, not three. One runner for the batch's records rather than closures per
+      // record: this runs once per record.
+      const records: TaskRunner<RecordTurn<T, B>, Decided | null> = {
+        run: (turn) => {
+          const prepared = turn.prepared!;
+          const halted =
+            prepared.left ||
+            stale ||
+            stopping ||
+            pauses.isHalted() ||
+            alive.rebalancing() ||
+            !payload.isRunning();
+          return halted ? null : decide(turn, prepared, topic, partition);
+        },
+        // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
+        done: (turn, decided) => {
+          // Its value is needed again only by afterDurable: a batch's values need not all live
+          // until its end.
+          if (!handler.afterDurable) turn.record = null;
+          decidedOne();
+          if (decided) {
+            turn.outcome = decided.outcome;
+            whenDurable(decided.durable, turn);
+          } else {
+            stoppedEarly = true;
+            settledOne();
+          }
+        },
+        failed: (_, error) => {
+          decidedOne();
+          failed(error);
+        },
+      };
+      let next = readySlice(payload, slices[0] ?? [], {});
       for (let s = 0; s < slices.length; s++) {
-        const slicePrepared = await next;
+        const slice = await next;
+        if (slice.broken !== undefined) {
+          failure ??= { error: slice.broken };
+          break;
+        }
+        if (slice.prepared.left) {
+          stoppedEarly = true;
+          break;
+        }
+        stale ||= payload.isStale();
         // afterDurable gets the context of the last slice whose records were handled.
-        if (!slicePrepared.left && slicePrepared.error === undefined) lastContext = slicePrepared.context;
-        const batchContext = slicePrepared.context as B;
+        if (slice.prepared.error === undefined) lastContext = slice.prepared.context;
         // Started before this slice's records are queued: its look-up overlaps their handling.
         if (s + 1 < slices.length) {
           next =
-            stopping || pauses.isHalted() || slicePrepared.left
-              ? Promise.resolve({ left: true })
-              : prepare(goodOf(slices[s + 1]!), slicePrepared);
+            stopping || pauses.isHalted()
+              ? Promise.resolve({ turns: [], prepared: { left: true } })
+              : readySlice(payload, slices[s + 1]!, slice.prepared);
         }
-        for (const item of slices[s]!) {
-          const { message } = item;
-          const eventTime = (item.record?.value as { meta?: { dt?: number } } | undefined)?.meta?.dt ?? null;
-          const position = tracker.begin(BigInt(message.offset), {
-            timestamp: Number(message.timestamp),
-            eventTime,
-          });
-          const key =
-            (item.record ?? item.tombstone)?.key ?? (message.key ? message.key.toString('utf8') : null);
-          // Synchronous up to the handler: a record is one async step, not three.
-          const decide = (): Decided | null | Promise<Decided | null> => {
-            if (
-              slicePrepared.left ||
-              stopping ||
-              pauses.isHalted() ||
-              alive.rebalancing() ||
-              !payload.isRunning() ||
-              payload.isStale()
-            )
-              return null;
-            const { record, tombstone } = item;
-            if (tombstone && handler.handleTombstone) {
-              return handleOne(tombstone, message, batchContext, (ctx) =>
-                handler.handleTombstone?.(tombstone, ctx),
-              );
-            }
-            if (record && slicePrepared.error === undefined) {
-              return handleOne(record, message, batchContext, (ctx) => handler.handle(record, ctx));
-            }
-            if (record) {
-              return fail({
-                message,
-                topic,
-                partition,
-                attempt: record.attempt,
-                kind: 'handler',
-                error: slicePrepared.error,
-                permanent: false,
-              });
-            }
-            return fail({
-              message,
-              topic,
-              partition,
-              attempt: 0,
-              kind: decodeFailureKind(item.error) ?? 'malformed',
-              error: item.error,
-              permanent: true,
-            });
-          };
-          let outcome: Outcome = 'ok';
-          const durable = () => {
-            if (outcome === 'ok' && item.record) succeeded.push(item.record);
-            outcomes[outcome]++;
-            tracker.finish(position);
-            // A failed commit fails the batch at its last commit, which chains after this one.
-            if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs)
-              void commit().catch(() => {});
-            settledOne();
-          };
-          // Not decided: left unfinished (a stop, a hold, a rebalance, a deferred record).
-          const settle = (decided: Decided | null) => {
-            decidedOne();
-            if (decided) {
-              outcome = decided.outcome;
-              whenDurable(decided.durable, durable);
-            } else {
-              stoppedEarly = true;
-              settledOne();
-            }
-          };
-          limiter.submit(key, decide, settle, decideFailed);
+        queued += slice.turns.length;
+        undecided += slice.turns.length;
+        unsettled += slice.turns.length;
+        for (const turn of slice.turns) {
+          turn.prepared = slice.prepared;
+          turn.position = tracker.begin(BigInt(turn.message.offset), turn);
+          limiter.submit(turn.key, records, turn);
         }
       }
+      queueing = false;
+      if (unsettled === 0) settled.resolve();
+      if (undecided === 0 && queued > 0) void outbox.flush().catch(() => undefined);
       metrics.inFlight.set(labels, limiter.active());
       await settled.promise;
       // A failed send leaves its record unfinished, so the commit below stops short of it; the hook
@@ -1008,7 +1128,14 @@ interface Emitted {
 }
 
 const isEncoded = (e: Emitted): boolean => Buffer.isBuffer(e.value);
-const encodedValue = (e: Emitted): Buffer => e.value as Buffer;
+
+/** The records to send for emits that are all encoded. */
+function encodedOutbound(emitted: readonly Emitted[]): OutboundRecord[] {
+  const records: OutboundRecord[] = [];
+  for (const { topic, key, headers, value } of emitted)
+    records.push({ topic, message: { key, value: value as Buffer, headers } });
+  return records;
+}
 
 function outbound(emitted: readonly Emitted[], values: readonly Buffer[]): OutboundRecord[] {
   return emitted.map(({ topic, key, headers }, i) => ({

@@ -2,7 +2,8 @@
  * The consumer runtime's metrics. Several runtimes share a process registry (a service may run a
  * consumer per stream), so each metric is created once and labelled by group.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { HotHistogram } from '../metrics/hot-histogram.ts';
 import { PARTITION_DUE_REASON } from './pause-model.ts';
 
 export type RuntimeMetrics = ReturnType<typeof createRuntimeMetrics>;
@@ -117,17 +118,13 @@ export function createRuntimeMetrics(registry: Registry) {
           registers: [registry],
         }),
     ),
-    handleSeconds: get(
-      'tidings_consumer_handle_seconds',
-      () =>
-        new Histogram({
-          name: 'tidings_consumer_handle_seconds',
-          help: 'Time a handler took for one record',
-          labelNames: ['group'],
-          buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-          registers: [registry],
-        }),
-    ),
+    // Observed once per record: a histogram without per-observation label handling.
+    handleSeconds: HotHistogram.on(registry, {
+      name: 'tidings_consumer_handle_seconds',
+      help: 'Time a handler took for one record',
+      labelName: 'group',
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    }),
     inFlight: get(
       'tidings_consumer_in_flight',
       () =>

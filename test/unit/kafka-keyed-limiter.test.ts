@@ -46,3 +46,36 @@ test('a failed task does not stop the next task of the same key', async () => {
   await assert.rejects(first, /boom/);
   assert.equal(await second, 'ran');
 });
+
+test('a task that returns a value reports it before submit returns, in order per key', () => {
+  const limiter = createKeyedLimiter(4);
+  const seen: string[] = [];
+  const runner = {
+    run: (name: string) => name.toUpperCase(),
+    done: (_: string, value: string) => seen.push(value),
+    failed: (_: string, error: unknown) => assert.fail(String(error)),
+  };
+  for (const name of ['a1', 'b1', 'a2']) {
+    limiter.submit(name[0]!, runner, name);
+    assert.equal(seen.at(-1), name.toUpperCase(), `${name} was reported synchronously`);
+  }
+  assert.equal(limiter.active(), 0);
+});
+
+test('a long run of synchronous tasks queued behind a slow one runs without growing the stack', async () => {
+  const limiter = createKeyedLimiter(1);
+  const slow = limiter.run('k', () => sleep(5));
+  let done = 0;
+  let failed: unknown;
+  const runner = {
+    run: (i: number) => i,
+    done: () => done++,
+    failed: (_: number, error: unknown) => {
+      failed = error;
+    },
+  };
+  for (let i = 0; i < 100_000; i++) limiter.submit(i % 2 ? 'k' : `other${i}`, runner, i);
+  await slow;
+  assert.equal(failed, undefined);
+  assert.equal(done, 100_000);
+});
