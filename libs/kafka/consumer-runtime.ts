@@ -899,8 +899,6 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         if (turn.outcome === 'ok' && turn.record) succeeded.push(turn.record);
         outcomes[turn.outcome]++;
         tracker.finish(turn.position!);
-        // A failed commit fails the batch at its last commit, which chains after this one.
-        if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs) void commit().catch(() => {});
         settledOne();
       };
       // Records that joined one outbox request share its promise: one reaction per request rather
@@ -913,6 +911,10 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
           promise.then(
             () => {
               for (const t of request.turns) durable(t);
+              // Once per request rather than per record. A failed commit fails the batch at its
+              // last commit, which chains after this one.
+              if (!handler.afterDurable && now() - lastCommit >= commitIntervalMs)
+                void commit().catch(() => {});
             },
             (error: unknown) => {
               for (let i = 0; i < request.turns.length; i++) failed(error);
@@ -984,7 +986,7 @@ export function createConsumerRuntime<S extends StreamName, B = undefined>(
         unsettled += slice.turns.length;
         for (const turn of slice.turns) {
           turn.prepared = slice.prepared;
-          turn.position = tracker.begin(BigInt(turn.message.offset), turn);
+          turn.position = tracker.begin(turn.message.offset, turn);
           limiter.submit(turn.key, records, turn);
         }
       }

@@ -122,6 +122,12 @@ export function createKeyedLimiter(limit: number): KeyedLimiter {
         return;
       }
     }
+    // Nothing waits for a slot: start it now rather than through the queue.
+    if (!draining && running < limit && readyHead === ready.length) {
+      start(job);
+      if (readyHead < ready.length) drain();
+      return;
+    }
     ready.push(job);
     drain();
   }

@@ -13,13 +13,14 @@ export interface Committable<D> {
 
 /** A record begun and not yet finished; `begin` hands it out and `finish` takes it back. */
 export interface Position<D> {
-  readonly offset: bigint;
+  /** As KafkaJS gives it: parsed only for the offset that commits, not once per record. */
+  readonly offset: string;
   readonly data: D;
   done: boolean;
 }
 
 export interface OffsetTracker<D> {
-  begin(offset: bigint, data: D): Position<D>;
+  begin(offset: string, data: D): Position<D>;
   finish(position: Position<D>): void;
   /** Drops finished records from the head and returns what may be committed, if anything moved. */
   advance(): Committable<D> | null;
@@ -36,7 +37,7 @@ export function createOffsetTracker<D>(): OffsetTracker<D> {
   return {
     begin(offset, data) {
       const last = queue[queue.length - 1];
-      if (last && offset <= last.offset) {
+      if (last && !isAfter(offset, last.offset)) {
         throw new Error(`offset ${offset} began after ${last.offset}: offsets must increase`);
       }
       const position = { offset, data, done: false };
@@ -56,10 +57,14 @@ export function createOffsetTracker<D>(): OffsetTracker<D> {
         queue.splice(0, head);
         head = 0;
       }
-      return last ? { offset: last.offset + 1n, data: last.data } : null;
+      return last ? { offset: BigInt(last.offset) + 1n, data: last.data } : null;
     },
     inFlight() {
       return queue.length - head;
     },
   };
 }
+
+/** Whether one offset (decimal digits, no leading zeros, as Kafka gives them) is above another. */
+const isAfter = (offset: string, than: string): boolean =>
+  offset.length > than.length || (offset.length === than.length && offset > than);

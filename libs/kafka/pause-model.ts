@@ -124,6 +124,8 @@ export function createPauseModel(options: PauseModelOptions): PauseModel {
   const holding = (hold: Hold, at: number) => hold.probe !== undefined || hold.until > at;
 
   function isHalted() {
+    // Asked once per record: no clock read while nothing holds.
+    if (holds.size === 0) return false;
     const at = now();
     for (const hold of holds.values()) if (holding(hold, at)) return true;
     return false;
