@@ -3,7 +3,7 @@
  * consumer per stream), so each metric is created once and labelled by group.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { HotHistogram } from '../metrics/hot-histogram.ts';
+import { HotHistogram } from '../metrics/hot-path.ts';
 import { PARTITION_DUE_REASON } from './pause-model.ts';
 
 export type RuntimeMetrics = ReturnType<typeof createRuntimeMetrics>;

@@ -1,5 +1,6 @@
 /** What the router decided, by outcome and reason: tidings_router_events_total and tidings_router_deliveries_total. */
 import type { Registry } from 'prom-client';
+import { tallied } from '../../libs/metrics/hot-path.ts';
 import { counter } from '../../libs/metrics/registry.ts';
 import type { Channel } from '../../libs/schemas/types.generated.ts';
 
@@ -12,12 +13,13 @@ export interface RoutingMetrics {
 }
 
 export function createRoutingMetrics(registry: Registry): RoutingMetrics {
-  const events = counter(registry, {
+  // Counted once per event and once per recipient and channel: tallied.
+  const events = tallied(registry, {
     name: 'tidings_router_events_total',
     help: 'Events the router decided on, by outcome and reason',
     labelNames: ['outcome', 'reason'] as const,
   });
-  const deliveries = counter(registry, {
+  const deliveries = tallied(registry, {
     name: 'tidings_router_deliveries_total',
     help: 'Per recipient and channel decisions, by outcome and reason',
     labelNames: ['channel', 'outcome', 'reason'] as const,
@@ -28,8 +30,8 @@ export function createRoutingMetrics(registry: Registry): RoutingMetrics {
     labelNames: ['type'] as const,
   });
   return {
-    event: (outcome, reason) => events.inc({ outcome, reason }),
-    delivery: (channel, outcome, reason) => deliveries.inc({ channel, outcome, reason }),
+    event: (outcome, reason) => events.inc(outcome, reason),
+    delivery: (channel, outcome, reason) => deliveries.inc(channel, outcome, reason),
     chattyTrip: (type) => trips.inc({ type }),
   };
 }

@@ -42,3 +42,15 @@ export function backendCpuSpent(
   for (const [pid, ms] of after) spent += ms - (before.get(pid) ?? 0);
   return spent;
 }
+
+/** Linux's clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on every mainstream build). */
+const TICKS_PER_SECOND = 100;
+
+/** CPU ms (user + system, every thread) another process on this machine has used so far. */
+export async function childCpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name and state.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+}

@@ -12,7 +12,9 @@
  *   publishes as many events again and routes them with the delivery trail off
  *   (DELIVERY_TRAIL=false), against a baseline writing their channel records only. The report
  *   gives medians over BENCH_ROUTER_ROUNDS (default 2), the ratios router/raw with the trail on
- *   and off (goal 0.5), trail on against the channel-only baseline, and trail on/off.
+ *   and off (goal 0.5), trail on against the channel-only baseline, and trail on/off; and, since
+ *   the rates follow how busy the machine is, the CPU per event of the router process and of the
+ *   raw pipe over the same window, with their ratio.
  * latency: with the router running, events go out at BENCH_ROUTER_RATE per second (default 200)
  *   for BENCH_ROUTER_SECONDS (default 20); a reader of <dc>.notify.web takes the time from each
  *   notification's meta.dt (the event's publish time, which the router carries over) to its
@@ -66,7 +68,7 @@ import {
   uniqueDc,
   withAdmin,
 } from '../integration/harness.ts';
-import { backendCpuMs, backendCpuSpent, processCpuMs } from './cpu.ts';
+import { backendCpuMs, backendCpuSpent, childCpuMs, processCpuMs } from './cpu.ts';
 import { committedAll, rawPipe } from './raw-pipe.ts';
 import { median, percentile, round } from './stats.ts';
 
@@ -122,6 +124,10 @@ export async function run(): Promise<Record<string, unknown>> {
     const rawChannelsOnly: number[] = [];
     // notify.status records per channel record: what the trail adds to the router's output.
     const trailPerChannelRecord: number[] = [];
+    // CPU per event of the router process and of the raw pipe (this process): what the machine's
+    // other load moves much less than the rates.
+    const routerCpu: number[] = [];
+    const rawCpu: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await router.stop();
       const recipients = await publishEvents(publisher, categories, r);
@@ -140,9 +146,11 @@ export async function run(): Promise<Record<string, unknown>> {
       recipientRates.push(recipients / seconds);
       outputRates.push(pass.outputs / seconds);
       trailPerChannelRecord.push(pass.trail / pass.outputs);
+      routerCpu.push(pass.cpuUsPerEvent);
       await router.stop();
       const baseline = await rawRouterPipe(kafka, dc, r, ends, { trail: true });
       raw.push(baseline.eventsPerSecond);
+      rawCpu.push(baseline.cpuUsPerEvent);
       rawOutputs.push(baseline.outputs);
 
       await router.stop();
@@ -163,7 +171,8 @@ export async function run(): Promise<Record<string, unknown>> {
         `round ${r + 1}: raw ${Math.round(raw.at(-1)!)} events/s (${baseline.outputs} channel and trail records), router ${Math.round(routerRates.at(-1)!)} ` +
           `events/s (${Math.round(recipientRates.at(-1)!)} recipients/s, ${Math.round(outputRates.at(-1)!)} ` +
           `channel records/s); with the trail off ${Math.round(trailOffRates.at(-1)!)} events/s against raw ` +
-          `${Math.round(channelsOnly.eventsPerSecond)} events/s (${channelsOnly.outputs} channel records)`,
+          `${Math.round(channelsOnly.eventsPerSecond)} events/s (${channelsOnly.outputs} channel records); ` +
+          `CPU per event router ${Math.round(routerCpu.at(-1)!)} µs, raw ${Math.round(rawCpu.at(-1)!)} µs`,
       );
     }
 
@@ -206,6 +215,9 @@ export async function run(): Promise<Record<string, unknown>> {
       router_trail_off_median_events_per_s: Math.round(median(trailOffRates)),
       ratio_trail_on_to_off: round(routerMedian / median(trailOffRates)),
       trail_records_per_channel_record: round(median(trailPerChannelRecord), 2),
+      router_cpu_us_per_event: routerCpu.map(Math.round),
+      raw_cpu_us_per_event: rawCpu.map(Math.round),
+      ratio_cpu_raw_to_router: round(median(rawCpu) / median(routerCpu)),
       latency: { rate_per_s: RATE, seconds: SECONDS, ...latency },
     };
     console.log(
@@ -306,7 +318,7 @@ async function rawRouterPipe(
   r: number,
   ends: ReadonlyMap<string, number>,
   { trail }: { trail: boolean },
-): Promise<{ eventsPerSecond: number; outputs: number }> {
+): Promise<{ eventsPerSecond: number; cpuUsPerEvent: number; outputs: number }> {
   const serde = createSerde({ registryUrl: REGISTRY_URL });
   const prefix = `bench-r${r}-`;
   const outputs = new Map<string, { topic: string; message: Message }[]>();
@@ -354,7 +366,7 @@ async function rawRouterPipe(
     await producer.disconnect();
   }
 
-  const { perSecond: eventsPerSecond } = await rawPipe({
+  const { perSecond: eventsPerSecond, cpuUsPerRecord: cpuUsPerEvent } = await rawPipe({
     kafka,
     input,
     output: rawChannel(dc, 'notify.web'),
@@ -362,13 +374,15 @@ async function rawRouterPipe(
     partitions: EVENT_PARTITIONS,
     produce: (messages) => requests(messages.flatMap((m) => outputs.get(m.key!.toString('utf8')) ?? [])),
   });
-  return { eventsPerSecond, outputs: outputCount };
+  return { eventsPerSecond, cpuUsPerEvent, outputs: outputCount };
 }
 
 interface RouterProcess {
   /** `env`: settings on top of the production defaults, for this start only. */
   start(env?: Record<string, string>): Promise<void>;
   stop(): Promise<void>;
+  /** CPU ms the running router has used so far. */
+  cpuMs(): Promise<number>;
 }
 
 /** The router as it runs in production: its default settings, only its datacenter and schema are the bench's. */
@@ -400,6 +414,10 @@ function routerProcess(dc: string, schema: string): RouterProcess {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       await exited;
+    },
+    async cpuMs() {
+      if (!child?.pid) throw new Error('the router is not running');
+      return childCpuMs(child.pid);
     },
   };
 }
@@ -719,7 +737,7 @@ async function routerPass(
   router: RouterProcess,
   inputTotal: number,
   env: Record<string, string> = {},
-): Promise<{ ms: number; outputs: number; trail: number }> {
+): Promise<{ ms: number; cpuUsPerEvent: number; outputs: number; trail: number }> {
   const channels = CHANNELS.map((s) => topicFor(dc, s));
   const status = [topicFor(dc, 'notify.status')];
   return withAdmin(kafka, async (admin) => {
@@ -731,15 +749,20 @@ async function routerPass(
       failed = err;
     });
     let started = 0;
+    let cpuAtStart = 0;
     while (!started) {
       if (failed) throw failed;
-      if ((await endTotal(admin, channels)) > before) started = performance.now();
-      else await new Promise((r) => setTimeout(r, 10));
+      if ((await endTotal(admin, channels)) > before) {
+        started = performance.now();
+        cpuAtStart = await router.cpuMs();
+      } else await new Promise((r) => setTimeout(r, 10));
     }
     const done = await committedAll(kafka, 'router', topicFor(dc, 'notify.event'), inputTotal);
+    const cpuAtEnd = await router.cpuMs();
     await starting;
     return {
       ms: done - started,
+      cpuUsPerEvent: ((cpuAtEnd - cpuAtStart) * 1000) / EVENTS,
       outputs: (await endTotal(admin, channels)) - before,
       trail: (await endTotal(admin, status)) - trailBefore,
     };

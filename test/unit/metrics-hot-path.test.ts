@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Histogram, Registry } from 'prom-client';
-import { HotHistogram } from '../../libs/metrics/hot-histogram.ts';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { HotHistogram, tallied } from '../../libs/metrics/hot-path.ts';
 
 const options = { name: 'x_seconds', help: 'Time per record', buckets: [0.001, 0.01, 0.1, 1] };
 
@@ -36,4 +36,28 @@ test('one instance per registry and name, so runtimes sharing a registry share t
   const registry = new Registry();
   const first = HotHistogram.on(registry, { ...options, labelName: 'group' });
   assert.equal(HotHistogram.on(registry, { ...options, labelName: 'group' }), first);
+});
+
+test('a tallied counter scrapes as a prom-client Counter incremented the same times', async () => {
+  const config = { name: 'y_total', help: 'Decisions', labelNames: ['channel', 'reason'] as const };
+  const reference = new Registry();
+  const counter = new Counter({ ...config, registers: [reference] });
+  const registry = new Registry();
+  const fast = tallied(registry, config);
+  const incs = [
+    ['web', ''],
+    ['email', 'channel-off'],
+    ['web', ''],
+    ['push', 'unknown-recipient'],
+  ] as const;
+  for (const [channel, reason] of incs) {
+    counter.inc({ channel, reason });
+    fast.inc(channel, reason);
+  }
+  assert.equal(await registry.metrics(), await reference.metrics());
+  // Tallies are added once: a second scrape, and increments after it, add up as they should.
+  assert.equal(await registry.metrics(), await reference.metrics());
+  counter.inc({ channel: 'web', reason: '' });
+  fast.inc('web', '');
+  assert.equal(await registry.metrics(), await reference.metrics());
 });
