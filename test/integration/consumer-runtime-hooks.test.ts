@@ -338,6 +338,52 @@ describe('consumer runtime hooks', () => {
     assert.deepEqual([...handled].sort(), [...ids].sort(), 'after the hold, every record was handled once');
   });
 
+  test('prepareSlice: a stop while the next slice is being prepared handles none of it; a restart handles the rest, each record once', async () => {
+    const dc = await newDc();
+    const source = topicFor(dc, 'notify.event');
+    const ids = Array.from({ length: 9 }, (_, i) => `e${i}`);
+    await sendEvents(dc, ids);
+
+    const secondSliceAsked = Promise.withResolvers<void>();
+    const releaseSecondSlice = Promise.withResolvers<void>();
+    let prepares = 0;
+    const handled: string[] = [];
+    const first = runtimeFor<'notify.event', undefined>(
+      dc,
+      'notify.event',
+      {
+        async prepareBatch() {
+          if (++prepares === 2) {
+            secondSliceAsked.resolve();
+            await releaseSecondSlice.promise;
+          }
+          return undefined;
+        },
+        handle(record) {
+          handled.push(record.value.event_id);
+        },
+      },
+      { prepareSlice: 3 },
+    );
+    await first.start();
+    // The second slice's look-up started before the first slice was handled, and hangs: stop now,
+    // and let the look-up answer once the stop is under way.
+    await secondSliceAsked.promise;
+    const stopped = first.stop();
+    releaseSecondSlice.resolve();
+    await stopped;
+    assert.deepEqual(handled, ['e0', 'e1', 'e2'], 'only the first slice was handled');
+
+    const rest: string[] = [];
+    const second = runtimeFor(dc, 'notify.event', {
+      handle(record) {
+        rest.push(record.value.event_id);
+      },
+    });
+    await runUntilCommitted(second, source, ids.length);
+    assert.deepEqual([...rest].sort(), ids.slice(3).sort(), 'the restart handled the rest, none twice');
+  });
+
   test('a tombstone on a compacted stream reaches handleTombstone with its key', async () => {
     const dc = await newDc();
     await producer.send({
